@@ -1,0 +1,1 @@
+"""Outgoing messages: rendering, channels, and the send ledger around them."""

@@ -1,0 +1,3 @@
+from pingan.cli import main
+
+raise SystemExit(main())

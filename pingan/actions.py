@@ -1,0 +1,154 @@
+"""Commands people give (a crew acknowledging, a crew finishing). Each validates the
+move with the pure lifecycle, then writes the change, its audit row and its event in
+one transaction. HTTP today; SMS replies and signed links call the same functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from pingan.assignments import AssignmentState, CrewAction, TransitionRefused, next_state
+from pingan.crews import Crew
+from pingan.reports import ReportDraft
+from pingan.store import Store, emit, record_audit
+from pingan.store.schema import assignments, crews, reports
+from streams import topics
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class CrewActionResult:
+    assignment_id: int
+    incident_id: int
+    state: str
+
+
+def apply_crew_action(
+    store: Store, assignment_id: int, action: CrewAction, actor: str, now: datetime
+) -> CrewActionResult:
+    """Raises NotFound or TransitionRefused (with the reason) and writes nothing then."""
+    with store.transaction() as conn:
+        row = conn.execute(
+            select(assignments.c.state, assignments.c.incident_id)
+            .where(assignments.c.id == assignment_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"assignment {assignment_id} does not exist")
+        try:
+            new = next_state(row.state, action)
+        except TransitionRefused:
+            record_audit(
+                conn,
+                now,
+                actor,
+                f"assignment.{action.value}.refused",
+                "assignment",
+                assignment_id,
+                {"state": row.state},
+            )
+            raise
+        values: dict[str, object] = {"state": new.value, "updated_at": now}
+        if new is AssignmentState.ACKNOWLEDGED:
+            values["acknowledged_at"] = now
+        elif new is AssignmentState.DONE:
+            values["done_at"] = now
+        conn.execute(update(assignments).where(assignments.c.id == assignment_id).values(**values))
+        record_audit(
+            conn,
+            now,
+            actor,
+            f"assignment.{new.value}",
+            "assignment",
+            assignment_id,
+            {"from": row.state, "incident_id": row.incident_id},
+        )
+        emit(
+            conn,
+            topics.CREW_EVENTS,
+            str(row.incident_id),
+            {
+                "type": f"assignment.{new.value}",
+                "assignment_id": assignment_id,
+                "incident_id": row.incident_id,
+            },
+            now,
+        )
+    return CrewActionResult(assignment_id, row.incident_id, new.value)
+
+
+def accept_report(store: Store, draft: ReportDraft, source: str, actor: str, now: datetime) -> int:
+    """Persist a validated report and announce it, in one transaction: once this
+    returns, the report survives any crash and will be processed."""
+    with store.transaction() as conn:
+        report_id = conn.execute(
+            reports.insert().values(
+                received_at=now,
+                source=source,
+                service_code=draft.service_code,
+                lat=draft.lat,
+                lon=draft.lon,
+                address=draft.address,
+                description=draft.description,
+                media_url=draft.media_url,
+                contact=draft.contact,
+            )
+        ).inserted_primary_key[0]
+        record_audit(
+            conn,
+            now,
+            actor,
+            "report.accepted",
+            "report",
+            report_id,
+            {"service_code": draft.service_code, "source": source},
+        )
+        emit(
+            conn,
+            topics.REPORTS,
+            draft.service_code,
+            {"type": "report.accepted", "report_id": report_id},
+            now,
+        )
+    return int(report_id)
+
+
+def sync_roster(store: Store, roster: list[Crew], now: datetime) -> int:
+    """Make the crews table match the roster file; changes are audited. Crews no longer
+    in the file stay (assignments point at them) but lose their skills."""
+    changed = 0
+    with store.transaction() as conn:
+        current = {row.id: row for row in conn.execute(select(crews)).all()}
+        listed = set()
+        for crew in roster:
+            listed.add(crew.id)
+            values = {
+                "name": crew.name,
+                "leader": crew.leader,
+                "phone": crew.phone,
+                "skills": list(crew.skills),
+                "unit": crew.unit,
+                "home_lat": crew.home_lat,
+                "home_lon": crew.home_lon,
+                "capacity": crew.capacity,
+            }
+            old = current.get(crew.id)
+            if old is None:
+                conn.execute(crews.insert().values(id=crew.id, **values))
+            elif any(getattr(old, k) != v for k, v in values.items()):
+                conn.execute(update(crews).where(crews.c.id == crew.id).values(**values))
+            else:
+                continue
+            changed += 1
+            record_audit(conn, now, "roster", "crew.upserted", "crew", crew.id, {})
+        for crew_id in set(current) - listed:
+            if current[crew_id].skills:
+                conn.execute(update(crews).where(crews.c.id == crew_id).values(skills=[]))
+                record_audit(conn, now, "roster", "crew.retired", "crew", crew_id, {})
+                changed += 1
+    return changed

@@ -1,0 +1,66 @@
+"""The dispatcher and crew API under /api/ (bearer token required, see app.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from pingan import queries
+from pingan.actions import NotFound, apply_crew_action
+from pingan.assignments import CrewAction, TransitionRefused
+from pingan.clock import utcnow
+from pingan.http.app import ctx, json_error
+from pingan.incidents import IncidentStatus
+
+STATUSES = {s.value for s in IncidentStatus}
+
+
+def _int_id(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound(reason=f"{name} {raw!r} not found")
+    return int(raw)
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    status = request.query.get("status")
+    if status and status not in STATUSES:
+        return json_error(400, f"status: {status!r} is not one of {', '.join(sorted(STATUSES))}")
+    with ctx(request).store.read() as conn:
+        return web.json_response({"incidents": queries.list_incidents(conn, status)})
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    incident_id = _int_id(request, "id")
+    with ctx(request).store.read() as conn:
+        found = queries.get_incident(conn, incident_id)
+    if found is None:
+        return json_error(404, f"incident {incident_id} not found")
+    return web.json_response(found)
+
+
+def _crew_action(action: CrewAction):  # type: ignore[no-untyped-def]
+    async def handler(request: web.Request) -> web.Response:
+        assignment_id = _int_id(request, "id")
+        store = ctx(request).store
+        try:
+            result = await asyncio.to_thread(
+                apply_crew_action, store, assignment_id, action, "api", utcnow()
+            )
+        except NotFound as exc:
+            return json_error(404, str(exc))
+        except TransitionRefused as exc:
+            return json_error(409, f"assignment {assignment_id}: {exc}")
+        return web.json_response(
+            {"id": result.assignment_id, "incident_id": result.incident_id, "state": result.state}
+        )
+
+    return handler
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/incidents", list_incidents)
+    app.router.add_get("/api/incidents/{id}", get_incident)
+    app.router.add_post("/api/assignments/{id}/ack", _crew_action(CrewAction.ACK))
+    app.router.add_post("/api/assignments/{id}/done", _crew_action(CrewAction.DONE))

@@ -1,0 +1,95 @@
+"""The HTTP shell: Open311 intake, the dispatcher/crew API, health. Handlers parse,
+call the core or a command in pingan/actions.py, and format; nothing else."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from pingan.settings import Settings
+from pingan.store import Store
+from playbooks.matcher import PlaybookIndex
+
+log = logging.getLogger("pingan.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Bodies larger than this are refused before they are read (a report is a few KB).
+MAX_BODY = 64 * 1024
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    playbooks: PlaybookIndex
+    api_tokens: tuple[str, ...]
+    open311_keys: tuple[str, ...]
+
+
+CONTEXT = web.AppKey("context", Context)
+
+
+def ctx(request: web.Request) -> Context:
+    return request.app[CONTEXT]
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def token_ok(presented: str, accepted: tuple[str, ...]) -> bool:
+    # Compare against every token so timing says nothing about which one nearly matched.
+    found = False
+    for token in accepted:
+        found |= hmac.compare_digest(presented.encode(), token.encode())
+    return found
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """No stack trace ever reaches a client: unknown failures become a short 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return json_error(exc.status, exc.reason)
+        raise
+    except Exception:
+        log.exception("unhandled error method=%s path=%s", request.method, request.path)
+        return json_error(500, "internal error; it has been logged")
+
+
+@web.middleware
+async def api_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/api/"):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token_ok(token.strip(), ctx(request).api_tokens):
+            response = json_error(401, "missing or invalid bearer token")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="pingan"'
+            return response
+    return await handler(request)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    from pingan.store import component_state
+
+    worker = component_state(ctx(request).store, "worker")
+    return web.json_response({"status": "ok", "worker": worker or "unknown"})
+
+
+def build_http_app(context: Context) -> web.Application:
+    from pingan.http import api, open311
+
+    app = web.Application(
+        middlewares=[errors_middleware, api_auth_middleware], client_max_size=MAX_BODY
+    )
+    app[CONTEXT] = context
+    app.router.add_get("/healthz", healthz)
+    open311.add_routes(app)
+    api.add_routes(app)
+    return app

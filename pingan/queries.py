@@ -1,0 +1,102 @@
+"""Read models for the API: incidents with their reports, assignments and history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from pingan.privacy import mask_phone
+from pingan.store import as_utc
+from pingan.store.schema import assignments, crews, incident_history, incidents, reports
+
+
+def _iso(value: datetime | None) -> str | None:
+    return as_utc(value).isoformat() if value else None  # type: ignore[union-attr]
+
+
+def _incident_summary(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": row.status,
+        "category": row.category,
+        "level": row.level,
+        "playbook": {"id": row.playbook_id, "version": row.playbook_version},
+        "location": {"lat": row.lat, "long": row.lon},
+        "unstaffed": bool(row.unstaffed),
+        "opened_at": _iso(row.opened_at),
+        "updated_at": _iso(row.updated_at),
+        "resolved_at": _iso(row.resolved_at),
+    }
+
+
+def list_incidents(conn: Connection, status: str | None = None, limit: int = 500) -> list[dict]:
+    query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(incidents.c.status == status)
+    return [_incident_summary(r) for r in conn.execute(query).all()]
+
+
+def report_view(row: Any) -> dict[str, Any]:
+    """A report as the API shows it: the caller's phone masked."""
+    contact = dict(row.contact or {})
+    if "phone" in contact:
+        contact["phone"] = mask_phone(contact["phone"])
+    return {
+        "id": row.id,
+        "service_request_id": str(row.id),
+        "source": row.source,
+        "service_code": row.service_code,
+        "location": {"lat": row.lat, "long": row.lon},
+        "address": row.address,
+        "description": row.description,
+        "received_at": _iso(row.received_at),
+        "contact": contact,
+        "incident_id": row.incident_id,
+    }
+
+
+def get_incident(conn: Connection, incident_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    if row is None:
+        return None
+    out = _incident_summary(row)
+    out["reports"] = [
+        report_view(r)
+        for r in conn.execute(
+            select(reports).where(reports.c.incident_id == incident_id).order_by(reports.c.id)
+        ).all()
+    ]
+    out["assignments"] = [
+        {
+            "id": a.id,
+            "crew": {"id": a.crew_id, "name": a.name},
+            "skill": a.skill,
+            "state": a.state,
+            "why": a.why,
+            "ack_due_at": _iso(a.ack_due_at),
+            "created_at": _iso(a.created_at),
+            "acknowledged_at": _iso(a.acknowledged_at),
+            "done_at": _iso(a.done_at),
+        }
+        for a in conn.execute(
+            select(assignments, crews.c.name)
+            .join(crews, crews.c.id == assignments.c.crew_id)
+            .where(assignments.c.incident_id == incident_id)
+            .order_by(assignments.c.id)
+        ).all()
+    ]
+    out["history"] = [
+        {"at": _iso(h.at), "from": h.from_status, "to": h.to_status, "reason": h.reason}
+        for h in conn.execute(
+            select(incident_history)
+            .where(incident_history.c.incident_id == incident_id)
+            .order_by(incident_history.c.id)
+        ).all()
+    ]
+    return out
+
+
+def get_report(conn: Connection, report_id: int) -> Any | None:
+    return conn.execute(select(reports).where(reports.c.id == report_id)).first()

@@ -1,0 +1,267 @@
+"""`pingan run`: the whole system in one command.
+
+Starts, in order: the database schema and roster, the embedded broker (unless
+PINGAN_KAFKA_URL names one), the topics, the Faust worker as a child process, the
+outbox relay and the HTTP server in this process. Prints one "ready" line when it can
+take traffic. SIGINT/SIGTERM stop everything in reverse order and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from pingan.actions import sync_roster
+from pingan.clock import utcnow
+from pingan.crews import RosterError, load_roster
+from pingan.http.app import Context, build_http_app
+from pingan.runtime.broker import (
+    BrokerError,
+    EmbeddedBroker,
+    ensure_topics,
+    resolve_broker_bin,
+    start_embedded_broker,
+)
+from pingan.runtime.children import spawn, stop
+from pingan.runtime.relay import OutboxRelay
+from pingan.runtime.secrets import tokens_or_generated
+from pingan.settings import Settings
+from pingan.store import Store, component_state, mark_component
+from playbooks.loader import PlaybookError, load_playbooks
+from playbooks.matcher import PlaybookIndex
+from streams import topics
+
+log = logging.getLogger("pingan.run")
+WORKER_READY_TIMEOUT_S = 90
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+@dataclass
+class Running:
+    """What `run` hands to an optional scenario (the demo) once it is ready."""
+
+    settings: Settings
+    base_url: str
+    api_token: str
+    open311_key: str
+    store: Store
+
+
+Scenario = Callable[[Running], Awaitable[None]]
+
+
+def bootstrap_of(kafka_url: str) -> str:
+    return kafka_url.split("://", 1)[-1]
+
+
+def _worker_env(settings: Settings, bootstrap: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(settings.env())
+    env["PINGAN_KAFKA_URL"] = bootstrap
+    env["PINGAN_DATABASE_URL"] = settings.effective_database_url
+    return env
+
+
+def _spawn_worker(settings: Settings, bootstrap: str) -> subprocess.Popen[bytes]:
+    log_path = settings.data_dir / "worker.log"
+    return spawn(
+        [sys.executable, "-m", "pingan", "worker"], _worker_env(settings, bootstrap), log_path
+    )
+
+
+async def _wait_worker_ready(store: Store, worker: subprocess.Popen[bytes], log_hint: str) -> None:
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise StartupError(f"worker exited with code {worker.returncode}; see {log_hint}")
+        if await asyncio.to_thread(component_state, store, "worker") == "ready":
+            return
+        await asyncio.sleep(0.2)
+    raise StartupError(f"worker not ready after {WORKER_READY_TIMEOUT_S}s; see {log_hint}")
+
+
+async def run(
+    settings: Settings,
+    scenario: Scenario | None = None,
+    exit_after_scenario: bool = False,
+    start_worker: bool = True,
+) -> int:
+    """Returns the process exit code. `start_worker=False` is `pingan http` in the
+    scaled deployment, where workers run as their own services."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        playbooks = load_playbooks(settings.playbooks_dir)
+        roster = load_roster(settings.roster_file)
+    except (PlaybookError, RosterError) as exc:
+        print(f"pingan: cannot start:\n{exc}", file=sys.stderr)
+        return 2
+    store = Store(settings.effective_database_url)
+    store.create_schema()
+    sync_roster(store, roster, utcnow())
+    api_tokens, api_generated = tokens_or_generated(
+        settings.api_tokens, settings.data_dir, "api_token"
+    )
+    keys, key_generated = tokens_or_generated(
+        settings.open311_keys, settings.data_dir, "open311_key"
+    )
+
+    broker: EmbeddedBroker | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    relay: OutboxRelay | None = None
+    runner: web.AppRunner | None = None
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    tasks: list[asyncio.Task[None]] = []
+    exit_code = 0
+    try:
+        if settings.kafka_url:
+            bootstrap = bootstrap_of(settings.kafka_url)
+        else:
+            binary = resolve_broker_bin(settings.broker_bin)
+            broker = await asyncio.to_thread(
+                start_embedded_broker, binary, settings.data_dir / "broker.log"
+            )
+            bootstrap = broker.bootstrap
+        await asyncio.to_thread(ensure_topics, bootstrap, topics.ALL, settings.topic_partitions)
+
+        if start_worker:
+            mark_component(store, "worker", "starting")
+            worker = _spawn_worker(settings, bootstrap)
+
+        relay = OutboxRelay(store, bootstrap)
+        # A fresh embedded broker has no topics' contents: publish again whatever no
+        # consumer has processed yet. Against a durable Kafka this costs duplicates only.
+        await asyncio.to_thread(relay.requeue_unprocessed)
+        tasks.append(
+            asyncio.create_task(
+                relay.run(stopping, settings.relay_interval_s, settings.redeliver_after_s)
+            )
+        )
+
+        context = Context(settings, store, PlaybookIndex(playbooks.values()), api_tokens, keys)
+        runner = web.AppRunner(build_http_app(context), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.http_host, settings.http_port)
+        await site.start()
+        port = runner.addresses[0][1]
+        base_url = f"http://{settings.http_host}:{port}"
+
+        if worker is not None:
+            await _wait_worker_ready(store, worker, str(settings.data_dir / "worker.log"))
+        _print_ready(
+            settings,
+            base_url,
+            bootstrap,
+            broker is not None,
+            api_tokens[0] if api_generated else None,
+            keys[0] if key_generated else None,
+        )
+
+        if scenario:
+            running = Running(settings, base_url, api_tokens[0], keys[0], store)
+            tasks.append(
+                asyncio.create_task(
+                    _scenario_then(scenario, running, stopping if exit_after_scenario else None)
+                )
+            )
+
+        worker = await _watch(stopping, settings, bootstrap, worker, broker)
+        if broker is not None and not broker.alive():
+            exit_code = 1
+    except (BrokerError, StartupError) as exc:
+        log.error("cannot start: %s", exc)
+        print(f"pingan: cannot start: {exc}", file=sys.stderr)
+        exit_code = 1
+    finally:
+        stopping.set()
+        for task in tasks:
+            try:
+                await asyncio.wait_for(task, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+            except Exception as exc:
+                log.error("task ended with error: %s", exc)
+                exit_code = exit_code or 1
+        if runner is not None:
+            await runner.cleanup()
+        if worker is not None:
+            await asyncio.to_thread(stop, worker, 20)
+        if relay is not None:
+            await asyncio.to_thread(relay.close)
+        if broker is not None:
+            await asyncio.to_thread(broker.stop)
+        if start_worker:
+            mark_component(store, "worker", "stopped")
+        store.dispose()
+        log.info("stopped exit_code=%d", exit_code)
+    return exit_code
+
+
+async def _scenario_then(
+    scenario: Scenario, running: Running, stop_after: asyncio.Event | None
+) -> None:
+    try:
+        await scenario(running)
+    finally:
+        if stop_after is not None:
+            stop_after.set()
+
+
+async def _watch(
+    stopping: asyncio.Event,
+    settings: Settings,
+    bootstrap: str,
+    worker: subprocess.Popen[bytes] | None,
+    broker: EmbeddedBroker | None,
+) -> subprocess.Popen[bytes] | None:
+    """Until asked to stop: restart a worker that died (with backoff); stop if the
+    embedded broker died, since its topics are gone with it."""
+    backoff = 1.0
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=0.5)
+        if broker is not None and not broker.alive():
+            log.error("embedded broker exited code=%s; stopping", broker.proc.returncode)
+            return worker
+        if worker is not None and worker.poll() is not None and not stopping.is_set():
+            log.error("worker exited code=%s; restarting in %.0fs", worker.returncode, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30)
+            worker = _spawn_worker(settings, bootstrap)
+    return worker
+
+
+def _print_ready(
+    settings: Settings,
+    base_url: str,
+    bootstrap: str,
+    embedded: bool,
+    new_token: str | None,
+    new_key: str | None,
+) -> None:
+    where = "embedded" if embedded else "external"
+    print(
+        f"ready: {base_url}  (broker {bootstrap} {where}, database "
+        f"{settings.effective_database_url})",
+        flush=True,
+    )
+    if new_token:
+        print(f"  API token (Authorization: Bearer …): {new_token}", flush=True)
+    if new_key:
+        print(f"  Open311 api_key: {new_key}", flush=True)
+    print("  Ctrl-C stops everything.", flush=True)

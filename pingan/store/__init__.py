@@ -1,0 +1,23 @@
+"""The relational store: schema, engine, and the transactional helpers every shell uses."""
+
+from pingan.store.db import (
+    Store,
+    as_utc,
+    claim_event,
+    component_state,
+    emit,
+    mark_component,
+    new_event_id,
+    record_audit,
+)
+
+__all__ = [
+    "Store",
+    "as_utc",
+    "claim_event",
+    "component_state",
+    "emit",
+    "mark_component",
+    "new_event_id",
+    "record_audit",
+]

@@ -1,0 +1,165 @@
+"""Engine set-up and the three writes every state change is made of: the change itself,
+an audit row, and an outbox event announcing it, all in one transaction."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from pingan.store import schema
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Store:
+    """One engine per process. SQLite runs in WAL mode so the HTTP process and the
+    worker process can read while the other writes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.removeprefix("sqlite:///")
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False}
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            # Take the write lock at BEGIN, so two processes never deadlock upgrading
+            # read locks to write locks half-way through a transaction.
+            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            # Readers take no lock at all: WAL gives them a consistent snapshot.
+            self.read_engine: Engine = create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False}
+            )
+            event.listen(self.read_engine, "connect", _sqlite_pragmas)
+            event.listen(self.read_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+            self.read_engine = self.engine
+
+    def create_schema(self) -> None:
+        schema.metadata.create_all(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.read_engine.connect() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self.read_engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling would BEGIN DEFERRED behind our back.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def emit(
+    conn: Connection,
+    topic: str,
+    key: str,
+    payload: dict[str, Any],
+    now: datetime,
+    event_id: str | None = None,
+) -> str:
+    """Queue an event in the outbox, inside the caller's transaction."""
+    event_id = event_id or new_event_id()
+    body = {"event_id": event_id, "at": now.isoformat(), **payload}
+    conn.execute(
+        insert(schema.outbox).values(
+            event_id=event_id, topic=topic, key=key, payload=body, created_at=now
+        )
+    )
+    return event_id
+
+
+def record_audit(
+    conn: Connection,
+    now: datetime,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str | int,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        insert(schema.audit).values(
+            at=now,
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=str(entity_id),
+            detail=detail or {},
+        )
+    )
+
+
+def claim_event(conn: Connection, consumer: str, event_id: str, now: datetime) -> bool:
+    """True the first time `consumer` sees `event_id`; False for a redelivery.
+
+    Called inside the consumer's transaction, so the claim commits with the effects
+    or not at all."""
+    seen = conn.execute(
+        select(schema.processed_events.c.event_id).where(
+            schema.processed_events.c.event_id == event_id,
+            schema.processed_events.c.consumer == consumer,
+        )
+    ).first()
+    if seen:
+        return False
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(schema.processed_events).values(event_id=event_id, consumer=consumer, at=now)
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def mark_component(store: Store, name: str, state: str, now: datetime | None = None) -> None:
+    """Record that a process of this deployment is up (or going down)."""
+    at = now or datetime.now(UTC)
+    with store.transaction() as conn:
+        conn.execute(delete(schema.components).where(schema.components.c.name == name))
+        conn.execute(
+            insert(schema.components).values(name=name, pid=os.getpid(), state=state, updated_at=at)
+        )
+
+
+def component_state(store: Store, name: str) -> str | None:
+    with store.read() as conn:
+        return conn.execute(
+            select(schema.components.c.state).where(schema.components.c.name == name)
+        ).scalar_one_or_none()

@@ -1,0 +1,178 @@
+"""Tables of the system of record (SQLite by default, PostgreSQL when configured).
+
+The broker may lose its topics (the embedded one keeps them in memory); these tables
+may not. Every accepted input and every state change lands here first.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(32), nullable=False),  # open311, sms, operator
+    Column("service_code", String(64), nullable=False),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("address", Text),
+    Column("description", Text, nullable=False, default=""),
+    Column("media_url", Text),
+    Column("contact", JSON, nullable=False, default=dict),  # phone/email/name, never logged
+    Column("incident_id", Integer, ForeignKey("incidents.id")),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("category", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("level", String(32), nullable=False),
+    Column("playbook_id", String(128), nullable=False),
+    Column("playbook_version", Integer, nullable=False),
+    # The playbook as it was when the incident opened: editing the file later never
+    # changes what a running incident does.
+    Column("playbook_snapshot", JSON, nullable=False),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("unstaffed", Integer, nullable=False, default=0),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+)
+
+incident_history = Table(
+    "incident_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("from_status", String(32)),
+    Column("to_status", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+crews = Table(
+    "crews",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("leader", String(128), nullable=False, default=""),
+    Column("phone", String(32), nullable=False, default=""),
+    Column("skills", JSON, nullable=False),
+    Column("unit", String(64), nullable=False, default=""),
+    Column("home_lat", Float, nullable=False),
+    Column("home_lon", Float, nullable=False),
+    Column("capacity", Integer, nullable=False, default=1),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("crew_id", String(64), ForeignKey("crews.id"), nullable=False, index=True),
+    Column("skill", String(64), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("why", Text, nullable=False, default=""),
+    Column("ack_due_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("done_at", DateTime(timezone=True)),
+)
+
+# Transactional outbox: written in the same transaction as the state change it
+# announces; the relay publishes it. Rows stay so a fresh broker can be refilled.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("topic", String(128), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True)),
+    Index("ix_outbox_unpublished", "published_at", "id"),
+)
+
+# Idempotency: a consumer records each event id it has applied, in the same
+# transaction as the effects, so a redelivered event is a no-op.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("consumer", String(64), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# The send ledger: one row per (purpose, recipient, channel). Its unique key is what
+# makes "no crew notified twice" hold across redeliveries and restarts.
+sends = Table(
+    "sends",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dedup_key", String(200), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("recipient", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, sent, failed
+    Column("provider_id", String(128)),
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("dedup_key", "channel", name="uq_sends_key_channel"),
+)
+
+# The local outbox channel's mailbox: what would have gone to a phone.
+local_messages = Table(
+    "local_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("recipient", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("entity_id", String(64), nullable=False),
+    Column("detail", JSON, nullable=False, default=dict),
+    Index("ix_audit_entity", "entity", "entity_id"),
+)
+
+# Liveness of the processes of one deployment (the worker reports here).
+components = Table(
+    "components",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("pid", Integer, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,139 @@
+"""The Faust app and its agents. Each agent is a loop that hands one event at a time
+to a handler in streams/handlers.py; nothing else lives here.
+
+Agents run with concurrency=1: faust can commit past an in-flight message with more,
+and we prefer at-least-once delivery plus idempotent handlers."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from alerts.channels.base import Channel
+from pingan.clock import utcnow
+from pingan.settings import Settings
+from pingan.store import Store, mark_component
+from playbooks.matcher import PlaybookIndex
+from streams import handlers, topics
+
+log = logging.getLogger("pingan.streams")
+
+
+def kafka_broker_url(url: str) -> str:
+    return url if "://" in url else f"kafka://{url}"
+
+
+@dataclass
+class Worker:
+    app: faust.App
+    agents: dict[str, Any]
+
+
+async def _apply(store: Store, consumer: str, event: Any, handler: Callable[[Any], Any]) -> None:
+    """Run one handler on one event. A malformed event is rejected (audited, never
+    retried); any other failure is logged and the event left unclaimed, so the relay
+    delivers it again later. Either way the stream keeps moving."""
+    try:
+        if not isinstance(event, dict):
+            raise handlers.BadEvent(f"not a JSON object: {str(event)[:200]!r}")
+        result = handler(event)
+        if inspect.isawaitable(result):
+            await result
+    except handlers.BadEvent as exc:
+        log.error("agent=%s rejected event: %s", consumer, exc)
+        handlers.reject_event(store, consumer, event, str(exc), utcnow())
+    except Exception:
+        log.exception(
+            "agent=%s failed on event=%s (will be redelivered)",
+            consumer,
+            event.get("event_id") if isinstance(event, dict) else None,
+        )
+
+
+def build_app(
+    settings: Settings,
+    store: Store,
+    index: PlaybookIndex,
+    channel: Channel,
+    app_id: str = "pingan",
+) -> Worker:
+    app = faust.App(
+        app_id,
+        broker=kafka_broker_url(settings.kafka_url or "127.0.0.1:9092"),
+        store="memory://",
+        web_enabled=False,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=1.0,
+        broker_max_poll_interval=30.0,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        producer_acks=-1,
+    )
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, value_serializer="json", partitions=settings.topic_partitions)
+
+    @app.agent(topic(topics.REPORTS), concurrency=1)
+    async def incidents_from_reports(stream: faust.StreamT) -> Any:
+        async for event in stream:
+            await _apply(
+                store,
+                "incidents",
+                event,
+                lambda e: handlers.handle_report_accepted(store, index, e, utcnow()),
+            )
+            yield event
+
+    @app.agent(topic(topics.INCIDENTS), concurrency=1)
+    async def dispatch(stream: faust.StreamT) -> Any:
+        async for event in stream:
+            await _apply(
+                store,
+                "dispatch",
+                event,
+                lambda e: handlers.handle_incident_event(store, e, utcnow()),
+            )
+            yield event
+
+    @app.agent(topic(topics.NOTIFICATIONS), concurrency=1)
+    async def notify_crews(stream: faust.StreamT) -> Any:
+        async for event in stream:
+            await _apply(
+                store,
+                "notify",
+                event,
+                lambda e: handlers.handle_crew_notification(store, channel, e, utcnow()),
+            )
+            yield event
+
+    @app.agent(topic(topics.CREW_EVENTS), concurrency=1)
+    async def incident_progress(stream: faust.StreamT) -> Any:
+        async for event in stream:
+            await _apply(
+                store,
+                "incident-progress",
+                event,
+                lambda e: handlers.handle_crew_event(store, e, utcnow()),
+            )
+            yield event
+
+    @app.on_rebalance_complete.connect
+    async def _report_ready(sender: Any, **kwargs: Any) -> None:
+        mark_component(store, "worker", "ready")
+        log.info("worker ready: partitions assigned")
+
+    return Worker(
+        app,
+        {
+            "incidents": incidents_from_reports,
+            "dispatch": dispatch,
+            "notify": notify_crews,
+            "incident-progress": incident_progress,
+        },
+    )

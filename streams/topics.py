@@ -1,0 +1,11 @@
+"""Topic names, one per arrow of the architecture picture. Keys are chosen so that
+everything about one incident lands on one partition."""
+
+from __future__ import annotations
+
+REPORTS = "pingan.reports"  # a citizen report was accepted
+INCIDENTS = "pingan.incidents"  # an incident opened (or changed and needs dispatch)
+NOTIFICATIONS = "pingan.notifications"  # a message to a crew must go out
+CREW_EVENTS = "pingan.crew-events"  # a crew acknowledged / finished an assignment
+
+ALL = (REPORTS, INCIDENTS, NOTIFICATIONS, CREW_EVENTS)
