@@ -32,6 +32,7 @@ def apply_crew_action(
     store: Store, assignment_id: int, action: CrewAction, actor: str, now: datetime
 ) -> CrewActionResult:
     """Raises NotFound or TransitionRefused (with the reason) and writes nothing then."""
+    refused: TransitionRefused | None = None
     with store.transaction() as conn:
         row = conn.execute(
             select(assignments.c.state, assignments.c.incident_id)
@@ -42,7 +43,39 @@ def apply_crew_action(
             raise NotFound(f"assignment {assignment_id} does not exist")
         try:
             new = next_state(row.state, action)
-        except TransitionRefused:
+        except TransitionRefused as exc:
+            refused = exc
+        else:
+            values: dict[str, object] = {"state": new.value, "updated_at": now}
+            if new is AssignmentState.ACKNOWLEDGED:
+                values["acknowledged_at"] = now
+            elif new is AssignmentState.DONE:
+                values["done_at"] = now
+            conn.execute(
+                update(assignments).where(assignments.c.id == assignment_id).values(**values)
+            )
+            record_audit(
+                conn,
+                now,
+                actor,
+                f"assignment.{new.value}",
+                "assignment",
+                assignment_id,
+                {"from": row.state, "incident_id": row.incident_id},
+            )
+            emit(
+                conn,
+                topics.CREW_EVENTS,
+                str(row.incident_id),
+                {
+                    "type": f"assignment.{new.value}",
+                    "assignment_id": assignment_id,
+                    "incident_id": row.incident_id,
+                },
+                now,
+            )
+    if refused is not None:
+        with store.transaction() as conn:
             record_audit(
                 conn,
                 now,
@@ -50,35 +83,9 @@ def apply_crew_action(
                 f"assignment.{action.value}.refused",
                 "assignment",
                 assignment_id,
-                {"state": row.state},
+                {"state": row.state, "reason": str(refused)},
             )
-            raise
-        values: dict[str, object] = {"state": new.value, "updated_at": now}
-        if new is AssignmentState.ACKNOWLEDGED:
-            values["acknowledged_at"] = now
-        elif new is AssignmentState.DONE:
-            values["done_at"] = now
-        conn.execute(update(assignments).where(assignments.c.id == assignment_id).values(**values))
-        record_audit(
-            conn,
-            now,
-            actor,
-            f"assignment.{new.value}",
-            "assignment",
-            assignment_id,
-            {"from": row.state, "incident_id": row.incident_id},
-        )
-        emit(
-            conn,
-            topics.CREW_EVENTS,
-            str(row.incident_id),
-            {
-                "type": f"assignment.{new.value}",
-                "assignment_id": assignment_id,
-                "incident_id": row.incident_id,
-            },
-            now,
-        )
+        raise refused
     return CrewActionResult(assignment_id, row.incident_id, new.value)
 
 

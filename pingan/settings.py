@@ -124,13 +124,14 @@ class Settings:
         return out
 
 
-def _coerce(name: str, kind: Any, raw: Any, origin: str) -> Any:
+def _coerce(name: str, kind: str, raw: Any, origin: str) -> Any:
+    """`kind` is the field's annotation as text (this module defers annotations)."""
     try:
-        if kind is Path or kind == "Path":
+        if kind == "Path":
             return Path(str(raw))
-        if kind is int or kind == "int":
+        if kind == "int":
             return int(raw)
-        if kind is float or kind == "float":
+        if kind == "float":
             return float(raw)
         if kind == "tuple[str, ...]":
             items = raw if isinstance(raw, list) else str(raw).split(",")
@@ -159,9 +160,9 @@ def load_settings(
     for name, f in known.items():
         env_name = f"PINGAN_{name.upper()}"
         if env_name in environ:
-            values[name] = _coerce(name, f.type, environ[env_name], env_name)
+            values[name] = _coerce(name, str(f.type), environ[env_name], env_name)
         elif name in from_file:
-            values[name] = _coerce(name, f.type, from_file[name], str(path))
+            values[name] = _coerce(name, str(f.type), from_file[name], str(path))
     return Settings(**values)
 
 

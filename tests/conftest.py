@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from pingan.actions import sync_roster
+from pingan.crews import load_roster
+from pingan.settings import PACKAGE_ROOT, PROJECT_ROOT
+from pingan.store import Store
+from playbooks.loader import load_playbooks
+from playbooks.matcher import PlaybookIndex
+
+NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+PLAYBOOKS_DIR = PROJECT_ROOT / "playbooks"
+ROSTER = PACKAGE_ROOT / "data" / "roster.yaml"
+POSTGRES_URL = os.environ.get("PINGAN_TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(scope="session")
+def index() -> PlaybookIndex:
+    return PlaybookIndex(load_playbooks(PLAYBOOKS_DIR).values())
+
+
+def _postgres_store() -> Iterator[Store]:
+    """A fresh database on the test PostgreSQL server, dropped afterwards."""
+    name = f"pingan_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    store = Store(url)
+    store.create_schema()
+    try:
+        yield store
+    finally:
+        store.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The store on both databases we support. PostgreSQL runs where
+    PINGAN_TEST_POSTGRES_URL is set (`make test` starts a local server and sets it)."""
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path / 'test.db'}")
+        s.create_schema()
+        yield s
+        s.dispose()
+        return
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("PINGAN_TEST_POSTGRES_URL is not set in CI")
+        pytest.skip("PINGAN_TEST_POSTGRES_URL not set")
+    yield from _postgres_store()
+
+
+@pytest.fixture
+def staffed_store(store: Store) -> Store:
+    sync_roster(store, load_roster(ROSTER), NOW)
+    return store

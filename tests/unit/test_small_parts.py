@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+
+from alerts.render import crew_assignment_text
+from pingan.privacy import mask_phone
+from pingan.settings import Settings, SettingsError, load_settings
+
+
+@pytest.mark.parametrize(
+    ("phone", "masked"),
+    [("+8613812345678", "+86138****5678"), ("13812345678", "138****5678"), ("12345", "*****")],
+)
+def test_mask_phone(phone: str, masked: str) -> None:
+    assert mask_phone(phone) == masked
+
+
+def test_settings_defaults_work_out_of_the_box(tmp_path: Path) -> None:
+    settings = load_settings({}, tmp_path / "absent.toml")
+    assert settings == Settings()
+    assert settings.effective_database_url.endswith("var/pingan.db")
+    assert settings.http_port == 8080 and settings.kafka_url == ""
+
+
+def test_env_overrides_file(tmp_path: Path) -> None:
+    config = tmp_path / "pingan.toml"
+    config.write_text('http_port = 9000\napi_tokens = ["a", "b"]\nlog_level = "DEBUG"\n')
+    settings = load_settings({"PINGAN_HTTP_PORT": "9100"}, config)
+    assert settings.http_port == 9100
+    assert settings.api_tokens == ("a", "b")
+    assert settings.log_level == "DEBUG"
+    env = load_settings({"PINGAN_API_TOKENS": "x, y,"}, config)
+    assert env.api_tokens == ("x", "y")
+
+
+@pytest.mark.parametrize(
+    ("environ", "content", "message"),
+    [
+        (
+            {"PINGAN_HTTP_PORT": "eighty"},
+            "",
+            "PINGAN_HTTP_PORT: http_port = 'eighty' is not a valid int",
+        ),
+        ({}, "http_prot = 1\n", "unknown setting 'http_prot'"),
+        ({}, "http_port = \n", "pingan.toml"),
+    ],
+)
+def test_bad_settings_are_named(tmp_path: Path, environ, content, message) -> None:
+    config = tmp_path / "pingan.toml"
+    config.write_text(content)
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environ, config)
+
+
+def test_crew_sms_says_what_where_and_deadline() -> None:
+    text = crew_assignment_text(
+        12, "fallen_tree", 33.57123, 114.01534, None, "树倒了", 10, ("设置警示区域",)
+    )
+    assert text.splitlines()[0] == "【平安派单】任务12：倒伏树木，33.57123,114.01534。"
+    assert "请10分钟内确认" in text and "要点：设置警示区域" in text
