@@ -18,9 +18,12 @@ demo: $(STAMP)
 run: $(STAMP)
 	$(BIN)/pingan run
 
+# PostgreSQL tests use the machine's server (scripts/test-postgres.sh starts it, and
+# installs it with apt-get where missing); set PINGAN_TEST_POSTGRES_URL to use another.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -ra
+	PINGAN_TEST_POSTGRES_URL="$${PINGAN_TEST_POSTGRES_URL:-$$(scripts/test-postgres.sh || true)}" \
+		$(BIN)/python -m pytest -q -ra
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,19 +28,25 @@ def index() -> PlaybookIndex:
     return PlaybookIndex(load_playbooks(PLAYBOOKS_DIR).values())
 
 
-def _postgres_store() -> Iterator[Store]:
-    """A fresh database on the test PostgreSQL server, dropped afterwards."""
+def require_postgres() -> str:
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("PINGAN_TEST_POSTGRES_URL is not set in CI")
+        pytest.skip("PINGAN_TEST_POSTGRES_URL not set")
+    return POSTGRES_URL
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new database on the test PostgreSQL server, dropped afterwards."""
+    server = require_postgres()
     name = f"pingan_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    store = Store(url)
-    store.create_schema()
     try:
-        yield store
+        yield server.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        store.dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
@@ -55,11 +62,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield s
         s.dispose()
         return
-    if not POSTGRES_URL:
-        if os.environ.get("CI"):
-            pytest.fail("PINGAN_TEST_POSTGRES_URL is not set in CI")
-        pytest.skip("PINGAN_TEST_POSTGRES_URL not set")
-    yield from _postgres_store()
+    with fresh_postgres_database() as url:
+        pg = Store(url)
+        pg.create_schema()
+        yield pg
+        pg.dispose()
 
 
 @pytest.fixture

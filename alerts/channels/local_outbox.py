@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from alerts.channels.base import Message
 from pingan.clock import utcnow
-from pingan.privacy import mask_phone
+from pingan.privacy import mask_phone, mask_phones_in_text
 from pingan.store import Store
 from pingan.store.schema import local_messages
 
@@ -49,6 +49,6 @@ class LocalOutboxChannel:
             "message to=%s chars=%d body=%r",
             mask_phone(message.recipient),
             len(message.body),
-            message.body,
+            mask_phones_in_text(message.body),
         )
         return f"local-{message_id}"

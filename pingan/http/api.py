@@ -10,7 +10,7 @@ from pingan import queries
 from pingan.actions import NotFound, apply_crew_action
 from pingan.assignments import CrewAction, TransitionRefused
 from pingan.clock import utcnow
-from pingan.http.app import ctx, json_error
+from pingan.http.app import ctx, json_error, json_response
 from pingan.incidents import IncidentStatus
 
 STATUSES = {s.value for s in IncidentStatus}
@@ -28,7 +28,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     if status and status not in STATUSES:
         return json_error(400, f"status: {status!r} is not one of {', '.join(sorted(STATUSES))}")
     with ctx(request).store.read() as conn:
-        return web.json_response({"incidents": queries.list_incidents(conn, status)})
+        return json_response({"incidents": queries.list_incidents(conn, status)})
 
 
 async def get_incident(request: web.Request) -> web.Response:
@@ -37,7 +37,7 @@ async def get_incident(request: web.Request) -> web.Response:
         found = queries.get_incident(conn, incident_id)
     if found is None:
         return json_error(404, f"incident {incident_id} not found")
-    return web.json_response(found)
+    return json_response(found)
 
 
 def _crew_action(action: CrewAction):  # type: ignore[no-untyped-def]
@@ -52,7 +52,7 @@ def _crew_action(action: CrewAction):  # type: ignore[no-untyped-def]
             return json_error(404, str(exc))
         except TransitionRefused as exc:
             return json_error(409, f"assignment {assignment_id}: {exc}")
-        return web.json_response(
+        return json_response(
             {"id": result.assignment_id, "incident_id": result.incident_id, "state": result.state}
         )
 

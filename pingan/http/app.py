@@ -4,9 +4,11 @@ call the core or a command in pingan/actions.py, and format; nothing else."""
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -37,8 +39,17 @@ def ctx(request: web.Request) -> Context:
     return request.app[CONTEXT]
 
 
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """JSON with Chinese left readable (UTF-8), not \\u-escaped."""
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
 def json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    return json_response({"error": message}, status=status)
 
 
 def token_ok(presented: str, accepted: tuple[str, ...]) -> bool:
@@ -79,7 +90,7 @@ async def healthz(request: web.Request) -> web.Response:
     from pingan.store import component_state
 
     worker = component_state(ctx(request).store, "worker")
-    return web.json_response({"status": "ok", "worker": worker or "unknown"})
+    return json_response({"status": "ok", "worker": worker or "unknown"})
 
 
 def build_http_app(context: Context) -> web.Application:

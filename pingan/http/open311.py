@@ -16,7 +16,7 @@ from sqlalchemy import select
 from alerts.render import CATEGORY_ZH
 from pingan.actions import accept_report
 from pingan.clock import utcnow
-from pingan.http.app import ctx, token_ok
+from pingan.http.app import ctx, json_response, token_ok
 from pingan.privacy import mask_phone
 from pingan.reports import ReportInvalid, validate_report
 from pingan.store import as_utc
@@ -28,7 +28,7 @@ AGENCY = "漯河市城市管理局 Luohe Urban Management Bureau"
 
 
 def open311_error(status: int, description: str) -> web.Response:
-    return web.json_response([{"code": status, "description": description}], status=status)
+    return json_response([{"code": status, "description": description}], status=status)
 
 
 async def _fields(request: web.Request) -> dict[str, str]:
@@ -83,7 +83,7 @@ async def post_request(request: web.Request) -> web.Response:
         draft.service_code,
         mask_phone(draft.contact["phone"]) if "phone" in draft.contact else "-",
     )
-    return web.json_response(
+    return json_response(
         [
             {
                 "service_request_id": str(report_id),
@@ -95,7 +95,7 @@ async def post_request(request: web.Request) -> web.Response:
 
 
 async def get_services(request: web.Request) -> web.Response:
-    return web.json_response(
+    return json_response(
         [
             {
                 "service_code": code,
@@ -144,7 +144,7 @@ async def get_request(request: web.Request) -> web.Response:
             incident = conn.execute(
                 select(incidents).where(incidents.c.id == report.incident_id)
             ).first()
-    return web.json_response([_request_view(report, incident)])
+    return json_response([_request_view(report, incident)])
 
 
 def add_routes(app: web.Application) -> None:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from alerts.render import crew_assignment_text
-from pingan.privacy import mask_phone
+from pingan.privacy import mask_phone, mask_phones_in_text
 from pingan.settings import Settings, SettingsError, load_settings
 
 
@@ -58,3 +58,15 @@ def test_crew_sms_says_what_where_and_deadline() -> None:
     )
     assert text.splitlines()[0] == "【平安派单】任务12：倒伏树木，33.57123,114.01534。"
     assert "请10分钟内确认" in text and "要点：设置警示区域" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "logged"),
+    [
+        ("树倒了，请回电13812345678", "树倒了，请回电138****5678"),
+        ("call +86 138 1234 5678 now", "call +86138****5678 now"),
+        ("人民路12号", "人民路12号"),
+    ],
+)
+def test_phone_numbers_in_free_text_are_masked(text: str, logged: str) -> None:
+    assert mask_phones_in_text(text) == logged

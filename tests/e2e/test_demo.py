@@ -1,0 +1,40 @@
+"""`make demo` runs `pingan demo`: it must reach "ready" and every scenario incident
+must reach 'resolved' (run faster here, and told to stop at the end)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_reaches_ready_and_resolves_every_incident(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAN_")}
+    env.update(
+        PINGAN_DATA_DIR=str(tmp_path),
+        PINGAN_HTTP_PORT=str(free_port()),
+        PINGAN_CONFIG=str(tmp_path / "absent.toml"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pingan", "demo", "--exit-after-scenario", "--speed", "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr[-3000:]
+    assert out.startswith("ready: http://127.0.0.1:")
+    # Generated credentials are printed on first start (none were configured).
+    assert "API token (Authorization: Bearer" in out and "Open311 api_key:" in out
+    assert (tmp_path / "api_token").read_text().strip() in out
+    assert "demo: scenario complete: 4 reports, 3 incidents, all resolved" in out
+    for incident in (1, 2, 3):
+        assert f"incident {incident} is resolved" in out
