@@ -79,61 +79,48 @@ def build_app(
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, value_serializer="json", partitions=settings.topic_partitions)
 
-    @app.agent(topic(topics.REPORTS), concurrency=1)
-    async def incidents_from_reports(stream: faust.StreamT) -> Any:
-        async for event in stream:
-            await _apply(
-                store,
-                "incidents",
-                event,
-                lambda e: handlers.handle_report_accepted(store, index, e, utcnow()),
-            )
-            yield event
-
-    @app.agent(topic(topics.INCIDENTS), concurrency=1)
-    async def dispatch(stream: faust.StreamT) -> Any:
-        async for event in stream:
-            await _apply(
-                store,
-                "dispatch",
-                event,
-                lambda e: handlers.handle_incident_event(store, e, utcnow()),
-            )
-            yield event
-
-    @app.agent(topic(topics.NOTIFICATIONS), concurrency=1)
-    async def notify_crews(stream: faust.StreamT) -> Any:
-        async for event in stream:
-            await _apply(
-                store,
-                "notify",
-                event,
-                lambda e: handlers.handle_crew_notification(store, channel, e, utcnow()),
-            )
-            yield event
-
-    @app.agent(topic(topics.CREW_EVENTS), concurrency=1)
-    async def incident_progress(stream: faust.StreamT) -> Any:
-        async for event in stream:
-            await _apply(
-                store,
-                "incident-progress",
-                event,
-                lambda e: handlers.handle_crew_event(store, e, utcnow()),
-            )
-            yield event
+    # consumer name (its idempotency scope) -> (topic, handler)
+    routes: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+        "incidents": (
+            topics.REPORTS,
+            lambda e: handlers.handle_report_accepted(store, index, e, utcnow()),
+        ),
+        "dispatch": (
+            topics.INCIDENTS,
+            lambda e: handlers.handle_incident_event(store, e, utcnow()),
+        ),
+        "notify": (
+            topics.NOTIFICATIONS,
+            lambda e: handlers.handle_crew_notification(store, channel, e, utcnow()),
+        ),
+        "incident-progress": (
+            topics.CREW_EVENTS,
+            lambda e: handlers.handle_crew_event(store, e, utcnow()),
+        ),
+    }
+    agents = {
+        consumer: _agent(app, topic(name), store, consumer, handler)
+        for consumer, (name, handler) in routes.items()
+    }
 
     @app.on_rebalance_complete.connect
     async def _report_ready(sender: Any, **kwargs: Any) -> None:
         mark_component(store, "worker", "ready")
         log.info("worker ready: partitions assigned")
 
-    return Worker(
-        app,
-        {
-            "incidents": incidents_from_reports,
-            "dispatch": dispatch,
-            "notify": notify_crews,
-            "incident-progress": incident_progress,
-        },
-    )
+    return Worker(app, agents)
+
+
+def _agent(
+    app: faust.App,
+    source: faust.TopicT,
+    store: Store,
+    consumer: str,
+    handler: Callable[[dict[str, Any]], Any],
+) -> Any:
+    async def agent(stream: faust.StreamT) -> Any:
+        async for event in stream:
+            await _apply(store, consumer, event, handler)
+            yield event
+
+    return app.agent(source, name=f"pingan.{consumer}", concurrency=1)(agent)
