@@ -13,7 +13,9 @@ from pingan.assignments import AssignmentState, CrewAction, TransitionRefused, n
 from pingan.crews import Crew
 from pingan.reports import ReportDraft
 from pingan.store import Store, emit, record_audit
-from pingan.store.schema import assignments, crews, reports
+from pingan.store.schema import assignments, crews, reports, warning_messages
+from pingan.warnings import signal_to_event
+from playbooks.matcher import WarningSignal
 from streams import topics
 
 
@@ -143,6 +145,7 @@ def sync_roster(store: Store, roster: list[Crew], now: datetime) -> int:
                 "home_lat": crew.home_lat,
                 "home_lon": crew.home_lon,
                 "capacity": crew.capacity,
+                "equipment": list(crew.equipment),
             }
             old = current.get(crew.id)
             if old is None:
@@ -159,3 +162,55 @@ def sync_roster(store: Store, roster: list[Crew], now: datetime) -> int:
                 record_audit(conn, now, "roster", "crew.retired", "crew", crew_id, {})
                 changed += 1
     return changed
+
+
+def accept_warning(
+    store: Store, signal: WarningSignal, headline: str, source: str, now: datetime
+) -> bool:
+    """Persist and announce a warning message. A message already received (same id and
+    msg_type, e.g. re-polled) is not a new event: returns False and writes nothing."""
+    with store.transaction() as conn:
+        seen = conn.execute(
+            select(warning_messages.c.id).where(
+                warning_messages.c.warning_id == signal.id,
+                warning_messages.c.msg_type == signal.msg_type,
+            )
+        ).first()
+        if seen:
+            return False
+        message_id = conn.execute(
+            warning_messages.insert().values(
+                warning_id=signal.id,
+                msg_type=signal.msg_type,
+                event=signal.event,
+                level=signal.level,
+                districts=list(signal.districts),
+                expires_at=signal.expires,
+                references=list(signal.references),
+                headline=headline,
+                source=source,
+                received_at=now,
+            )
+        ).inserted_primary_key[0]
+        record_audit(
+            conn,
+            now,
+            source,
+            f"warning.{signal.msg_type.lower()}",
+            "warning",
+            signal.id,
+            {
+                "event": signal.event,
+                "level": signal.level,
+                "districts": list(signal.districts),
+                "message": message_id,
+            },
+        )
+        emit(
+            conn,
+            topics.WEATHER,
+            signal.id,
+            {"type": "warning.received", "warning": signal_to_event(signal, headline)},
+            now,
+        )
+    return True

@@ -22,6 +22,7 @@ class Crew:
     home_lat: float
     home_lon: float
     capacity: int = 1
+    equipment: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def parse_roster(text: str, file: str) -> list[Crew]:
                     home_lat=float(home[0]),
                     home_lon=float(home[1]),
                     capacity=int(row.get("capacity", 1)),
+                    equipment=tuple(str(e) for e in row.get("equipment", ())),
                 )
             )
         except (TypeError, ValueError) as exc:
@@ -90,14 +92,18 @@ def choose_crews(
     crews: Sequence[Crew],
     active_load: Mapping[str, int],
     exclude: frozenset[str] = frozenset(),
+    equipment: Sequence[str] = (),
 ) -> list[CrewChoice]:
-    """The `count` nearest crews with `skill` that have spare capacity.
+    """The `count` nearest crews with `skill` (and all of `equipment`) that have spare
+    capacity.
 
     Ties (same distance, or no location) go to the least-loaded crew, then by id,
     so the choice is reproducible."""
     candidates = []
     for crew in crews:
         if skill not in crew.skills or crew.id in exclude:
+            continue
+        if not set(equipment) <= set(crew.equipment):
             continue
         load = active_load.get(crew.id, 0)
         if load >= crew.capacity:

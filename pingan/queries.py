@@ -9,7 +9,15 @@ from sqlalchemy import Connection, select
 
 from pingan.privacy import mask_phone
 from pingan.store import as_utc
-from pingan.store.schema import assignments, crews, incident_history, incidents, reports
+from pingan.store.schema import (
+    assignments,
+    components,
+    crews,
+    incident_history,
+    incidents,
+    reports,
+    warning_messages,
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -24,6 +32,8 @@ def _incident_summary(row: Any) -> dict[str, Any]:
         "level": row.level,
         "playbook": {"id": row.playbook_id, "version": row.playbook_version},
         "location": {"lat": row.lat, "long": row.lon},
+        "scope": row.scope,
+        "district": row.district,
         "unstaffed": bool(row.unstaffed),
         "opened_at": _iso(row.opened_at),
         "updated_at": _iso(row.updated_at),
@@ -100,3 +110,41 @@ def get_incident(conn: Connection, incident_id: int) -> dict[str, Any] | None:
 
 def get_report(conn: Connection, report_id: int) -> Any | None:
     return conn.execute(select(reports).where(reports.c.id == report_id)).first()
+
+
+def warnings_in_force(conn: Connection, now: datetime) -> list[dict[str, Any]]:
+    """The latest message of every warning not cancelled, superseded or expired."""
+    rows = conn.execute(select(warning_messages).order_by(warning_messages.c.id)).all()
+    latest: dict[str, Any] = {}
+    ended: set[str] = set()
+    for row in rows:
+        latest[row.warning_id] = row
+        if row.msg_type == "Cancel":
+            ended.add(row.warning_id)
+        ended.update(row.references or ())
+    out = []
+    for warning_id, row in latest.items():
+        expires = as_utc(row.expires_at)
+        if warning_id in ended or row.msg_type == "Cancel" or (expires and expires <= now):
+            continue
+        out.append(
+            {
+                "id": warning_id,
+                "msg_type": row.msg_type,
+                "event": row.event,
+                "level": row.level,
+                "districts": row.districts,
+                "headline": row.headline,
+                "expires": _iso(row.expires_at),
+                "received_at": _iso(row.received_at),
+                "source": row.source,
+            }
+        )
+    return out
+
+
+def component(conn: Connection, name: str) -> dict[str, Any] | None:
+    row = conn.execute(select(components).where(components.c.name == name)).first()
+    if row is None:
+        return None
+    return {"state": row.state, "detail": row.detail, "updated_at": _iso(row.updated_at)}

@@ -1,17 +1,55 @@
 """The playbook format: what duty officers write, as a typed model.
 
-Unknown keys are errors (a typo must not silently disable an action). See
-docs/playbooks.md for the format explained for the people who write them.
+A playbook says what starts a response (triggers), how strong the response is at
+each level (actions per level), and when it is over (resolution). Unknown keys are
+errors: a typo must never silently switch an action off. docs/playbooks.md explains
+the format for the people who write playbooks.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# "watch" is internal: an incident seen but not yet corroborated (no actions).
+LEVEL_ORDER: tuple[str, ...] = ("watch", "routine", "blue", "yellow", "orange", "red")
 Level = Literal["routine", "blue", "yellow", "orange", "red"]
-LEVEL_ORDER: tuple[str, ...] = ("routine", "blue", "yellow", "orange", "red")
+WarningLevel = Literal["blue", "yellow", "orange", "red"]
+
+# CMA warning signals the bureau acts on (气象灾害预警信号), by their English keys.
+WARNING_EVENTS: dict[str, str] = {
+    "blizzard": "暴雪",
+    "rainstorm": "暴雨",
+    "gale": "大风",
+    "road_icing": "道路结冰",
+    "cold_wave": "寒潮",
+}
+WarningEvent = Literal["blizzard", "rainstorm", "gale", "road_icing", "cold_wave"]
+
+# What the threshold evaluator measures per district, and the windows it sums over.
+# Bounds are physical plausibility: a threshold outside them can never be reached.
+METRICS: dict[str, tuple[str, float, float]] = {
+    "precipitation_mm": ("rain and melted snow, summed over the window (mm)", 0, 1000),
+    "snowfall_mm": ("snowfall as water equivalent, summed over the window (mm)", 0, 500),
+    "wind_gust_ms": ("strongest gust in the window (m/s)", 0, 110),
+    "wind_mean_ms": ("strongest 10-minute mean wind in the window (m/s)", 0, 90),
+    "temperature_min_c": ("lowest air temperature in the window (°C)", -60, 50),
+    "temperature_drop_c": ("fall of the minimum temperature over the window (°C)", 0, 50),
+}
+Metric = Literal[
+    "precipitation_mm",
+    "snowfall_mm",
+    "wind_gust_ms",
+    "wind_mean_ms",
+    "temperature_min_c",
+    "temperature_drop_c",
+]
+WINDOWS_H: tuple[int, ...] = (1, 3, 6, 12, 24, 48)
+
+
+def level_rank(level: str) -> int:
+    return LEVEL_ORDER.index(level)
 
 
 class _Strict(BaseModel):
@@ -23,10 +61,56 @@ class Names(_Strict):
     en: str = Field(min_length=1)
 
 
+class WarningTrigger(_Strict):
+    """An official warning signal (CAP or CMA feed) of this event at or above a level.
+    The incident takes the warning's level."""
+
+    kind: Literal["warning"]
+    event: WarningEvent
+    min_level: WarningLevel = "blue"
+
+
+class ThresholdTrigger(_Strict):
+    """A forecast or observation per district crossing a value over a window."""
+
+    kind: Literal["threshold"]
+    metric: Metric
+    window_h: int
+    op: Literal[">=", "<="] = ">="
+    value: float
+    level: Level
+
+    @field_validator("window_h")
+    @classmethod
+    def _known_window(cls, window: int) -> int:
+        if window not in WINDOWS_H:
+            raise ValueError(f"window_h must be one of {', '.join(map(str, WINDOWS_H))}")
+        return window
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ThresholdTrigger:
+        _, low, high = METRICS[self.metric]
+        if not low <= self.value <= high:
+            raise ValueError(
+                f"{self.metric} {self.op} {self.value:g} can never happen "
+                f"(plausible range {low:g}..{high:g})"
+            )
+        if (self.op == ">=" and self.value <= low) or (self.op == "<=" and self.value >= high):
+            raise ValueError(f"{self.metric} {self.op} {self.value:g} is always true")
+        return self
+
+
 class ReportTrigger(_Strict):
+    """Citizen reports of a category; with min_reports > 1 the incident waits (level
+    'watch', no actions) until that many reports corroborate it."""
+
     kind: Literal["report"]
-    category: str = Field(min_length=1, description="Open311 service_code, e.g. fallen_tree")
+    category: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    min_reports: int = Field(default=1, ge=1, le=1000)
     level: Level = "routine"
+
+
+Trigger = Annotated[WarningTrigger | ThresholdTrigger | ReportTrigger, Field(discriminator="kind")]
 
 
 class Correlation(_Strict):
@@ -37,18 +121,57 @@ class Correlation(_Strict):
 
 
 class DispatchAction(_Strict):
-    skill: str = Field(min_length=1)
+    skill: str
     crews: int = Field(default=1, ge=1, le=50)
+    per: Literal["incident", "district"] = "incident"
+    equipment: tuple[str, ...] = ()
+    targets: tuple[str, ...] = Field(default=(), description="priority places, in order")
     ack_within_min: float = Field(default=10, gt=0, le=24 * 60)
+    arrive_within_min: float | None = Field(default=None, gt=0, le=24 * 60)
     checklist: tuple[str, ...] = ()
+
+
+class NotifyCitizens(_Strict):
+    template: str
+    channels: tuple[Literal["sms", "wechat"], ...] = Field(min_length=1)
+    districts: Literal["affected", "all"] = "affected"
+    approval: Literal["required", "auto"] = "required"
+
+
+class NotifyStaff(_Strict):
+    role: Literal["supervisor", "duty_leader", "bureau_leader"]
+    message: str | None = None
+
+
+class EscalationStep(_Strict):
+    """If no crew has acknowledged `after_min` minutes after dispatch, do this."""
+
+    after_min: float = Field(gt=0, le=24 * 60)
+    notify: tuple[Literal["next_crew", "supervisor", "duty_leader"], ...] = Field(min_length=1)
 
 
 class LevelActions(_Strict):
     dispatch: tuple[DispatchAction, ...] = ()
+    notify_citizens: tuple[NotifyCitizens, ...] = ()
+    notify_staff: tuple[NotifyStaff, ...] = ()
+    escalation: tuple[EscalationStep, ...] = ()
+
+    @field_validator("escalation")
+    @classmethod
+    def _escalation_in_time_order(cls, steps: tuple[EscalationStep, ...]) -> tuple:
+        times = [s.after_min for s in steps]
+        if times != sorted(times) or len(set(times)) != len(times):
+            raise ValueError("escalation steps must be in increasing after_min order")
+        return steps
+
+
+ResolveWhen = Literal[
+    "all_tasks_done", "warning_cancelled", "warning_expired", "threshold_cleared", "dispatcher"
+]
 
 
 class Resolution(_Strict):
-    when: Literal["all_tasks_done", "dispatcher"] = "all_tasks_done"
+    when: tuple[ResolveWhen, ...] = ("all_tasks_done", "dispatcher")
 
 
 class Playbook(_Strict):
@@ -57,8 +180,11 @@ class Playbook(_Strict):
     name: Names
     owner: str = Field(min_length=1)
     source: str = Field(min_length=1, description="Where the thresholds and steps come from")
-    triggers: tuple[ReportTrigger, ...] = Field(min_length=1)
-    correlation: Correlation
+    districts: tuple[str, ...] = Field(
+        default=(), description="districts this playbook covers; empty: the whole city"
+    )
+    triggers: tuple[Trigger, ...] = Field(min_length=1)
+    correlation: Correlation | None = None
     levels: dict[Level, LevelActions] = Field(min_length=1)
     resolution: Resolution = Resolution()
 
@@ -66,19 +192,39 @@ class Playbook(_Strict):
     @classmethod
     def _levels_in_order(cls, levels: dict[str, LevelActions]) -> dict[str, LevelActions]:
         names = list(levels)
-        if names != sorted(names, key=LEVEL_ORDER.index):
-            raise ValueError(f"levels must be listed in order {', '.join(LEVEL_ORDER)}")
+        if names != sorted(names, key=level_rank):
+            raise ValueError(
+                f"levels must be listed in order {' < '.join(LEVEL_ORDER[1:])}, "
+                f"found {', '.join(names)}"
+            )
         return levels
 
     @model_validator(mode="after")
-    def _trigger_levels_exist(self) -> Playbook:
+    def _consistent(self) -> Playbook:
+        reports = [t for t in self.triggers if isinstance(t, ReportTrigger)]
+        if reports and self.correlation is None:
+            raise ValueError("a playbook with report triggers needs 'correlation'")
         for trigger in self.triggers:
-            if trigger.level not in self.levels:
-                raise ValueError(
-                    f"trigger for {trigger.category!r} starts at level {trigger.level!r}, "
-                    f"which has no actions under 'levels'"
-                )
+            for level in trigger_levels(trigger):
+                if level not in self.levels:
+                    raise ValueError(
+                        f"a {trigger.kind} trigger can start level {level!r}, "
+                        f"which has no entry under 'levels'"
+                    )
         return self
 
     def actions_at(self, level: str) -> LevelActions:
-        return self.levels[level]  # type: ignore[index]
+        """The actions of `level`; 'watch' has none."""
+        return self.levels.get(level, LevelActions())  # type: ignore[call-overload]
+
+
+def trigger_levels(trigger: WarningTrigger | ThresholdTrigger | ReportTrigger) -> list[str]:
+    """Every level this trigger can put an incident at."""
+    if isinstance(trigger, WarningTrigger):
+        first = level_rank(trigger.min_level)
+        return [
+            lvl
+            for lvl in LEVEL_ORDER
+            if level_rank(lvl) >= first and lvl in ("blue", "yellow", "orange", "red")
+        ]
+    return [trigger.level]

@@ -18,7 +18,7 @@ from alerts.channels.base import Channel
 from pingan.clock import utcnow
 from pingan.settings import Settings
 from pingan.store import Store, mark_component
-from playbooks.matcher import PlaybookIndex
+from playbooks.registry import PlaybookRegistry
 from streams import handlers, topics
 
 log = logging.getLogger("pingan.streams")
@@ -58,9 +58,11 @@ async def _apply(store: Store, consumer: str, event: Any, handler: Callable[[Any
 def build_app(
     settings: Settings,
     store: Store,
-    index: PlaybookIndex,
+    registry: PlaybookRegistry,
     channel: Channel,
     app_id: str = "pingan",
+    tick_interval_s: float = 15.0,
+    reload_interval_s: float = 2.0,
 ) -> Worker:
     app = faust.App(
         app_id,
@@ -83,7 +85,11 @@ def build_app(
     routes: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
         "incidents": (
             topics.REPORTS,
-            lambda e: handlers.handle_report_accepted(store, index, e, utcnow()),
+            lambda e: handlers.handle_report_accepted(store, registry.index, e, utcnow()),
+        ),
+        "weather": (
+            topics.WEATHER,
+            lambda e: handlers.handle_weather_event(store, registry.index, e, utcnow()),
         ),
         "dispatch": (
             topics.INCIDENTS,
@@ -102,6 +108,20 @@ def build_app(
         consumer: _agent(app, topic(name), store, consumer, handler)
         for consumer, (name, handler) in routes.items()
     }
+
+    @app.timer(tick_interval_s, on_leader=True)
+    async def expire_warnings() -> None:
+        try:
+            handlers.handle_clock_tick(store, registry.index, utcnow())
+        except Exception:
+            log.exception("clock tick failed (will try again)")
+
+    @app.timer(reload_interval_s)
+    async def reload_playbooks() -> None:
+        if registry.refresh() or registry.error:
+            mark_component(
+                store, "playbooks", "invalid" if registry.error else "ok", registry.error or ""
+            )
 
     @app.on_rebalance_complete.connect
     async def _report_ready(sender: Any, **kwargs: Any) -> None:

@@ -1,7 +1,7 @@
 """What each agent does with one event: load state, ask the core, write the decision.
 
 Every handler runs in one transaction that also claims the event id, so a redelivered
-event changes nothing. Agents (streams/agents.py) only move events to these functions.
+event changes nothing. Agents (streams/app.py) only move events to these functions.
 """
 
 from __future__ import annotations
@@ -18,31 +18,29 @@ from alerts.ledger import send_once
 from alerts.render import crew_assignment_text
 from pingan.assignments import ACTIVE_STATES, AssignmentState
 from pingan.crews import Crew, choose_crews
-from pingan.incidents import (
-    AttachTo,
-    IncidentStatus,
-    NoPlaybook,
-    OpenIncident,
-    OpenNew,
-    ReportFacts,
-    decide_for_report,
-    status_after_crew_change,
-)
+from pingan.incidents import IncidentStatus, status_after_crew_change
 from pingan.store import Store, as_utc, claim_event, emit, record_audit
 from pingan.store.schema import (
     assignments,
     crews,
-    incident_history,
+    incident_warnings,
     incidents,
     processed_events,
     reports,
 )
-from playbooks.matcher import PlaybookIndex
+from pingan.warnings import WarningInvalid, signal_from_event, threshold_from_event
+from playbooks.matcher import ClockTick, PlaybookIndex, ReportReceived, match
 from playbooks.model import Playbook
 from streams import topics
+from streams.decisions import (
+    SYSTEM,
+    apply_decisions,
+    load_open_incidents,
+    set_incident_status,
+)
 
 log = logging.getLogger("pingan.streams")
-SYSTEM = "system"
+LIVE_STATES = ("assigned", "acknowledged", "done")
 
 
 class BadEvent(ValueError):
@@ -73,48 +71,6 @@ def _field(event: dict[str, Any], name: str) -> Any:
     return event[name]
 
 
-def set_incident_status(
-    conn: Connection, incident_id: int, old: str | None, new: str, reason: str, now: datetime
-) -> None:
-    values: dict[str, Any] = {"status": new, "updated_at": now}
-    if new == IncidentStatus.RESOLVED:
-        values["resolved_at"] = now
-    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
-    conn.execute(
-        incident_history.insert().values(
-            incident_id=incident_id, at=now, from_status=old, to_status=new, reason=reason
-        )
-    )
-
-
-def _open_incidents(conn: Connection, category: str) -> list[OpenIncident]:
-    last_report = (
-        select(reports.c.incident_id, func.max(reports.c.received_at).label("last_at"))
-        .group_by(reports.c.incident_id)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(incidents, last_report.c.last_at)
-        .join(last_report, last_report.c.incident_id == incidents.c.id)
-        .where(incidents.c.category == category, incidents.c.status != IncidentStatus.RESOLVED)
-    ).all()
-    out = []
-    for row in rows:
-        correlation = row.playbook_snapshot["correlation"]
-        out.append(
-            OpenIncident(
-                id=row.id,
-                category=row.category,
-                lat=row.lat,
-                lon=row.lon,
-                last_report_at=as_utc(row.last_at),  # type: ignore[arg-type]
-                correlation_radius_m=correlation["radius_m"],
-                correlation_window_min=correlation["window_min"],
-            )
-        )
-    return out
-
-
 def handle_report_accepted(
     store: Store, index: PlaybookIndex, event: dict[str, Any], now: datetime
 ) -> None:
@@ -127,99 +83,52 @@ def handle_report_accepted(
             raise BadEvent(f"report {report_id} does not exist")
         if report.incident_id is not None:
             return
-        facts = ReportFacts(
-            report.id,
-            report.service_code,
-            report.lat,
-            report.lon,
-            as_utc(report.received_at),  # type: ignore[arg-type]
-        )
-        decision = decide_for_report(facts, _open_incidents(conn, facts.category), index)
-        match decision:
-            case AttachTo(incident_id=incident_id, distance_m=dist):
-                conn.execute(
-                    update(reports).where(reports.c.id == report_id).values(incident_id=incident_id)
-                )
-                conn.execute(
-                    update(incidents).where(incidents.c.id == incident_id).values(updated_at=now)
-                )
-                record_audit(
-                    conn,
-                    now,
-                    SYSTEM,
-                    "report.attached",
-                    "incident",
-                    incident_id,
-                    {"report_id": report_id, "distance_m": round(dist, 1)},
-                )
-                log.info(
-                    "report attached report=%s incident=%s distance_m=%.0f",
-                    report_id,
-                    incident_id,
-                    dist,
-                )
-            case OpenNew(playbook=playbook, level=level):
-                incident_id = _open_incident(conn, facts, playbook, level, now)
-                conn.execute(
-                    update(reports).where(reports.c.id == report_id).values(incident_id=incident_id)
-                )
-                emit(
-                    conn,
-                    topics.INCIDENTS,
-                    str(incident_id),
-                    {"type": "incident.opened", "incident_id": incident_id},
-                    now,
-                )
-                log.info(
-                    "incident opened incident=%s playbook=%s report=%s",
-                    incident_id,
-                    playbook.id,
-                    report_id,
-                )
-            case NoPlaybook(reason=reason):
-                record_audit(
-                    conn, now, SYSTEM, "report.unmatched", "report", report_id, {"reason": reason}
-                )
-                log.warning("report unmatched report=%s reason=%s", report_id, reason)
+        received = ReportReceived(
+            report.id, report.service_code, report.lat, report.lon, as_utc(report.received_at)
+        )  # type: ignore[arg-type]
+        playbook = index.for_report(received.category)
+        candidates = load_open_incidents(conn, [playbook.id] if playbook else [])
+        apply_decisions(conn, received, match(received, candidates, index, now), now)
 
 
-def _open_incident(
-    conn: Connection, report: ReportFacts, playbook: Playbook, level: str, now: datetime
-) -> int:
-    incident_id = conn.execute(
-        incidents.insert().values(
-            category=report.category,
-            status=IncidentStatus.OPEN,
-            level=level,
-            playbook_id=playbook.id,
-            playbook_version=playbook.version,
-            playbook_snapshot=playbook.model_dump(mode="json"),
-            lat=report.lat,
-            lon=report.lon,
-            unstaffed=0,
-            opened_at=now,
-            updated_at=now,
-        )
-    ).inserted_primary_key[0]
-    conn.execute(
-        incident_history.insert().values(
-            incident_id=incident_id,
-            at=now,
-            from_status=None,
-            to_status=IncidentStatus.OPEN,
-            reason=f"report {report.id} matched playbook {playbook.id} v{playbook.version}",
-        )
-    )
-    record_audit(
-        conn,
-        now,
-        SYSTEM,
-        "incident.opened",
-        "incident",
-        incident_id,
-        {"playbook": playbook.id, "version": playbook.version, "level": level},
-    )
-    return int(incident_id)
+def handle_weather_event(
+    store: Store, index: PlaybookIndex, event: dict[str, Any], now: datetime
+) -> None:
+    """An official warning (Alert/Update/Cancel) or a threshold crossed or cleared."""
+    try:
+        kind = _field(event, "type")
+        if kind == "warning.received":
+            weather = signal_from_event(_field(event, "warning"))
+        elif kind == "threshold.changed":
+            weather = threshold_from_event(_field(event, "threshold"))
+        else:
+            raise BadEvent(f"event {event.get('event_id')} has unknown type {kind!r}")
+    except WarningInvalid as exc:
+        raise BadEvent(str(exc)) from None
+    with store.transaction() as conn:
+        if not claim_event(conn, "weather", _field(event, "event_id"), now):
+            return
+        # Cancels and Updates may touch any incident that follows the warnings they
+        # reference, so those read every open incident; the rest only their candidates.
+        apply_decisions(conn, weather, match(weather, load_open_incidents(conn), index, now), now)
+
+
+def handle_clock_tick(store: Store, index: PlaybookIndex, now: datetime) -> int:
+    """Expire warnings whose time has passed. Returns decisions applied."""
+    with store.transaction() as conn:
+        due = conn.execute(
+            select(func.count())
+            .select_from(incident_warnings)
+            .where(
+                incident_warnings.c.state == "active",
+                incident_warnings.c.expires_at <= now,
+            )
+        ).scalar_one()
+        if not due:
+            return 0
+        decisions = match(ClockTick(now), load_open_incidents(conn), index, now)
+        apply_decisions(conn, ClockTick(now), decisions, now)
+        return len(decisions)
 
 
 def _crew_from_row(row: Any) -> Crew:
@@ -233,90 +142,130 @@ def _crew_from_row(row: Any) -> Crew:
         home_lat=row.home_lat,
         home_lon=row.home_lon,
         capacity=row.capacity,
+        equipment=tuple(row.equipment or ()),
     )
 
 
 def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) -> None:
-    """Dispatch crews for a newly opened incident; other incident events need nothing
-    from dispatch yet but are claimed all the same."""
+    """Dispatch crews when an incident opens or its level rises; other incident events
+    need nothing from dispatch yet but are claimed all the same."""
     with store.transaction() as conn:
         if not claim_event(conn, "dispatch", _field(event, "event_id"), now):
             return
-        if event.get("type") != "incident.opened":
+        if event.get("type") not in ("incident.opened", "incident.upgraded"):
             return
-        incident_id = int(_field(event, "incident_id"))
-        incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
-        if incident is None:
-            raise BadEvent(f"incident {incident_id} does not exist")
-        if incident.status == IncidentStatus.RESOLVED:
-            return
-        playbook = Playbook.model_validate(incident.playbook_snapshot)
-        roster = [_crew_from_row(r) for r in conn.execute(select(crews)).all()]
-        load = dict(
-            conn.execute(
-                select(assignments.c.crew_id, func.count())
-                .where(assignments.c.state.in_([s.value for s in ACTIVE_STATES]))
-                .group_by(assignments.c.crew_id)
-            ).all()
+        dispatch_for_level(conn, int(_field(event, "incident_id")), now)
+
+
+def dispatch_for_level(conn: Connection, incident_id: int, now: datetime) -> None:
+    """Assign crews until the incident has what its current level asks for: on an
+    upgrade only the difference is dispatched, never a second full response."""
+    incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    if incident is None:
+        raise BadEvent(f"incident {incident_id} does not exist")
+    if incident.status == IncidentStatus.RESOLVED:
+        return
+    playbook = Playbook.model_validate(incident.playbook_snapshot)
+    roster = [_crew_from_row(r) for r in conn.execute(select(crews)).all()]
+    load = dict(
+        conn.execute(
+            select(assignments.c.crew_id, func.count())
+            .where(assignments.c.state.in_([s.value for s in ACTIVE_STATES]))
+            .group_by(assignments.c.crew_id)
+        ).all()
+    )
+    mine = conn.execute(
+        select(assignments.c.crew_id, assignments.c.skill, assignments.c.state).where(
+            assignments.c.incident_id == incident_id
         )
-        already = frozenset(
-            conn.execute(
-                select(assignments.c.crew_id).where(assignments.c.incident_id == incident_id)
-            ).scalars()
+    ).all()
+    on_incident = frozenset(a.crew_id for a in mine)
+    short: list[str] = []
+    for action in playbook.actions_at(incident.level).dispatch:
+        have = sum(1 for a in mine if a.skill == action.skill and a.state in LIVE_STATES)
+        wanted = action.crews - have
+        if wanted <= 0:
+            continue
+        choices = choose_crews(
+            action.skill,
+            wanted,
+            incident.lat,
+            incident.lon,
+            roster,
+            load,
+            on_incident,
+            action.equipment,
         )
-        short: list[str] = []
-        for action in playbook.actions_at(incident.level).dispatch:
-            choices = choose_crews(
-                action.skill, action.crews, incident.lat, incident.lon, roster, load, already
-            )
-            for choice in choices:
-                assignment_id = conn.execute(
-                    assignments.insert().values(
-                        incident_id=incident_id,
-                        crew_id=choice.crew.id,
-                        skill=action.skill,
-                        state=AssignmentState.ASSIGNED,
-                        why=choice.why,
-                        ack_due_at=now + timedelta(minutes=action.ack_within_min),
-                        created_at=now,
-                        updated_at=now,
-                    )
-                ).inserted_primary_key[0]
-                load[choice.crew.id] = load.get(choice.crew.id, 0) + 1
-                record_audit(
-                    conn,
-                    now,
-                    SYSTEM,
-                    "assignment.created",
-                    "assignment",
-                    assignment_id,
-                    {"incident_id": incident_id, "crew": choice.crew.id, "why": choice.why},
+        for choice in choices:
+            assignment_id = conn.execute(
+                assignments.insert().values(
+                    incident_id=incident_id,
+                    crew_id=choice.crew.id,
+                    skill=action.skill,
+                    state=AssignmentState.ASSIGNED,
+                    why=choice.why,
+                    ack_due_at=now + timedelta(minutes=action.ack_within_min),
+                    created_at=now,
+                    updated_at=now,
                 )
-                emit(
-                    conn,
-                    topics.NOTIFICATIONS,
-                    str(incident_id),
-                    {"type": "crew.assignment", "assignment_id": assignment_id},
-                    now,
-                )
-                log.info(
-                    "crew assigned incident=%s assignment=%s crew=%s",
-                    incident_id,
-                    assignment_id,
-                    choice.crew.id,
-                )
-            if len(choices) < action.crews:
-                short.append(f"{action.crews - len(choices)} x {action.skill}")
-        if short:
-            conn.execute(update(incidents).where(incidents.c.id == incident_id).values(unstaffed=1))
+            ).inserted_primary_key[0]
+            load[choice.crew.id] = load.get(choice.crew.id, 0) + 1
+            on_incident |= {choice.crew.id}
             record_audit(
-                conn, now, SYSTEM, "incident.unstaffed", "incident", incident_id, {"missing": short}
+                conn,
+                now,
+                SYSTEM,
+                "assignment.created",
+                "assignment",
+                assignment_id,
+                {
+                    "incident_id": incident_id,
+                    "crew": choice.crew.id,
+                    "why": choice.why,
+                    "level": incident.level,
+                },
             )
-            log.warning("incident unstaffed incident=%s missing=%s", incident_id, short)
-        _follow_assignments(conn, incident_id, incident.status, "crews assigned", now)
+            emit(
+                conn,
+                topics.NOTIFICATIONS,
+                str(incident_id),
+                {"type": "crew.assignment", "assignment_id": assignment_id},
+                now,
+            )
+            log.info(
+                "crew assigned incident=%s assignment=%s crew=%s",
+                incident_id,
+                assignment_id,
+                choice.crew.id,
+            )
+        if len(choices) < wanted:
+            short.append(f"{wanted - len(choices)} x {action.skill}")
+    conn.execute(
+        update(incidents).where(incidents.c.id == incident_id).values(unstaffed=1 if short else 0)
+    )
+    if short:
+        record_audit(
+            conn, now, SYSTEM, "incident.unstaffed", "incident", incident_id, {"missing": short}
+        )
+        log.warning("incident unstaffed incident=%s missing=%s", incident_id, short)
+    follow_assignments(conn, incident_id, incident.status, "crews assigned", now)
 
 
-def _follow_assignments(
+def _sources_active(conn: Connection, incident_id: int) -> bool:
+    thresholds = conn.execute(
+        select(incidents.c.thresholds_active).where(incidents.c.id == incident_id)
+    ).scalar_one()
+    warnings = conn.execute(
+        select(func.count())
+        .select_from(incident_warnings)
+        .where(
+            incident_warnings.c.incident_id == incident_id, incident_warnings.c.state == "active"
+        )
+    ).scalar_one()
+    return bool(thresholds or warnings)
+
+
+def follow_assignments(
     conn: Connection, incident_id: int, old: str, reason: str, now: datetime
 ) -> str:
     states = (
@@ -324,7 +273,7 @@ def _follow_assignments(
         .scalars()
         .all()
     )
-    new = status_after_crew_change(states)
+    new = status_after_crew_change(states, _sources_active(conn, incident_id))
     if new != old:
         set_incident_status(conn, incident_id, old, new, reason, now)
         record_audit(
@@ -336,6 +285,14 @@ def _follow_assignments(
             incident_id,
             {"from": old, "reason": reason},
         )
+        if new == IncidentStatus.RESOLVED:
+            emit(
+                conn,
+                topics.INCIDENTS,
+                str(incident_id),
+                {"type": "incident.resolved", "incident_id": incident_id},
+                now,
+            )
     return new
 
 
@@ -427,8 +384,8 @@ def handle_crew_event(store: Store, event: dict[str, Any], now: datetime) -> Non
         ).scalar_one_or_none()
         if status is None:
             raise BadEvent(f"incident {incident_id} does not exist")
-        new = _follow_assignments(
+        if status == IncidentStatus.RESOLVED:
+            return
+        follow_assignments(
             conn, incident_id, status, f"{kind} (assignment {event.get('assignment_id')})", now
         )
-        if new == IncidentStatus.RESOLVED and status != new:
-            log.info("incident resolved incident=%s", incident_id)

@@ -4,8 +4,9 @@ everything about one incident lands on one partition."""
 from __future__ import annotations
 
 REPORTS = "pingan.reports"  # a citizen report was accepted
+WEATHER = "pingan.weather"  # an official warning, or a threshold crossed/cleared
 INCIDENTS = "pingan.incidents"  # an incident opened (or changed and needs dispatch)
 NOTIFICATIONS = "pingan.notifications"  # a message to a crew must go out
 CREW_EVENTS = "pingan.crew-events"  # a crew acknowledged / finished an assignment
 
-ALL = (REPORTS, INCIDENTS, NOTIFICATIONS, CREW_EVENTS)
+ALL = (REPORTS, WEATHER, INCIDENTS, NOTIFICATIONS, CREW_EVENTS)

@@ -12,20 +12,25 @@ from sqlalchemy import create_engine, text
 
 from pingan.actions import sync_roster
 from pingan.crews import load_roster
-from pingan.settings import PACKAGE_ROOT, PROJECT_ROOT
+from pingan.settings import PROJECT_ROOT
 from pingan.store import Store
-from playbooks.loader import load_playbooks
 from playbooks.matcher import PlaybookIndex
+from playbooks.registry import PlaybookRegistry
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 PLAYBOOKS_DIR = PROJECT_ROOT / "playbooks"
-ROSTER = PACKAGE_ROOT / "data" / "roster.yaml"
+ROSTER = Path(__file__).parent / "data" / "roster.yaml"
 POSTGRES_URL = os.environ.get("PINGAN_TEST_POSTGRES_URL", "")
 
 
 @pytest.fixture(scope="session")
-def index() -> PlaybookIndex:
-    return PlaybookIndex(load_playbooks(PLAYBOOKS_DIR).values())
+def registry() -> PlaybookRegistry:
+    return PlaybookRegistry(PLAYBOOKS_DIR)
+
+
+@pytest.fixture(scope="session")
+def index(registry: PlaybookRegistry) -> PlaybookIndex:
+    return registry.index
 
 
 def require_postgres() -> str:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 
 from pingan import queries
-from pingan.actions import NotFound, apply_crew_action
+from pingan.actions import NotFound, accept_warning, apply_crew_action
 from pingan.assignments import CrewAction, TransitionRefused
 from pingan.clock import utcnow
 from pingan.http.app import ctx, json_error, json_response
 from pingan.incidents import IncidentStatus
+from pingan.warnings import WarningInvalid, parse_signal
 
 STATUSES = {s.value for s in IncidentStatus}
 
@@ -59,7 +61,66 @@ def _crew_action(action: CrewAction):  # type: ignore[no-untyped-def]
     return handler
 
 
+async def post_warning(request: web.Request) -> web.Response:
+    """A dispatcher (or a relay) enters an official warning signal: the CMA-style JSON
+    shape of pingan/warnings.py. Re-sending the same message is harmless."""
+    try:
+        data = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json_error(400, f"body: not valid JSON ({exc})")
+    now = utcnow()
+    try:
+        signal = parse_signal(data, now)
+    except WarningInvalid as exc:
+        return json_error(400, str(exc))
+    headline = str(data.get("headline", ""))[:500]
+    created = await asyncio.to_thread(
+        accept_warning, ctx(request).store, signal, headline, "api", now
+    )
+    return json_response(
+        {
+            "id": signal.id,
+            "msg_type": signal.msg_type,
+            "accepted": created,
+            "note": "" if created else "already received; nothing changed",
+        },
+        status=202 if created else 200,
+    )
+
+
+async def list_warnings(request: web.Request) -> web.Response:
+    with ctx(request).store.read() as conn:
+        return json_response({"warnings": queries.warnings_in_force(conn, utcnow())})
+
+
+async def list_playbooks(request: web.Request) -> web.Response:
+    registry = ctx(request).playbooks
+    with ctx(request).store.read() as conn:
+        worker = queries.component(conn, "playbooks")
+    return json_response(
+        {
+            "playbooks": [
+                {
+                    "id": p.id,
+                    "version": p.version,
+                    "name": p.name.model_dump(),
+                    "owner": p.owner,
+                    "levels": list(p.levels),
+                    "triggers": [t.model_dump() for t in p.triggers],
+                }
+                for p in sorted(registry.index.playbooks.values(), key=lambda p: p.id)
+            ],
+            "status": "invalid" if registry.error else "ok",
+            "error": registry.error,
+            "worker": worker,
+        }
+    )
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/warnings", post_warning)
+    app.router.add_get("/api/warnings", list_warnings)
+    app.router.add_get("/api/playbooks", list_playbooks)
     app.router.add_get("/api/incidents", list_incidents)
     app.router.add_get("/api/incidents/{id}", get_incident)
     app.router.add_post("/api/assignments/{id}/ack", _crew_action(CrewAction.ACK))

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from pingan.settings import Settings
 from pingan.store import Store
-from playbooks.matcher import PlaybookIndex
+from playbooks.registry import PlaybookRegistry
 
 log = logging.getLogger("pingan.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -27,7 +27,7 @@ MAX_BODY = 64 * 1024
 class Context:
     settings: Settings
     store: Store
-    playbooks: PlaybookIndex
+    playbooks: PlaybookRegistry
     api_tokens: tuple[str, ...]
     open311_keys: tuple[str, ...]
 

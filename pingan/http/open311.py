@@ -71,7 +71,7 @@ async def post_request(request: web.Request) -> web.Response:
     if not token_ok(api_key, c.open311_keys):
         return open311_error(403, "api_key: not valid")
     try:
-        draft = validate_report(fields, c.playbooks.report_categories())
+        draft = validate_report(fields, c.playbooks.index.report_categories())
     except ReportInvalid as exc:
         return open311_error(exc.code, exc.description)
     report_id = await asyncio.to_thread(
@@ -106,7 +106,7 @@ async def get_services(request: web.Request) -> web.Response:
                 "keywords": code.replace("_", ","),
                 "group": "urban management",
             }
-            for code in ctx(request).playbooks.report_categories()
+            for code in ctx(request).playbooks.index.report_categories()
         ]
     )
 

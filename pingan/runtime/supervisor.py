@@ -37,8 +37,8 @@ from pingan.runtime.relay import OutboxRelay
 from pingan.runtime.secrets import tokens_or_generated
 from pingan.settings import Settings
 from pingan.store import Store, component_state, mark_component
-from playbooks.loader import PlaybookError, load_playbooks
-from playbooks.matcher import PlaybookIndex
+from playbooks.loader import PlaybookError
+from playbooks.registry import PlaybookRegistry
 from streams import topics
 
 log = logging.getLogger("pingan.run")
@@ -103,7 +103,7 @@ async def run(
     scaled deployment, where workers run as their own services."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        playbooks = load_playbooks(settings.playbooks_dir)
+        playbooks = PlaybookRegistry(settings.playbooks_dir)
         roster = load_roster(settings.roster_file)
     except (PlaybookError, RosterError) as exc:
         print(f"pingan: cannot start:\n{exc}", file=sys.stderr)
@@ -153,7 +153,8 @@ async def run(
             )
         )
 
-        context = Context(settings, store, PlaybookIndex(playbooks.values()), api_tokens, keys)
+        context = Context(settings, store, playbooks, api_tokens, keys)
+        tasks.append(asyncio.create_task(_refresh_playbooks(playbooks, stopping)))
         runner = web.AppRunner(build_http_app(context), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.http_host, settings.http_port)
@@ -210,6 +211,14 @@ async def run(
         store.dispose()
         log.info("stopped exit_code=%d", exit_code)
     return exit_code
+
+
+async def _refresh_playbooks(registry: PlaybookRegistry, stopping: asyncio.Event) -> None:
+    """The HTTP side's view of the playbooks (services list, /api/playbooks)."""
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=2.0)
+        await asyncio.to_thread(registry.refresh)
 
 
 async def _scenario_then(

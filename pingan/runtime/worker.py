@@ -9,9 +9,9 @@ import faust
 
 from alerts.channels.local_outbox import LocalOutboxChannel
 from pingan.settings import Settings
-from pingan.store import Store
-from playbooks.loader import PlaybookError, load_playbooks
-from playbooks.matcher import PlaybookIndex
+from pingan.store import Store, mark_component
+from playbooks.loader import PlaybookError
+from playbooks.registry import PlaybookRegistry
 from streams.app import build_app
 
 
@@ -20,13 +20,14 @@ def run_worker(settings: Settings) -> int:
         print("pingan worker: PINGAN_KAFKA_URL is required (`pingan run` sets it)", file=sys.stderr)
         return 2
     try:
-        playbooks = load_playbooks(settings.playbooks_dir)
+        registry = PlaybookRegistry(settings.playbooks_dir)
     except PlaybookError as exc:
         print(f"pingan worker: cannot start:\n{exc}", file=sys.stderr)
         return 2
     store = Store(settings.effective_database_url)
     store.create_schema()
-    built = build_app(settings, store, PlaybookIndex(playbooks.values()), LocalOutboxChannel(store))
+    mark_component(store, "playbooks", "ok")
+    built = build_app(settings, store, registry, LocalOutboxChannel(store))
     worker = faust.Worker(built.app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()  # returns via SystemExit when stopped
     return 0

@@ -148,13 +148,17 @@ def claim_event(conn: Connection, consumer: str, event_id: str, now: datetime) -
     return True
 
 
-def mark_component(store: Store, name: str, state: str, now: datetime | None = None) -> None:
-    """Record that a process of this deployment is up (or going down)."""
+def mark_component(
+    store: Store, name: str, state: str, detail: str = "", now: datetime | None = None
+) -> None:
+    """Record the state of a part of this deployment (a process, the playbooks)."""
     at = now or datetime.now(UTC)
     with store.transaction() as conn:
         conn.execute(delete(schema.components).where(schema.components.c.name == name))
         conn.execute(
-            insert(schema.components).values(name=name, pid=os.getpid(), state=state, updated_at=at)
+            insert(schema.components).values(
+                name=name, pid=os.getpid(), state=state, detail=detail, updated_at=at
+            )
         )
 
 

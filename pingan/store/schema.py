@@ -46,6 +46,9 @@ incidents = Table(
     Column("category", String(64), nullable=False),
     Column("status", String(32), nullable=False),
     Column("level", String(32), nullable=False),
+    Column("scope", String(16), nullable=False),  # site (reports) or district (weather)
+    Column("district", String(64)),
+    Column("thresholds_active", Integer, nullable=False, default=0),
     Column("playbook_id", String(128), nullable=False),
     Column("playbook_version", Integer, nullable=False),
     # The playbook as it was when the incident opened: editing the file later never
@@ -70,6 +73,35 @@ incident_history = Table(
     Column("reason", Text, nullable=False),
 )
 
+# Official warnings driving an incident; 'ended' once cancelled, expired or superseded.
+incident_warnings = Table(
+    "incident_warnings",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), primary_key=True),
+    Column("warning_id", String(200), primary_key=True),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("state", String(16), nullable=False),  # active, ended
+    Column("reason", Text, nullable=False, default=""),
+)
+
+# Every warning message received (CAP Alert/Update/Cancel or CMA signal), as normalised.
+warning_messages = Table(
+    "warning_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("warning_id", String(200), nullable=False, index=True),
+    Column("msg_type", String(16), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("districts", JSON, nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("references", JSON, nullable=False),
+    Column("headline", Text, nullable=False, default=""),
+    Column("source", String(64), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("warning_id", "msg_type", name="uq_warning_message"),
+)
+
 crews = Table(
     "crews",
     metadata,
@@ -82,6 +114,7 @@ crews = Table(
     Column("home_lat", Float, nullable=False),
     Column("home_lon", Float, nullable=False),
     Column("capacity", Integer, nullable=False, default=1),
+    Column("equipment", JSON, nullable=False, default=list),
 )
 
 assignments = Table(
@@ -174,5 +207,6 @@ components = Table(
     Column("name", String(64), primary_key=True),
     Column("pid", Integer, nullable=False),
     Column("state", String(32), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from pingan.store.schema import local_messages, reports
+from tests.conftest import ROSTER
 from tests.e2e.harness import API_TOKEN, OPEN311_KEY, Stack, processes_matching, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(tmp_path_factory.mktemp("slice"))
+    running = Stack(tmp_path_factory.mktemp("slice"), {"PINGAN_ROSTER_FILE": str(ROSTER)})
     yield running
     running.stop()
 
@@ -51,7 +52,7 @@ def test_report_to_resolved_incident(stack: Stack) -> None:
     assert incident["playbook"] == {"id": "fallen-trees", "version": 1}
     assert incident["reports"][0]["contact"]["phone"] == "+86138****8000"
     [assignment] = incident["assignments"]
-    assert assignment["crew"]["id"] == "tree-yuanhui-1" and assignment["state"] == "assigned"
+    assert assignment["crew"]["id"] == "tree-near" and assignment["state"] == "assigned"
     assert [h["to"] for h in incident["history"]] == ["open", "dispatched"]
 
     def messages() -> list:

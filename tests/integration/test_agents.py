@@ -19,7 +19,9 @@ from tests.conftest import NOW
 from tests.integration.test_handlers import draft
 
 
-def test_reports_agent_opens_one_incident_and_rejects_garbage(staffed_store: Store, index) -> None:
+def test_reports_agent_opens_one_incident_and_rejects_garbage(
+    staffed_store: Store, registry
+) -> None:
     report_id = accept_report(staffed_store, draft(), "open311", "test", NOW)
     with staffed_store.read() as conn:
         event = conn.execute(
@@ -28,7 +30,7 @@ def test_reports_agent_opens_one_incident_and_rejects_garbage(staffed_store: Sto
     built = build_app(
         Settings(kafka_url="127.0.0.1:1"),
         staffed_store,
-        index,
+        registry,
         LocalOutboxChannel(staffed_store),
         app_id=f"test-{uuid.uuid4().hex}",
     )

@@ -91,7 +91,7 @@ def test_dispatch_assigns_the_nearest_tree_crew_once(staffed_store: Store, index
     with staffed_store.read() as conn:
         [a] = conn.execute(select(assignments)).all()
         status = conn.execute(select(incidents.c.status)).scalar_one()
-    assert (a.incident_id, a.crew_id, a.state) == (incident_id, "tree-yuanhui-1", "assigned")
+    assert (a.incident_id, a.crew_id, a.state) == (incident_id, "tree-near", "assigned")
     assert "nearest available" in a.why
     assert status == "dispatched"
     assert [e["assignment_id"] for e in events(staffed_store, topics.NOTIFICATIONS)] == [a.id]

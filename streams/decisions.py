@@ -1,0 +1,382 @@
+"""The store side of the matcher: read open incidents as the matcher sees them, and
+write its decisions (open, upgrade, attach, end warnings, resolve) with history, audit
+and follow-up events, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from pingan.city import load_city
+from pingan.incidents import IncidentStatus
+from pingan.store import as_utc, emit, record_audit
+from pingan.store.schema import (
+    assignments,
+    incident_history,
+    incident_warnings,
+    incidents,
+    reports,
+)
+from playbooks.matcher import (
+    AttachToIncident,
+    Decision,
+    EndWarnings,
+    Event,
+    Ignored,
+    IncidentView,
+    OpenIncident,
+    ReportReceived,
+    ResolveIncident,
+    ThresholdCrossed,
+    UpgradeIncident,
+    WarningSignal,
+)
+from playbooks.model import Playbook
+from streams import topics
+
+log = logging.getLogger("pingan.incidents")
+SYSTEM = "system"
+
+
+def set_incident_status(
+    conn: Connection, incident_id: int, old: str | None, new: str, reason: str, now: datetime
+) -> None:
+    values: dict[str, Any] = {"status": new, "updated_at": now}
+    if new == IncidentStatus.RESOLVED:
+        values["resolved_at"] = now
+    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
+    conn.execute(
+        incident_history.insert().values(
+            incident_id=incident_id, at=now, from_status=old, to_status=new, reason=reason
+        )
+    )
+
+
+def load_open_incidents(
+    conn: Connection, playbook_ids: Iterable[str] | None = None
+) -> list[IncidentView]:
+    """Open incidents, limited to `playbook_ids` when given (the event's candidates)."""
+    query = select(incidents).where(incidents.c.status != IncidentStatus.RESOLVED)
+    if playbook_ids is not None:
+        query = query.where(incidents.c.playbook_id.in_(list(playbook_ids)))
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    counts = {
+        r.incident_id: (r.n, as_utc(r.last_at))
+        for r in conn.execute(
+            select(
+                reports.c.incident_id,
+                func.count().label("n"),
+                func.max(reports.c.received_at).label("last_at"),
+            )
+            .where(reports.c.incident_id.in_(ids))
+            .group_by(reports.c.incident_id)
+        )
+    }
+    warnings: dict[int, dict[str, datetime | None]] = {}
+    for w in conn.execute(
+        select(incident_warnings).where(
+            incident_warnings.c.incident_id.in_(ids), incident_warnings.c.state == "active"
+        )
+    ):
+        warnings.setdefault(w.incident_id, {})[w.warning_id] = as_utc(w.expires_at)
+    views = []
+    for row in rows:
+        count, last = counts.get(row.id, (0, None))
+        views.append(
+            IncidentView(
+                id=row.id,
+                playbook=Playbook.model_validate(row.playbook_snapshot),
+                level=row.level,
+                scope=row.scope,
+                district=row.district,
+                lat=row.lat,
+                lon=row.lon,
+                report_count=count,
+                last_report_at=last,
+                warnings=warnings.get(row.id, {}),
+                thresholds_active=bool(row.thresholds_active),
+            )
+        )
+    return views
+
+
+def _link_source(conn: Connection, incident_id: int, event: Event) -> None:
+    """Record what drives the incident: the report, the warning, or a threshold."""
+    if isinstance(event, ReportReceived):
+        conn.execute(
+            update(reports).where(reports.c.id == event.report_id).values(incident_id=incident_id)
+        )
+    elif isinstance(event, WarningSignal):
+        exists = conn.execute(
+            select(incident_warnings.c.state).where(
+                incident_warnings.c.incident_id == incident_id,
+                incident_warnings.c.warning_id == event.id,
+            )
+        ).first()
+        if exists:
+            conn.execute(
+                update(incident_warnings)
+                .where(
+                    incident_warnings.c.incident_id == incident_id,
+                    incident_warnings.c.warning_id == event.id,
+                )
+                .values(expires_at=event.expires, state="active", reason=event.msg_type)
+            )
+        else:
+            conn.execute(
+                incident_warnings.insert().values(
+                    incident_id=incident_id,
+                    warning_id=event.id,
+                    expires_at=event.expires,
+                    state="active",
+                    reason=event.msg_type,
+                )
+            )
+    elif isinstance(event, ThresholdCrossed):
+        conn.execute(
+            update(incidents).where(incidents.c.id == incident_id).values(thresholds_active=1)
+        )
+
+
+def _open(conn: Connection, decision: OpenIncident, category: str, now: datetime) -> int:
+    lat, lon = decision.lat, decision.lon
+    if lat is None and decision.district:
+        # A district-wide response: crews are chosen by distance to the district centre.
+        centre = load_city().districts.get(decision.district)
+        if centre:
+            lat, lon = centre.lat, centre.lon
+    playbook = decision.playbook
+    incident_id = int(
+        conn.execute(
+            incidents.insert().values(
+                category=category,
+                status=IncidentStatus.OPEN,
+                level=decision.level,
+                scope=decision.scope,
+                district=decision.district,
+                thresholds_active=0,
+                playbook_id=playbook.id,
+                playbook_version=playbook.version,
+                playbook_snapshot=playbook.model_dump(mode="json"),
+                lat=lat,
+                lon=lon,
+                unstaffed=0,
+                opened_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+    )
+    conn.execute(
+        incident_history.insert().values(
+            incident_id=incident_id,
+            at=now,
+            from_status=None,
+            to_status=IncidentStatus.OPEN,
+            reason=f"{decision.reason} (level {decision.level})",
+        )
+    )
+    record_audit(
+        conn,
+        now,
+        SYSTEM,
+        "incident.opened",
+        "incident",
+        incident_id,
+        {
+            "playbook": playbook.id,
+            "version": playbook.version,
+            "level": decision.level,
+            "scope": decision.scope,
+            "district": decision.district,
+        },
+    )
+    return incident_id
+
+
+def event_category(event: Event) -> str:
+    if isinstance(event, ReportReceived):
+        return event.category
+    if isinstance(event, WarningSignal):
+        return event.event
+    if isinstance(event, ThresholdCrossed):
+        return event.metric
+    return "tick"
+
+
+def apply_decisions(
+    conn: Connection, event: Event, decisions: Sequence[Decision], now: datetime
+) -> list[int]:
+    """Write the decisions; returns the ids of incidents opened or changed."""
+    touched: list[int] = []
+    for decision in decisions:
+        match decision:
+            case OpenIncident():
+                incident_id = _open(conn, decision, event_category(event), now)
+                _link_source(conn, incident_id, event)
+                if decision.level != "watch":
+                    emit(
+                        conn,
+                        topics.INCIDENTS,
+                        str(incident_id),
+                        {"type": "incident.opened", "incident_id": incident_id},
+                        now,
+                    )
+                log.info(
+                    "incident opened incident=%s playbook=%s level=%s scope=%s district=%s",
+                    incident_id,
+                    decision.playbook.id,
+                    decision.level,
+                    decision.scope,
+                    decision.district,
+                )
+                touched.append(incident_id)
+            case UpgradeIncident(incident_id=incident_id, from_level=old, to_level=new):
+                conn.execute(
+                    update(incidents)
+                    .where(incidents.c.id == incident_id)
+                    .values(level=new, updated_at=now)
+                )
+                status = conn.execute(
+                    select(incidents.c.status).where(incidents.c.id == incident_id)
+                ).scalar_one()
+                conn.execute(
+                    incident_history.insert().values(
+                        incident_id=incident_id,
+                        at=now,
+                        from_status=status,
+                        to_status=status,
+                        reason=f"level {old} → {new}: {decision.reason}",
+                    )
+                )
+                record_audit(
+                    conn,
+                    now,
+                    SYSTEM,
+                    "incident.upgraded",
+                    "incident",
+                    incident_id,
+                    {"from": old, "to": new, "reason": decision.reason},
+                )
+                _link_source(conn, incident_id, event)
+                emit(
+                    conn,
+                    topics.INCIDENTS,
+                    str(incident_id),
+                    {
+                        "type": "incident.upgraded",
+                        "incident_id": incident_id,
+                        "from": old,
+                        "to": new,
+                    },
+                    now,
+                )
+                log.info("incident upgraded incident=%s %s->%s", incident_id, old, new)
+                touched.append(incident_id)
+            case AttachToIncident(incident_id=incident_id):
+                _link_source(conn, incident_id, event)
+                conn.execute(
+                    update(incidents).where(incidents.c.id == incident_id).values(updated_at=now)
+                )
+                record_audit(
+                    conn,
+                    now,
+                    SYSTEM,
+                    "incident.attached",
+                    "incident",
+                    incident_id,
+                    {"reason": decision.reason, "distance_m": decision.distance_m},
+                )
+                touched.append(incident_id)
+            case EndWarnings(incident_id=incident_id, warning_ids=ended):
+                conn.execute(
+                    update(incident_warnings)
+                    .where(
+                        incident_warnings.c.incident_id == incident_id,
+                        incident_warnings.c.warning_id.in_(ended),
+                    )
+                    .values(state="ended", reason=decision.reason)
+                )
+                record_audit(
+                    conn,
+                    now,
+                    SYSTEM,
+                    "incident.warnings_ended",
+                    "incident",
+                    incident_id,
+                    {"warnings": list(ended), "reason": decision.reason},
+                )
+            case ResolveIncident(incident_id=incident_id):
+                resolve_incident(conn, incident_id, decision.reason, SYSTEM, now)
+                touched.append(incident_id)
+            case Ignored(reason=reason):
+                if isinstance(event, ReportReceived):
+                    record_audit(
+                        conn,
+                        now,
+                        SYSTEM,
+                        "report.unmatched",
+                        "report",
+                        event.report_id,
+                        {"reason": reason},
+                    )
+                log.info("ignored: %s", reason)
+    if isinstance(event, ThresholdCrossed) and event.cleared:
+        for inc_id in _district_incidents(conn, event.district):
+            conn.execute(
+                update(incidents).where(incidents.c.id == inc_id).values(thresholds_active=0)
+            )
+    return touched
+
+
+def _district_incidents(conn: Connection, district: str) -> list[int]:
+    return list(
+        conn.execute(
+            select(incidents.c.id).where(
+                incidents.c.district == district,
+                incidents.c.scope == "district",
+                incidents.c.status != IncidentStatus.RESOLVED,
+            )
+        ).scalars()
+    )
+
+
+def resolve_incident(
+    conn: Connection, incident_id: int, reason: str, actor: str, now: datetime
+) -> None:
+    """Resolve, cancelling tasks still open (the warning ended; crews stand down)."""
+    old = conn.execute(select(incidents.c.status).where(incidents.c.id == incident_id)).scalar_one()
+    if old == IncidentStatus.RESOLVED:
+        return
+    cancelled = conn.execute(
+        update(assignments)
+        .where(
+            assignments.c.incident_id == incident_id,
+            assignments.c.state.in_(["assigned", "acknowledged"]),
+        )
+        .values(state="cancelled", updated_at=now)
+    ).rowcount
+    set_incident_status(conn, incident_id, old, IncidentStatus.RESOLVED, reason, now)
+    record_audit(
+        conn,
+        now,
+        actor,
+        "incident.resolved",
+        "incident",
+        incident_id,
+        {"from": old, "reason": reason, "assignments_cancelled": cancelled},
+    )
+    emit(
+        conn,
+        topics.INCIDENTS,
+        str(incident_id),
+        {"type": "incident.resolved", "incident_id": incident_id},
+        now,
+    )
+    log.info("incident resolved incident=%s reason=%s", incident_id, reason)
