@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from pingan.settings import SettingsError, describe, load_settings
+from pingan.settings import Settings, SettingsError, describe, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +29,79 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="the stream-processing worker only (needs PINGAN_KAFKA_URL)")
     sub.add_parser("http", help="the HTTP API and the outbox relay only (needs PINGAN_KAFKA_URL)")
     sub.add_parser("config", help="list every setting with its default")
+    books = sub.add_parser("playbooks", help="validate or simulate playbooks (nothing running)")
+    books_sub = books.add_subparsers(dest="playbooks_command", required=True, metavar="ACTION")
+    validate = books_sub.add_parser("validate", help="check playbook files; exit 1 on problems")
+    validate.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="files or folders (default: the configured playbooks folder)",
+    )
+    simulate = books_sub.add_parser(
+        "simulate", help="print what a playbook would do for recorded events"
+    )
+    simulate.add_argument("playbook", help="a playbook id, or the path of a playbook file")
+    simulate.add_argument("--events", required=True, type=Path, help="events YAML file")
+    simulate.add_argument("--roster", type=Path, help="crew roster (default: configured)")
     return parser
+
+
+def playbooks_command(args: argparse.Namespace, settings: Settings) -> int:
+    from pingan.crews import RosterError, load_roster
+    from playbooks.loader import PlaybookError, load_playbook_files
+    from playbooks.matcher import PlaybookIndex
+    from playbooks.simulate import EventsFileError, parse_events, simulate
+
+    if args.playbooks_command == "validate":
+        paths = _playbook_paths(args.paths or [settings.playbooks_dir])
+        try:
+            found = load_playbook_files(paths)
+        except PlaybookError as exc:
+            for problem in exc.problems:
+                print(problem)
+            print(f"{len(exc.problems)} problem(s) in {len(paths)} file(s)", file=sys.stderr)
+            return 1
+        print(f"ok: {len(found)} playbook(s) valid: {', '.join(sorted(found))}")
+        return 0
+    target = Path(args.playbook)
+    try:
+        if target.suffix in (".yaml", ".yml") and target.exists():
+            others = [
+                p
+                for p in _playbook_paths([settings.playbooks_dir])
+                if p.resolve() != target.resolve()
+            ]
+            found = load_playbook_files([target])
+            playbook_id = next(iter(found))
+            found = {
+                **{k: v for k, v in load_playbook_files(others).items() if k != playbook_id},
+                **found,
+            }
+        else:
+            found = load_playbook_files(_playbook_paths([settings.playbooks_dir]))
+            playbook_id = args.playbook
+            if playbook_id not in found:
+                print(
+                    f"pingan: no playbook {playbook_id!r} (known: {', '.join(sorted(found))})",
+                    file=sys.stderr,
+                )
+                return 2
+        roster = load_roster(args.roster or settings.roster_file)
+        events = parse_events(args.events.read_text(encoding="utf-8"), str(args.events))
+    except (PlaybookError, RosterError, EventsFileError, OSError) as exc:
+        print(f"pingan: {exc}", file=sys.stderr)
+        return 1
+    for line in simulate(events, PlaybookIndex(found.values()), roster, only=playbook_id):
+        print(line)
+    return 0
+
+
+def _playbook_paths(paths: Sequence[Path]) -> list[Path]:
+    out: list[Path] = []
+    for path in paths:
+        out.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pingan.logs import setup_logging
 
     setup_logging(settings.log_level)
+    if args.command == "playbooks":
+        return playbooks_command(args, settings)
     if args.command == "worker":
         from pingan.runtime.worker import run_worker
 

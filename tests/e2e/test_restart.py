@@ -20,8 +20,8 @@ REPORTS = 15
 def _roster(path: Path) -> Path:
     """Invented: enough tree crews that every incident gets one."""
     rows = "\n".join(
-        f"  - {{id: t{i}, name: Tree crew {i}, phone: '+86100000{i:05d}', skills: [tree], equipment: [chainsaw], "
-        f"home: [{33.55 + i * 0.002:.4f}, 114.02], capacity: 2}}"
+        f"  - {{id: t{i}, name: Tree crew {i}, phone: '+86100000{i:05d}', skills: [tree], "
+        f"equipment: [chainsaw], home: [{33.55 + i * 0.002:.4f}, 114.02], capacity: 2}}"
         for i in range(REPORTS)
     )
     path.write_text(f"crews:\n{rows}\n")
