@@ -189,8 +189,18 @@ def _message(err: Mapping[str, Any], path: Path_, data: Any) -> str:
         return "required field is missing"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return "'kind' must be one of: warning, threshold, report"
-    if msg.startswith("Value error, "):
-        msg = msg.removeprefix("Value error, ")
+    msg = msg.removeprefix("Value error, ")
+    msg = {
+        "int_parsing": "expected a whole number",
+        "int_type": "expected a whole number",
+        "float_parsing": "expected a number",
+        "float_type": "expected a number",
+        "string_type": "expected text",
+        "bool_parsing": "expected true or false",
+        "dict_type": "expected a mapping of keys",
+        "tuple_type": "expected a list",
+        "list_type": "expected a list",
+    }.get(kind, msg.replace("Input should be ", "expected "))
     got = err.get("input")
     if not isinstance(got, dict | list) and got is not None and kind not in ("value_error",):
         return f"{msg} (got {got!r})"
@@ -246,7 +256,9 @@ def _parse(text: str, file: str) -> tuple[Playbook, _Positions]:
         playbook = Playbook.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            path = _real_path(err["loc"], data)
+            raised = (err.get("ctx") or {}).get("error")
+            extra = getattr(raised, "path", ())
+            path = _real_path((*err["loc"], *extra), data)
             line, col = positions.of(path, key=err["type"] == "extra_forbidden")
             problems.append(
                 PlaybookProblem(file, line, col, _dotted(path), _message(err, path, data))

@@ -48,6 +48,15 @@ Metric = Literal[
 WINDOWS_H: tuple[int, ...] = (1, 3, 6, 12, 24, 48)
 
 
+class FieldProblem(ValueError):
+    """A validation problem that knows which field below the validated object it is
+    about, so the loader can point at that line."""
+
+    def __init__(self, message: str, *path: str | int) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 def level_rank(level: str) -> int:
     return LEVEL_ORDER.index(level)
 
@@ -91,12 +100,13 @@ class ThresholdTrigger(_Strict):
     def _reachable(self) -> ThresholdTrigger:
         _, low, high = METRICS[self.metric]
         if not low <= self.value <= high:
-            raise ValueError(
+            raise FieldProblem(
                 f"{self.metric} {self.op} {self.value:g} can never happen "
-                f"(plausible range {low:g}..{high:g})"
+                f"(plausible range {low:g}..{high:g})",
+                "value",
             )
         if (self.op == ">=" and self.value <= low) or (self.op == "<=" and self.value >= high):
-            raise ValueError(f"{self.metric} {self.op} {self.value:g} is always true")
+            raise FieldProblem(f"{self.metric} {self.op} {self.value:g} is always true", "value")
         return self
 
 
@@ -201,15 +211,21 @@ class Playbook(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Playbook:
-        reports = [t for t in self.triggers if isinstance(t, ReportTrigger)]
-        if reports and self.correlation is None:
-            raise ValueError("a playbook with report triggers needs 'correlation'")
-        for trigger in self.triggers:
+        for i, trigger in enumerate(self.triggers):
+            if isinstance(trigger, ReportTrigger) and self.correlation is None:
+                raise FieldProblem(
+                    "a report trigger needs 'correlation' (radius_m, window_min) at the top "
+                    "level, to tell which reports are the same incident",
+                    "triggers",
+                    i,
+                )
             for level in trigger_levels(trigger):
                 if level not in self.levels:
-                    raise ValueError(
-                        f"a {trigger.kind} trigger can start level {level!r}, "
-                        f"which has no entry under 'levels'"
+                    raise FieldProblem(
+                        f"this {trigger.kind} trigger can start level {level!r}, "
+                        f"which has no entry under 'levels'",
+                        "triggers",
+                        i,
                     )
         return self
 

@@ -37,7 +37,8 @@ class PlaybookRegistry:
         self.error: str | None = None
 
     def refresh(self) -> bool:
-        """Reload if the files changed. True when a new version was applied."""
+        """Reload if the files changed. True when they did (whether the new version
+        was applied, or rejected and recorded in `error`)."""
         stamp = folder_stamp(self.folder)
         if stamp == self._stamp:
             return False
@@ -47,11 +48,14 @@ class PlaybookRegistry:
         except PlaybookError as exc:
             self.error = str(exc)
             log.error("playbook change rejected; the running version stays:\n%s", exc)
-            return False
+            return True
         self.index = PlaybookIndex(playbooks.values())
         self.error = None
-        log.info(
-            "playbooks reloaded: %s",
-            ", ".join(f"{p.id} v{p.version}" for p in self.index.playbooks.values()),
-        )
+        log.info("playbooks reloaded: %s", self.versions())
         return True
+
+    def versions(self) -> str:
+        return ", ".join(
+            f"{p.id} v{p.version}"
+            for p in sorted(self.index.playbooks.values(), key=lambda p: p.id)
+        )

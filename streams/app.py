@@ -118,9 +118,12 @@ def build_app(
 
     @app.timer(reload_interval_s)
     async def reload_playbooks() -> None:
-        if registry.refresh() or registry.error:
+        if registry.refresh():
             mark_component(
-                store, "playbooks", "invalid" if registry.error else "ok", registry.error or ""
+                store,
+                "playbooks",
+                "invalid" if registry.error else "ok",
+                registry.error or registry.versions(),
             )
 
     @app.on_rebalance_complete.connect

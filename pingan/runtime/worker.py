@@ -26,7 +26,7 @@ def run_worker(settings: Settings) -> int:
         return 2
     store = Store(settings.effective_database_url)
     store.create_schema()
-    mark_component(store, "playbooks", "ok")
+    mark_component(store, "playbooks", "ok", registry.versions())
     built = build_app(settings, store, registry, LocalOutboxChannel(store))
     worker = faust.Worker(built.app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()  # returns via SystemExit when stopped

@@ -90,10 +90,13 @@ class Stack:
         self.lines: list[str] = []
         self._ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(READY_TIMEOUT_S):
+        ready_line = None
+        if self._ready.wait(READY_TIMEOUT_S):
+            ready_line = next((line for line in self.lines if line.startswith("ready:")), None)
+        if ready_line is None:
             self.kill()
             raise AssertionError("stack not ready:\n" + "".join(self.lines[-40:]))
-        ready = next(line for line in self.lines if line.startswith("ready:"))
+        ready = ready_line
         self.broker_bootstrap = re.search(r"broker (\S+)", ready).group(1)  # type: ignore[union-attr]
         self.http = httpx.Client(base_url=self.base_url, timeout=10)
         self.auth = {"Authorization": f"Bearer {API_TOKEN}"}
