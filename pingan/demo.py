@@ -54,34 +54,51 @@ async def _play(
     def sim_now() -> float:
         return (time.monotonic() - start) * speed
 
-    pending = sorted(scenario["reports"], key=lambda r: r["at_min"])
+    pending = sorted(scenario["steps"], key=lambda r: r["at_min"])
     ack_after = float(scenario["crews"]["acknowledge_after_min"])
     done_after = float(scenario["crews"]["done_after_min"])
     report_ids: list[str] = []
     seen_assignment: dict[int, float] = {}  # assignment id -> sim minute first seen
     acked_at: dict[int, float] = {}
-    announced: set[tuple[int, str]] = set()
+    announced: set[tuple[int, str, str]] = set()
     deadline = time.monotonic() + TIMEOUT_S
     print(
-        f"  demo: {len(pending)} invented fallen-tree reports over "
+        f"  demo: {len(pending)} invented reports and warnings over "
         f"{pending[-1]['at_min']} simulated minutes",
         flush=True,
     )
     while time.monotonic() < deadline:
         while pending and pending[0]["at_min"] <= sim_now():
-            item = pending.pop(0)
-            form = {k: str(v) for k, v in item.items() if k != "at_min"}
-            form["api_key"] = key
-            reply = await client.post("/open311/v2/requests.json", data=form)
-            reply.raise_for_status()
-            report_ids.append(reply.json()[0]["service_request_id"])
-            _say(start, speed, f"citizen report #{report_ids[-1]}: {item['description'][:30]}")
+            step = pending.pop(0)
+            if "report" in step:
+                form = {k: str(v) for k, v in step["report"].items()}
+                form["api_key"] = key
+                reply = await client.post("/open311/v2/requests.json", data=form)
+                reply.raise_for_status()
+                report_ids.append(reply.json()[0]["service_request_id"])
+                _say(
+                    start,
+                    speed,
+                    f"citizen report #{report_ids[-1]} "
+                    f"({form['service_code']}): {form['description'][:28]}",
+                )
+            else:
+                reply = await client.post("/api/warnings", json=step["warning"], headers=headers)
+                reply.raise_for_status()
+                w = step["warning"]
+                _say(start, speed, f"warning {w['id']} {w['msg_type']}: {w['headline']}")
         listing = (await client.get("/api/incidents", headers=headers)).json()["incidents"]
         for summary in listing:
-            key_ = (summary["id"], summary["status"])
+            key_ = (summary["id"], summary["status"], summary["level"])
             if key_ not in announced:
                 announced.add(key_)
-                _say(start, speed, f"incident {summary['id']} is {summary['status']}")
+                where = summary["district"] or "site"
+                _say(
+                    start,
+                    speed,
+                    f"incident {summary['id']} ({summary['playbook']['id']}, "
+                    f"{summary['level']}, {where}) is {summary['status']}",
+                )
             if summary["status"] == "resolved":
                 continue
             detail = (await client.get(f"/api/incidents/{summary['id']}", headers=headers)).json()
@@ -102,7 +119,8 @@ async def _play(
         if finished and await _all_reports_closed(client, report_ids):
             print(
                 f"  demo: scenario complete: {len(report_ids)} reports, "
-                f"{len(listing)} incidents, all resolved",
+                f"{len(listing)} incidents "
+                f"({', '.join(sorted({i['playbook']['id'] for i in listing}))}), all resolved",
                 flush=True,
             )
             return

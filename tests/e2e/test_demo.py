@@ -35,6 +35,13 @@ def test_demo_reaches_ready_and_resolves_every_incident(tmp_path: Path) -> None:
     # Generated credentials are printed on first start (none were configured).
     assert "API token (Authorization: Bearer" in out and "Open311 api_key:" in out
     assert (tmp_path / "api_token").read_text().strip() in out
-    assert "demo: scenario complete: 4 reports, 3 incidents, all resolved" in out
-    for incident in (1, 2, 3):
-        assert f"incident {incident} is resolved" in out
+    assert (
+        "demo: scenario complete: 6 reports, 6 incidents (fallen-trees, flood-drainage, "
+        "snow-removal), all resolved"
+    ) in out
+    # Snow: the warning opens a district incident, the update raises it, the cancel ends it.
+    assert "(snow-removal, yellow, yuanhui) is open" in out
+    assert "(snow-removal, orange, yuanhui) is dispatched" in out
+    assert "(snow-removal, orange, yuanhui) is resolved" in out
+    assert "(flood-drainage, routine, site) is resolved" in out
+    assert out.count("(fallen-trees, routine, site) is resolved") == 3
