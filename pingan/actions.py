@@ -13,7 +13,7 @@ from pingan.assignments import AssignmentState, CrewAction, TransitionRefused, n
 from pingan.crews import Crew
 from pingan.reports import ReportDraft
 from pingan.store import Store, emit, record_audit
-from pingan.store.schema import assignments, crews, reports, warning_messages
+from pingan.store.schema import assignments, crews, incidents, reports, warning_messages
 from pingan.warnings import signal_to_event
 from playbooks.matcher import WarningSignal
 from streams import topics
@@ -214,3 +214,32 @@ def accept_warning(
             now,
         )
     return True
+
+
+class NotAllowed(ValueError):
+    """The command is not allowed in the current state; the message says why."""
+
+
+def resolve_by_dispatcher(
+    store: Store, incident_id: int, reason: str, actor: str, now: datetime
+) -> None:
+    """A dispatcher closes an incident (tasks still open stand down), if its playbook
+    allows resolution by a dispatcher."""
+    from streams.decisions import resolve_incident
+
+    with store.transaction() as conn:
+        row = conn.execute(
+            select(incidents.c.status, incidents.c.playbook_snapshot)
+            .where(incidents.c.id == incident_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"incident {incident_id} does not exist")
+        if row.status == "resolved":
+            raise NotAllowed(f"incident {incident_id} is already resolved")
+        allowed = row.playbook_snapshot.get("resolution", {}).get("when", [])
+        if "dispatcher" not in allowed:
+            raise NotAllowed(
+                f"incident {incident_id}: its playbook resolves only by {', '.join(allowed)}"
+            )
+        resolve_incident(conn, incident_id, f"resolved by dispatcher: {reason}", actor, now)

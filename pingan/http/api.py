@@ -8,7 +8,13 @@ import json
 from aiohttp import web
 
 from pingan import queries
-from pingan.actions import NotFound, accept_warning, apply_crew_action
+from pingan.actions import (
+    NotAllowed,
+    NotFound,
+    accept_warning,
+    apply_crew_action,
+    resolve_by_dispatcher,
+)
 from pingan.assignments import CrewAction, TransitionRefused
 from pingan.clock import utcnow
 from pingan.http.app import ctx, json_error, json_response
@@ -117,7 +123,29 @@ async def list_playbooks(request: web.Request) -> web.Response:
     )
 
 
+async def resolve_incident(request: web.Request) -> web.Response:
+    incident_id = _int_id(request, "id")
+    try:
+        body = await request.json(loads=json.loads) if request.can_read_body else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json_error(400, f"body: not valid JSON ({exc})")
+    reason = str(body.get("reason", "")).strip() if isinstance(body, dict) else ""
+    if not reason or len(reason) > 500:
+        return json_error(400, "reason: required (why the incident is over), at most 500 chars")
+    try:
+        await asyncio.to_thread(
+            resolve_by_dispatcher, ctx(request).store, incident_id, reason, "api", utcnow()
+        )
+    except NotFound as exc:
+        return json_error(404, str(exc))
+    except NotAllowed as exc:
+        return json_error(409, str(exc))
+    with ctx(request).store.read() as conn:
+        return json_response(queries.get_incident(conn, incident_id))
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/incidents/{id}/resolve", resolve_incident)
     app.router.add_post("/api/warnings", post_warning)
     app.router.add_get("/api/warnings", list_warnings)
     app.router.add_get("/api/playbooks", list_playbooks)

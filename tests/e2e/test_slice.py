@@ -103,6 +103,26 @@ def test_json_report_is_accepted(stack: Stack) -> None:
     assert reply.json()[0]["service_request_id"].isdigit()
 
 
+def _api_routes() -> list[tuple[str, str]]:
+    """Every /api/ route the HTTP app registers, with ids filled in."""
+    from pingan.http.app import build_http_app
+
+    app = build_http_app(None)  # type: ignore[arg-type]  # routes only, never served
+    routes = set()
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource else ""
+        if path.startswith("/api/") and route.method != "HEAD":
+            routes.add((route.method, path.replace("{id}", "1")))
+    return sorted(routes)
+
+
+API_ROUTES = _api_routes()
+
+
+def test_the_route_list_is_complete() -> None:
+    assert len(API_ROUTES) >= 8
+
+
 BAD_REQUESTS = [
     (
         "missing location",
@@ -195,15 +215,7 @@ def test_bad_reports_get_open311_errors_and_store_nothing(
 @pytest.mark.parametrize(
     "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {API_TOKEN}"}]
 )
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("GET", "/api/incidents"),
-        ("GET", "/api/incidents/1"),
-        ("POST", "/api/assignments/1/ack"),
-        ("POST", "/api/assignments/1/done"),
-    ],
-)
+@pytest.mark.parametrize(("method", "path"), API_ROUTES)
 def test_api_refuses_without_a_valid_token(
     stack: Stack, method: str, path: str, headers: dict
 ) -> None:
@@ -211,6 +223,28 @@ def test_api_refuses_without_a_valid_token(
     assert reply.status_code == 401
     assert reply.headers["WWW-Authenticate"].startswith("Bearer")
     assert json.loads(reply.text) == {"error": "missing or invalid bearer token"}
+
+
+def test_dispatcher_resolves_an_incident(stack: Stack) -> None:
+    stack.report(lat=33.5500, long=114.0300, description="树倒了")
+    incident = wait_for(
+        lambda: [
+            i
+            for i in stack.incidents()
+            if i["status"] == "dispatched" and i["location"]["lat"] == 33.55
+        ],
+        what="dispatched",
+    )[0]
+    path = f"/api/incidents/{incident['id']}/resolve"
+    assert stack.http.post(path, json={}, headers=stack.auth).status_code == 400
+    reply = stack.http.post(path, json={"reason": "树已被居民移开"}, headers=stack.auth)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["status"] == "resolved"
+    assert body["history"][-1]["reason"] == "resolved by dispatcher: 树已被居民移开"
+    assert {a["state"] for a in body["assignments"]} == {"cancelled"}
+    again = stack.http.post(path, json={"reason": "again"}, headers=stack.auth)
+    assert again.status_code == 409 and "already resolved" in again.json()["error"]
 
 
 def test_unknown_ids_are_404_not_500(stack: Stack) -> None:
