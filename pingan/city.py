@@ -21,6 +21,11 @@ class District:
     en: str
     lat: float
     lon: float
+    gbt2260: str = ""
+    aliases: tuple[str, ...] = ()
+
+    def names(self) -> tuple[str, ...]:
+        return (self.zh, self.en, *self.aliases)
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,13 @@ def parse_city(text: str) -> City:
     data = yaml.safe_load(text)
     districts = {
         d["code"]: District(
-            d["code"], d["zh"], d["en"], float(d["centre"][0]), float(d["centre"][1])
+            d["code"],
+            d["zh"],
+            d["en"],
+            float(d["centre"][0]),
+            float(d["centre"][1]),
+            str(d.get("gbt2260", "")),
+            tuple(d.get("aliases", ())),
         )
         for d in data["districts"]
     }

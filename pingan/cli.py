@@ -29,6 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="the stream-processing worker only (needs PINGAN_KAFKA_URL)")
     sub.add_parser("http", help="the HTTP API and the outbox relay only (needs PINGAN_KAFKA_URL)")
     sub.add_parser("config", help="list every setting with its default")
+    feeds = sub.add_parser("feeds", help="inspect weather feed documents")
+    feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
+    parse = feeds_sub.add_parser("parse", help="print a feed document normalised, as JSON")
+    parse.add_argument("source", help="a file path or an http(s) URL")
+    replay = sub.add_parser("replay", help="feed a recorded sequence into the system")
+    replay.add_argument("file", type=Path, help="replay YAML (see streams/feeds/replay.py)")
+    replay.add_argument(
+        "--speed", type=float, default=1.0, help="simulated minutes per real second (default 1)"
+    )
     books = sub.add_parser("playbooks", help="validate or simulate playbooks (nothing running)")
     books_sub = books.add_subparsers(dest="playbooks_command", required=True, metavar="ACTION")
     validate = books_sub.add_parser("validate", help="check playbook files; exit 1 on problems")
@@ -97,6 +106,31 @@ def playbooks_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def replay_command(args: argparse.Namespace, settings: Settings) -> int:
+    from pingan.store import Store
+    from playbooks.loader import PlaybookError
+    from playbooks.registry import PlaybookRegistry
+    from streams.feeds.replay import ReplayError, replay
+
+    if args.speed <= 0:
+        print("pingan replay: --speed must be positive", file=sys.stderr)
+        return 2
+    try:
+        registry = PlaybookRegistry(settings.playbooks_dir)
+    except PlaybookError as exc:
+        print(f"pingan replay: {exc}", file=sys.stderr)
+        return 2
+    store = Store(settings.effective_database_url)
+    store.create_schema()
+    try:
+        return asyncio.run(replay(args.file, store, registry.index, args.speed))
+    except ReplayError as exc:
+        print(f"pingan replay: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.dispose()
+
+
 def _playbook_paths(paths: Sequence[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
@@ -120,6 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level)
     if args.command == "playbooks":
         return playbooks_command(args, settings)
+    if args.command == "feeds":
+        from streams.feeds.inspect import parse_command
+
+        code, text = parse_command(args.source)
+        print(text, file=sys.stdout if code == 0 else sys.stderr)
+        return code
+    if args.command == "replay":
+        return replay_command(args, settings)
     if args.command == "worker":
         from pingan.runtime.worker import run_worker
 

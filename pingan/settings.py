@@ -9,6 +9,7 @@ environment variables ``PINGAN_<NAME>`` override the file.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -26,6 +27,55 @@ class SettingsError(ValueError):
 
 def _doc(text: str) -> dict[str, str]:
     return {"doc": text}
+
+
+FEED_KINDS = ("cap", "cap-index", "cma-json", "open-meteo")
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One weather feed. For open-meteo, `url` has {lat} and {lon} and is fetched once
+    per district in `districts`."""
+
+    name: str
+    kind: str
+    url: str
+    interval_s: float = 300.0
+    districts: tuple[str, ...] = ()
+    timeout_s: float = 10.0
+    retries: int = 3
+
+
+def _feed(raw: Any, where: str) -> FeedConfig:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{where}: each feed is a table with name, kind, url")
+    unknown = set(raw) - {f.name for f in dataclasses.fields(FeedConfig)}
+    if unknown:
+        raise SettingsError(f"{where}: unknown feed setting(s) {', '.join(sorted(unknown))}")
+    for key in ("name", "kind", "url"):
+        if not raw.get(key):
+            raise SettingsError(f"{where}: {key} is required")
+    if raw["kind"] not in FEED_KINDS:
+        raise SettingsError(f"{where}: kind {raw['kind']!r} is not one of {', '.join(FEED_KINDS)}")
+    if not str(raw["url"]).startswith(("http://", "https://")):
+        raise SettingsError(f"{where}: url must be http(s)")
+    try:
+        feed = FeedConfig(
+            name=str(raw["name"]),
+            kind=str(raw["kind"]),
+            url=str(raw["url"]),
+            interval_s=float(raw.get("interval_s", 300)),
+            districts=tuple(str(d) for d in raw.get("districts", ())),
+            timeout_s=float(raw.get("timeout_s", 10)),
+            retries=int(raw.get("retries", 3)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{where}: {exc}") from None
+    if feed.kind == "open-meteo" and not feed.districts:
+        raise SettingsError(f"{where}: an open-meteo feed needs districts")
+    if feed.interval_s < 1:
+        raise SettingsError(f"{where}: interval_s must be at least 1")
+    return feed
 
 
 @dataclass(frozen=True)
@@ -104,6 +154,18 @@ class Settings:
         ),
     )
     log_level: str = field(default="INFO", metadata=_doc("Python log level."))
+    feeds: tuple[FeedConfig, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Weather feeds to poll: [[feeds]] tables in the TOML file (name, kind = cap | "
+            "cap-index | cma-json | open-meteo, url, interval_s, districts), or a JSON list "
+            "in PINGAN_FEEDS. Empty: no polling (warnings can still be entered)."
+        ),
+    )
+    run_scheduler: int = field(
+        default=1,
+        metadata=_doc("1: this process may run the feed scheduler (one per deployment)."),
+    )
 
     @property
     def effective_database_url(self) -> str:
@@ -118,7 +180,9 @@ class Settings:
         out: dict[str, str] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, tuple):
+            if f.name == "feeds":
+                value = json.dumps([dataclasses.asdict(feed) for feed in value])
+            elif isinstance(value, tuple):
                 value = ",".join(value)
             out[f"PINGAN_{f.name.upper()}"] = str(value)
         return out
@@ -133,11 +197,18 @@ def _coerce(name: str, kind: str, raw: Any, origin: str) -> Any:
             return int(raw)
         if kind == "float":
             return float(raw)
+        if kind == "tuple[FeedConfig, ...]":
+            items = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(items, list):
+                raise SettingsError(f"{origin}: feeds must be a list")
+            return tuple(_feed(item, f"{origin}: feeds[{i}]") for i, item in enumerate(items))
         if kind == "tuple[str, ...]":
             items = raw if isinstance(raw, list) else str(raw).split(",")
             return tuple(str(i).strip() for i in items if str(i).strip())
         return str(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, SettingsError):
+            raise
         raise SettingsError(f"{origin}: {name} = {raw!r} is not a valid {kind}") from None
 
 

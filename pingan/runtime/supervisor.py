@@ -19,7 +19,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import httpx
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from pingan.actions import sync_roster
 from pingan.clock import utcnow
@@ -40,6 +42,7 @@ from pingan.store import Store, component_state, mark_component
 from playbooks.loader import PlaybookError
 from playbooks.registry import PlaybookRegistry
 from streams import topics
+from streams.feeds.poller import build_scheduler, take_scheduler_lease
 
 log = logging.getLogger("pingan.run")
 WORKER_READY_TIMEOUT_S = 90
@@ -127,6 +130,7 @@ async def run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     tasks: list[asyncio.Task[None]] = []
+    feeds = None
     exit_code = 0
     try:
         if settings.kafka_url:
@@ -173,6 +177,8 @@ async def run(
             keys[0] if key_generated else None,
         )
 
+        feeds = await _start_scheduler(settings, store, playbooks)
+
         if scenario:
             running = Running(settings, base_url, api_tokens[0], keys[0], store)
             tasks.append(
@@ -198,6 +204,11 @@ async def run(
             except Exception as exc:
                 log.error("task ended with error: %s", exc)
                 exit_code = exit_code or 1
+        if feeds is not None:
+            scheduler, client = feeds
+            scheduler.shutdown(wait=False)
+            await client.aclose()
+            mark_component(store, "scheduler", "stopped")
         if runner is not None:
             await runner.cleanup()
         if worker is not None:
@@ -211,6 +222,22 @@ async def run(
         store.dispose()
         log.info("stopped exit_code=%d", exit_code)
     return exit_code
+
+
+async def _start_scheduler(
+    settings: Settings, store: Store, registry: PlaybookRegistry
+) -> tuple[AsyncIOScheduler, httpx.AsyncClient] | None:
+    """The feed scheduler, if configured, allowed here, and no other process runs one."""
+    if not settings.feeds or not settings.run_scheduler:
+        return None
+    if not await asyncio.to_thread(take_scheduler_lease, store, utcnow()):
+        log.warning("another process runs the feed scheduler; this one will not")
+        return None
+    client = httpx.AsyncClient(follow_redirects=True, headers={"User-Agent": "pingan-feeds/0.1"})
+    scheduler, _ = build_scheduler(settings.feeds, store, lambda: registry.index, client)
+    scheduler.start()
+    log.info("feed scheduler started feeds=%s", ",".join(f.name for f in settings.feeds))
+    return scheduler, client
 
 
 async def _refresh_playbooks(registry: PlaybookRegistry, stopping: asyncio.Event) -> None:

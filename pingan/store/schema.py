@@ -210,3 +210,28 @@ components = Table(
     Column("detail", Text, nullable=False, default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+# Conditional-GET validators per feed URL, so a restart still sends If-None-Match.
+feed_state = Table(
+    "feed_state",
+    metadata,
+    Column("url", String(1000), primary_key=True),
+    Column("etag", String(500)),
+    Column("last_modified", String(100)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Threshold crossings in force per district, so a restart does not re-announce them.
+threshold_state = Table(
+    "threshold_state",
+    metadata,
+    Column("district", String(64), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("window_h", Integer, primary_key=True),
+    Column("op", String(4), primary_key=True),
+    Column("active", Integer, nullable=False),
+    Column("band", Float),
+    Column("value", Float),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

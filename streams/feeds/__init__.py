@@ -1,0 +1,1 @@
+"""Weather feeds: fetch, parse, normalise."""

@@ -1,0 +1,198 @@
+"""From parsed CAP to the system's warning records. Pure.
+
+`normalize_cap` gives one record per <info> block (each is the warning in one
+language), for operators (`pingan feeds parse`). `cap_to_signal` picks what the
+matcher acts on: an Actual alert about a CMA warning signal (暴雪, 暴雨, 大风, 道路结冰,
+寒潮) whose area covers some of the city's districts.
+
+Areas map onto districts by GB/T 2260 geocode, by district name in areaDesc, or when
+the district's centre lies inside a CAP polygon or circle (an approximation until the
+bureau's district boundaries are loaded).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from pingan.city import City, load_city
+from pingan.geo import distance_m
+from playbooks.matcher import WarningSignal
+from playbooks.model import WARNING_EVENTS
+from streams.feeds.cap import CapAlert, CapArea, CapInfo
+
+LEVELS = {
+    "蓝色": "blue",
+    "黄色": "yellow",
+    "橙色": "orange",
+    "红色": "red",
+    "blue": "blue",
+    "yellow": "yellow",
+    "orange": "orange",
+    "red": "red",
+}
+# The CMA CAP profile maps signal colours onto CAP severity this way.
+SEVERITY_LEVEL = {"Minor": "blue", "Moderate": "yellow", "Severe": "orange", "Extreme": "red"}
+EVENT_WORDS = {
+    "blizzard": ("暴雪", "blizzard", "snowstorm", "snow storm"),
+    "rainstorm": ("暴雨", "rainstorm", "heavy rain"),
+    "gale": ("大风", "gale", "strong wind"),
+    "road_icing": ("道路结冰", "road icing", "icy road"),
+    "cold_wave": ("寒潮", "cold wave"),
+}
+
+
+@dataclass(frozen=True)
+class Mapped:
+    kind: str | None  # blizzard, rainstorm, ... or None when not a CMA signal we act on
+    level: str | None
+    districts: tuple[str, ...]
+
+
+def _inside(lat: float, lon: float, ring: tuple[tuple[float, float], ...]) -> bool:
+    """Ray casting; rings are (lat, lon) as CAP writes them."""
+    inside = False
+    for (y1, x1), (y2, x2) in itertools.pairwise(ring):
+        if (y1 > lat) != (y2 > lat):
+            x_cross = x1 + (lat - y1) * (x2 - x1) / (y2 - y1)
+            if lon < x_cross:
+                inside = not inside
+    return inside
+
+
+def area_districts(areas: tuple[CapArea, ...], city: City) -> tuple[str, ...]:
+    found: list[str] = []
+    for area in areas:
+        codes = {value for _, value in area.geocodes}
+        for district in city.districts.values():
+            if district.code in found:
+                continue
+            hit = (
+                (district.gbt2260 and district.gbt2260 in codes)
+                or any(name in area.description for name in district.names())
+                or any(_inside(district.lat, district.lon, ring) for ring in area.polygons)
+                or any(
+                    distance_m(district.lat, district.lon, lat, lon) <= radius * 1000
+                    for lat, lon, radius in area.circles
+                )
+            )
+            if hit:
+                found.append(district.code)
+    return tuple(found)
+
+
+def map_info(info: CapInfo, city: City) -> Mapped:
+    text = f"{info.event} {info.headline}".lower()
+    kind = next((k for k, words in EVENT_WORDS.items() if any(w in text for w in words)), None)
+    level = None
+    params = {name.lower(): value for name, value in info.parameters}
+    for candidate in (
+        params.get("level", ""),
+        params.get("cma_level", ""),
+        info.event,
+        info.headline,
+    ):
+        level = next((v for word, v in LEVELS.items() if word in candidate.lower()), None)
+        if level:
+            break
+    if kind and not level:
+        level = SEVERITY_LEVEL.get(info.severity)
+    return Mapped(kind, level, area_districts(info.areas, city))
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def normalize_cap(alert: CapAlert, city: City | None = None) -> list[dict[str, Any]]:
+    city = city or load_city()
+    records = []
+    for info in alert.infos or ():
+        mapped = map_info(info, city)
+        records.append(
+            {
+                "id": alert.identifier,
+                "sender": alert.sender,
+                "sent": _iso(alert.sent),
+                "status": alert.status,
+                "msg_type": alert.msg_type,
+                "references": list(alert.references),
+                "event": info.event,
+                "kind": mapped.kind,
+                "level": mapped.level,
+                "severity": info.severity,
+                "urgency": info.urgency,
+                "certainty": info.certainty,
+                "language": info.language,
+                "headline": info.headline,
+                "onset": _iso(info.onset or info.effective),
+                "expires": _iso(info.expires),
+                "areas": [a.description for a in info.areas],
+                "districts": list(mapped.districts),
+            }
+        )
+    if not records:  # a bare Cancel or Ack carries no info
+        records.append(
+            {
+                "id": alert.identifier,
+                "sender": alert.sender,
+                "sent": _iso(alert.sent),
+                "status": alert.status,
+                "msg_type": alert.msg_type,
+                "references": list(alert.references),
+                "event": None,
+                "kind": None,
+                "level": None,
+                "districts": [],
+            }
+        )
+    return records
+
+
+class NotActionable(ValueError):
+    """A valid alert the system does not act on; the message says why."""
+
+
+def cap_to_signal(alert: CapAlert, city: City | None = None) -> tuple[WarningSignal, str]:
+    """The WarningSignal to act on and its headline, or NotActionable."""
+    city = city or load_city()
+    if alert.status != "Actual":
+        raise NotActionable(f"status {alert.status}: not an actual warning")
+    if alert.msg_type not in ("Alert", "Update", "Cancel"):
+        raise NotActionable(f"msgType {alert.msg_type} carries no warning")
+    infos = sorted(alert.infos, key=lambda i: not i.language.lower().startswith("zh"))
+    for info in infos:
+        mapped = map_info(info, city)
+        if mapped.kind is None or mapped.level is None:
+            continue
+        if not mapped.districts:
+            raise NotActionable(f"{info.event}: its area covers none of the city's districts")
+        signal = WarningSignal(
+            id=alert.identifier,
+            event=mapped.kind,
+            level=mapped.level,
+            msg_type=alert.msg_type,
+            districts=mapped.districts,
+            at=alert.sent,
+            expires=info.expires,
+            references=alert.references,
+        )
+        return signal, info.headline
+    if alert.msg_type == "Cancel" and alert.references:
+        # Some senders cancel with no <info>: it ends what it references, wherever it was.
+        return WarningSignal(
+            alert.identifier,
+            "blizzard",
+            "blue",
+            "Cancel",
+            tuple(city.districts),
+            alert.sent,
+            None,
+            alert.references,
+        ), ""
+    events = ", ".join(sorted({i.event for i in alert.infos})) or "no <info>"
+    raise NotActionable(
+        f"{events}: not a CMA warning signal the playbooks act on "
+        f"({', '.join(WARNING_EVENTS.values())})"
+    )
