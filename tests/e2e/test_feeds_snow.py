@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from pingan.settings import PROJECT_ROOT
 from tests.conftest import ROSTER
 from tests.e2e.harness import Stack, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 FEEDS = Path(__file__).parent.parent / "data" / "feeds"
-CORPUS = PROJECT_ROOT.parent / "shared" / "corpus" / "cap"
+CORPUS = Path(__file__).parent.parent / "data" / "cap-corpus"
 
 
 class FeedServer:

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from pingan.settings import PROJECT_ROOT
 from pingan.store import Store
 from pingan.store.schema import outbox, reports, threshold_state, warning_messages
 
 FEEDS = Path(__file__).parent.parent / "data" / "feeds"
-CORPUS = PROJECT_ROOT.parent / "shared" / "corpus" / "cap"
+CORPUS = Path(__file__).parent.parent / "data" / "cap-corpus"
 
 
 def pingan(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
