@@ -40,3 +40,30 @@ def crew_assignment_text(
     if link:
         lines.append(f"确认/完成：{link}")
     return "\n".join(lines)
+
+
+def citizen_received_text(request_id: int, category: str) -> str:
+    what = CATEGORY_ZH.get(category, "问题")
+    return (
+        f"【漯河城管】您反映的{what}已受理，编号{request_id}。"
+        "处理完成后将短信告知。查询进度请拨12345。"
+    )
+
+
+def citizen_resolved_text(request_id: int, category: str, what_was_done: str) -> str:
+    what = CATEGORY_ZH.get(category, "问题")
+    return (
+        f"【漯河城管】您反映的{what}（编号{request_id}）已处理：{what_was_done}。"
+        "请回复1-5评价（5为非常满意）。"
+    )
+
+
+def sms_reply_text(request_id: int, review: bool, duplicate: bool) -> str:
+    if duplicate:
+        return f"【漯河城管】您的反映已收到（编号{request_id}），请勿重复发送。"
+    if review:
+        return (
+            f"【漯河城管】已收到您的反映，编号{request_id}。工作人员将核实地点和类别，"
+            "如需补充请回复详细地址。"
+        )
+    return f"【漯河城管】已受理，编号{request_id}，我们会尽快安排处理。"

@@ -4,14 +4,18 @@ one transaction. HTTP today; SMS replies and signed links call the same function
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from pingan.assignments import AssignmentState, CrewAction, TransitionRefused, next_state
 from pingan.crews import Crew
-from pingan.reports import ReportDraft
+from pingan.hotline.classify import classify, normalise_text
+from pingan.hotline.location import locate
+from pingan.reports import MAX_DESCRIPTION, ReportDraft
 from pingan.store import Store, emit, record_audit
 from pingan.store.schema import assignments, crews, incidents, reports, warning_messages
 from pingan.warnings import signal_to_event
@@ -91,21 +95,92 @@ def apply_crew_action(
     return CrewActionResult(assignment_id, row.incident_id, new.value)
 
 
-def accept_report(store: Store, draft: ReportDraft, source: str, actor: str, now: datetime) -> int:
+DUPLICATE_WINDOW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    report_id: int
+    duplicate: bool = False
+    review_reason: str | None = None
+
+
+def caller_hash(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    digits = "".join(ch for ch in phone if ch.isdigit())[-11:]
+    return hashlib.sha256(f"pingan-caller:{digits}".encode()).hexdigest()[:32]
+
+
+def accept_report(
+    store: Store,
+    draft: ReportDraft,
+    source: str,
+    actor: str,
+    now: datetime,
+    classification: dict[str, object] | None = None,
+    review_reason: str | None = None,
+) -> Accepted:
     """Persist a validated report and announce it, in one transaction: once this
-    returns, the report survives any crash and will be processed."""
+    returns, the report survives any crash and will be processed. The same caller
+    sending the same text again within two minutes gets the first report's id. A report
+    that cannot be placed (or was unsure of its category) waits for review."""
+    located = locate(draft.lat, draft.lon, f"{draft.address or ''} {draft.description}")
+    by = (
+        "coordinates"
+        if draft.lat is not None
+        else "gazetteer"
+        if located.lat is not None
+        else "district"
+        if located.district
+        else None
+    )
+    if by is None and review_reason is None:
+        review_reason = "location unknown: no coordinates and no known road or landmark"
+    caller = caller_hash(draft.contact.get("phone"))
+    text = normalise_text(draft.description)
     with store.transaction() as conn:
+        if caller:
+            recent = conn.execute(
+                select(reports.c.id, reports.c.description, reports.c.service_code)
+                .where(
+                    reports.c.caller_hash == caller, reports.c.received_at >= now - DUPLICATE_WINDOW
+                )
+                .order_by(reports.c.id)
+            ).all()
+            for row in recent:
+                if (
+                    row.service_code == draft.service_code
+                    and normalise_text(row.description) == text
+                ):
+                    record_audit(
+                        conn,
+                        now,
+                        actor,
+                        "report.duplicate_folded",
+                        "report",
+                        row.id,
+                        {"source": source},
+                    )
+                    return Accepted(row.id, duplicate=True)
         report_id = conn.execute(
             reports.insert().values(
                 received_at=now,
                 source=source,
                 service_code=draft.service_code,
-                lat=draft.lat,
-                lon=draft.lon,
+                lat=located.lat,
+                lon=located.lon,
                 address=draft.address,
                 description=draft.description,
                 media_url=draft.media_url,
                 contact=draft.contact,
+                district=located.district,
+                segment=located.segment,
+                located_by=by,
+                attributes=draft.attributes,
+                classification=classification,
+                review_reason=review_reason,
+                caller_hash=caller,
             )
         ).inserted_primary_key[0]
         record_audit(
@@ -115,16 +190,30 @@ def accept_report(store: Store, draft: ReportDraft, source: str, actor: str, now
             "report.accepted",
             "report",
             report_id,
-            {"service_code": draft.service_code, "source": source},
+            {
+                "service_code": draft.service_code,
+                "source": source,
+                "district": located.district,
+                "review": review_reason,
+            },
         )
-        emit(
-            conn,
-            topics.REPORTS,
-            draft.service_code,
-            {"type": "report.accepted", "report_id": report_id},
-            now,
-        )
-    return int(report_id)
+        if review_reason is None:
+            emit(
+                conn,
+                topics.REPORTS,
+                located.district or "unknown",
+                {"type": "report.accepted", "report_id": report_id},
+                now,
+            )
+        if caller and source != "sms":  # an SMS gets its answer in the webhook reply
+            emit(
+                conn,
+                topics.NOTIFICATIONS,
+                located.district or "unknown",
+                {"type": "citizen.received", "report_id": report_id},
+                now,
+            )
+    return Accepted(int(report_id), review_reason=review_reason)
 
 
 def sync_roster(store: Store, roster: list[Crew], now: datetime) -> int:
@@ -243,3 +332,132 @@ def resolve_by_dispatcher(
                 f"incident {incident_id}: its playbook resolves only by {', '.join(allowed)}"
             )
         resolve_incident(conn, incident_id, f"resolved by dispatcher: {reason}", actor, now)
+
+
+@dataclass(frozen=True)
+class FreeTextReport:
+    accepted: Accepted
+    category: str
+    confidence: float
+    words: tuple[str, ...]
+
+
+def accept_free_text(
+    store: Store,
+    text: str,
+    phone: str | None,
+    source: str,
+    actor: str,
+    now: datetime,
+    service_codes: Collection[str],
+    lat: float | None = None,
+    lon: float | None = None,
+    address: str | None = None,
+) -> FreeTextReport:
+    """A report in the caller's own words (SMS, a call taken by an operator): classify
+    it; when the category is unsure or not one we handle, keep it for review."""
+    decision = classify(f"{address or ''} {text}")
+    review = None
+    category = decision.category
+    if decision.needs_review or category not in service_codes:
+        review = (
+            f"category unsure: {category} at confidence {decision.confidence:.2f}"
+            f" ({', '.join(decision.words) or 'no cue words'})"
+        )
+        category = category if category in service_codes else "unclassified"
+    draft = ReportDraft(
+        category,
+        lat,
+        lon,
+        address,
+        text.strip()[:MAX_DESCRIPTION],
+        None,
+        {"phone": phone} if phone else {},
+    )
+    classification = {
+        "category": decision.category,
+        "confidence": decision.confidence,
+        "words": list(decision.words),
+    }
+    accepted = accept_report(store, draft, source, actor, now, classification, review)
+    return FreeTextReport(accepted, decision.category, decision.confidence, decision.words)
+
+
+def resolve_review(
+    store: Store,
+    report_id: int,
+    service_code: str,
+    lat: float | None,
+    lon: float | None,
+    address: str | None,
+    actor: str,
+    now: datetime,
+) -> None:
+    """A dispatcher sets the category and place of a report waiting for review; it then
+    goes through the pipeline like any other."""
+    located = locate(lat, lon, address or "")
+    if located.lat is None:
+        raise NotAllowed("location: give lat/long or an address the gazetteer knows")
+    with store.transaction() as conn:
+        row = conn.execute(
+            select(reports.c.review_reason, reports.c.incident_id)
+            .where(reports.c.id == report_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"report {report_id} does not exist")
+        if row.review_reason is None or row.incident_id is not None:
+            raise NotAllowed(f"report {report_id} is not waiting for review")
+        conn.execute(
+            update(reports)
+            .where(reports.c.id == report_id)
+            .values(
+                service_code=service_code,
+                lat=located.lat,
+                lon=located.lon,
+                address=address or None,
+                district=located.district,
+                segment=located.segment,
+                located_by="coordinates" if lat is not None else "gazetteer",
+                review_reason=None,
+            )
+        )
+        record_audit(
+            conn,
+            now,
+            actor,
+            "report.reviewed",
+            "report",
+            report_id,
+            {"service_code": service_code, "district": located.district, "was": row.review_reason},
+        )
+        emit(
+            conn,
+            topics.REPORTS,
+            located.district or "unknown",
+            {"type": "report.accepted", "report_id": report_id},
+            now,
+        )
+
+
+def record_satisfaction(store: Store, phone: str, score: int, now: datetime) -> int | None:
+    """A caller's 1-5 reply: it rates their latest resolved report not yet rated.
+    Returns that report's id, or None when there is nothing to rate."""
+    caller = caller_hash(phone)
+    with store.transaction() as conn:
+        row = conn.execute(
+            select(reports.c.id)
+            .join(incidents, incidents.c.id == reports.c.incident_id)
+            .where(
+                reports.c.caller_hash == caller,
+                reports.c.satisfaction.is_(None),
+                incidents.c.status == "resolved",
+            )
+            .order_by(reports.c.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        conn.execute(update(reports).where(reports.c.id == row.id).values(satisfaction=score))
+        record_audit(conn, now, "citizen", "report.rated", "report", row.id, {"score": score})
+        return int(row.id)

@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
     parse = feeds_sub.add_parser("parse", help="print a feed document normalised, as JSON")
     parse.add_argument("source", help="a file path or an http(s) URL")
+    hotline = sub.add_parser("hotline", help="citizen hotline tools")
+    hotline_sub = hotline.add_subparsers(dest="hotline_command", required=True, metavar="ACTION")
+    classify = hotline_sub.add_parser("classify", help="print how a text would be categorised")
+    classify.add_argument("text", help="the caller's words")
     replay = sub.add_parser("replay", help="feed a recorded sequence into the system")
     replay.add_argument("file", type=Path, help="replay YAML (see streams/feeds/replay.py)")
     replay.add_argument(
@@ -106,6 +110,33 @@ def playbooks_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def classify_command(text: str) -> int:
+    import json
+
+    from pingan.hotline.classify import classify
+    from pingan.hotline.location import locate
+
+    decision = classify(text)
+    place = locate(None, None, text)
+    print(
+        json.dumps(
+            {
+                "category": decision.category,
+                "confidence": decision.confidence,
+                "needs_review": decision.needs_review,
+                "words": list(decision.words),
+                "scores": {k: round(v, 2) for k, v in decision.scores.items() if v},
+                "district": place.district,
+                "segment": place.segment,
+                "place": place.matched,
+            },
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
+    return 0
+
+
 def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     from pingan.store import Store
     from playbooks.loader import PlaybookError
@@ -162,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     if args.command == "replay":
         return replay_command(args, settings)
+    if args.command == "hotline":
+        return classify_command(args.text)
     if args.command == "worker":
         from pingan.runtime.worker import run_worker
 

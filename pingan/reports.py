@@ -7,6 +7,10 @@ import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from pingan.hotline.location import district_at
+from pingan.hotline.services import CATALOGUE, AttributeInvalid, check_attributes
+
+JURISDICTION = "luohe.gov.cn"
 # GeoReport v2 limits description to 4,000 characters.
 MAX_DESCRIPTION = 4000
 MAX_FIELD = 500
@@ -22,6 +26,7 @@ class ReportDraft:
     description: str
     media_url: str | None
     contact: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 class ReportInvalid(ValueError):
@@ -66,6 +71,24 @@ def validate_report(fields: Mapping[str, str], service_codes: Collection[str]) -
     media_url = fields.get("media_url", "").strip() or None
     if media_url and not media_url.startswith(("http://", "https://")):
         raise ReportInvalid("media_url: must be an http(s) URL")
+    if lat is not None and lon is not None and district_at(lat, lon) is None:
+        raise ReportInvalid(f"lat/long: {lat}, {lon} is outside the service area")
+    jurisdiction = fields.get("jurisdiction_id", "").strip()
+    if jurisdiction and jurisdiction != JURISDICTION:
+        raise ReportInvalid(
+            f"jurisdiction_id: {jurisdiction!r} is not served here (use {JURISDICTION!r})", code=404
+        )
+    attributes = {
+        k[len("attribute[") : -1]: v
+        for k, v in fields.items()
+        if k.startswith("attribute[") and k.endswith("]")
+    }
+    service = CATALOGUE.get(code)
+    if service is not None:
+        try:
+            attributes = check_attributes(service, attributes)
+        except AttributeInvalid as exc:
+            raise ReportInvalid(str(exc)) from None
     contact = {k: fields[k].strip() for k in CONTACT_FIELDS if fields.get(k, "").strip()}
     return ReportDraft(
         service_code=code,
@@ -75,4 +98,5 @@ def validate_report(fields: Mapping[str, str], service_codes: Collection[str]) -
         description=fields.get("description", "").strip(),
         media_url=media_url,
         contact=contact,
+        attributes=attributes,
     )

@@ -118,6 +118,13 @@ class Settings:
             "generated, stored in data_dir/open311_key and printed at start."
         ),
     )
+    twilio_auth_token: str = field(
+        default="",
+        metadata=_doc(
+            "Twilio auth token: validates X-Twilio-Signature on inbound webhooks. Empty: one "
+            "is generated into data_dir/twilio_auth_token (for local testing)."
+        ),
+    )
     broker_bin: str = field(
         default="",
         metadata=_doc(
@@ -154,6 +161,13 @@ class Settings:
         ),
     )
     log_level: str = field(default="INFO", metadata=_doc("Python log level."))
+    open311_rate_per_min: float = field(
+        default=300.0, metadata=_doc("Open311 requests per minute per api_key (429 beyond).")
+    )
+    caller_rate_per_min: float = field(
+        default=6.0,
+        metadata=_doc("Reports per minute from one phone number (Open311 and SMS)."),
+    )
     feeds: tuple[FeedConfig, ...] = field(
         default=(),
         metadata=_doc(

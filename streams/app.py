@@ -97,7 +97,7 @@ def build_app(
         ),
         "notify": (
             topics.NOTIFICATIONS,
-            lambda e: handlers.handle_crew_notification(store, channel, e, utcnow()),
+            lambda e: handlers.handle_notification(store, channel, e, utcnow()),
         ),
         "incident-progress": (
             topics.CREW_EVENTS,

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, select, update
 
 from alerts.channels.base import Channel, Message
 from alerts.ledger import send_once
-from alerts.render import crew_assignment_text
+from alerts.render import citizen_received_text, citizen_resolved_text, crew_assignment_text
 from pingan.assignments import ACTIVE_STATES, AssignmentState
 from pingan.crews import Crew, choose_crews
 from pingan.incidents import IncidentStatus, status_after_crew_change
@@ -23,6 +23,7 @@ from pingan.store import Store, as_utc, claim_event, emit, record_audit
 from pingan.store.schema import (
     assignments,
     crews,
+    incident_history,
     incident_warnings,
     incidents,
     processed_events,
@@ -152,9 +153,27 @@ def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) ->
     with store.transaction() as conn:
         if not claim_event(conn, "dispatch", _field(event, "event_id"), now):
             return
-        if event.get("type") not in ("incident.opened", "incident.upgraded"):
-            return
-        dispatch_for_level(conn, int(_field(event, "incident_id")), now)
+        kind = event.get("type")
+        if kind == "incident.resolved":
+            _tell_reporters(conn, int(_field(event, "incident_id")), now)
+        elif kind in ("incident.opened", "incident.upgraded"):
+            dispatch_for_level(conn, int(_field(event, "incident_id")), now)
+
+
+def _tell_reporters(conn: Connection, incident_id: int, now: datetime) -> None:
+    """Close the loop: every reporter who left a number hears that it is done."""
+    for report_id, district in conn.execute(
+        select(reports.c.id, reports.c.district).where(
+            reports.c.incident_id == incident_id, reports.c.caller_hash.is_not(None)
+        )
+    ).all():
+        emit(
+            conn,
+            topics.NOTIFICATIONS,
+            district or "unknown",
+            {"type": "citizen.resolved", "report_id": report_id},
+            now,
+        )
 
 
 def dispatch_for_level(conn: Connection, incident_id: int, now: datetime) -> None:
@@ -296,45 +315,29 @@ def follow_assignments(
     return new
 
 
-async def handle_crew_notification(
-    store: Store,
-    channel: Channel,
-    event: dict[str, Any],
-    now: datetime,
-    retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
-) -> None:
-    event_id = _field(event, "event_id")
-    assignment_id = int(_field(event, "assignment_id"))
-    with store.read() as conn:
-        if conn.execute(
-            select(processed_events.c.event_id).where(
-                processed_events.c.event_id == event_id,
-                processed_events.c.consumer == "notify",
-            )
-        ).first():
-            return
-        row = conn.execute(
-            select(
-                assignments,
-                crews.c.phone,
-                incidents.c.category,
-                incidents.c.lat,
-                incidents.c.lon,
-                incidents.c.playbook_snapshot,
-                incidents.c.level,
-            )
-            .join(crews, crews.c.id == assignments.c.crew_id)
-            .join(incidents, incidents.c.id == assignments.c.incident_id)
-            .where(assignments.c.id == assignment_id)
-        ).first()
-        if row is None:
-            raise BadEvent(f"assignment {assignment_id} does not exist")
-        first_report = conn.execute(
-            select(reports.c.address, reports.c.description)
-            .where(reports.c.incident_id == row.incident_id)
-            .order_by(reports.c.id)
-            .limit(1)
-        ).first()
+def _crew_message(conn: Connection, assignment_id: int) -> Message:
+    row = conn.execute(
+        select(
+            assignments,
+            crews.c.phone,
+            incidents.c.category,
+            incidents.c.lat,
+            incidents.c.lon,
+            incidents.c.playbook_snapshot,
+            incidents.c.level,
+        )
+        .join(crews, crews.c.id == assignments.c.crew_id)
+        .join(incidents, incidents.c.id == assignments.c.incident_id)
+        .where(assignments.c.id == assignment_id)
+    ).first()
+    if row is None:
+        raise BadEvent(f"assignment {assignment_id} does not exist")
+    first_report = conn.execute(
+        select(reports.c.address, reports.c.description)
+        .where(reports.c.incident_id == row.incident_id)
+        .order_by(reports.c.id)
+        .limit(1)
+    ).first()
     playbook = Playbook.model_validate(row.playbook_snapshot)
     action = next(
         (a for a in playbook.actions_at(row.level).dispatch if a.skill == row.skill), None
@@ -349,7 +352,68 @@ async def handle_crew_notification(
         action.ack_within_min if action else 10,
         action.checklist if action else (),
     )
-    message = Message(f"assignment:{assignment_id}", row.phone, body)
+    return Message(f"assignment:{assignment_id}", row.phone, body)
+
+
+def _citizen_message(conn: Connection, kind: str, report_id: int) -> Message | None:
+    report = conn.execute(select(reports).where(reports.c.id == report_id)).first()
+    if report is None:
+        raise BadEvent(f"report {report_id} does not exist")
+    phone = (report.contact or {}).get("phone")
+    if not phone:
+        return None
+    if kind == "citizen.received":
+        body = citizen_received_text(report.id, report.service_code)
+    else:
+        done = conn.execute(
+            select(incident_history.c.reason)
+            .where(
+                incident_history.c.incident_id == report.incident_id,
+                incident_history.c.to_status == IncidentStatus.RESOLVED,
+            )
+            .order_by(incident_history.c.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        body = citizen_resolved_text(report.id, report.service_code, _plain_outcome(done or ""))
+    return Message(f"report:{report_id}:{kind}", phone, body)
+
+
+def _plain_outcome(reason: str) -> str:
+    if reason.startswith("resolved by dispatcher: "):
+        return reason.removeprefix("resolved by dispatcher: ")
+    return "处理班组已完成现场处置"
+
+
+async def handle_notification(
+    store: Store,
+    channel: Channel,
+    event: dict[str, Any],
+    now: datetime,
+    retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
+) -> None:
+    """Send one message (to a crew or a citizen) through the channel, once."""
+    event_id = _field(event, "event_id")
+    kind = _field(event, "type")
+    with store.read() as conn:
+        if conn.execute(
+            select(processed_events.c.event_id).where(
+                processed_events.c.event_id == event_id,
+                processed_events.c.consumer == "notify",
+            )
+        ).first():
+            return
+        if kind == "crew.assignment":
+            entity, entity_id = "assignment", int(_field(event, "assignment_id"))
+            message: Message | None = _crew_message(conn, entity_id)
+        elif kind in ("citizen.received", "citizen.resolved"):
+            entity, entity_id = "report", int(_field(event, "report_id"))
+            message = _citizen_message(conn, kind, entity_id)
+        else:
+            raise BadEvent(f"event {event_id} has unknown type {kind!r}")
+    if message is None:
+        with store.transaction() as conn:
+            claim_event(conn, "notify", event_id, now)
+        return
     outcome = await send_once(store, channel, message, now)
     for delay in retry_delays:
         if outcome.status != "retry":
@@ -362,9 +426,9 @@ async def handle_crew_notification(
                 conn,
                 now,
                 SYSTEM,
-                f"crew.notify.{outcome.status}",
-                "assignment",
-                assignment_id,
+                f"{kind}.{outcome.status}",
+                entity,
+                entity_id,
                 {
                     "channel": channel.name,
                     "provider_id": outcome.provider_id,

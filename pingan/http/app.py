@@ -7,11 +7,12 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from pingan.http.ratelimit import RateLimits
 from pingan.settings import Settings
 from pingan.store import Store
 from playbooks.registry import PlaybookRegistry
@@ -30,6 +31,8 @@ class Context:
     playbooks: PlaybookRegistry
     api_tokens: tuple[str, ...]
     open311_keys: tuple[str, ...]
+    limits: RateLimits = field(default_factory=lambda: RateLimits({"key": 300, "caller": 6}))
+    twilio_auth_token: str = ""
 
 
 CONTEXT = web.AppKey("context", Context)
@@ -94,7 +97,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def build_http_app(context: Context) -> web.Application:
-    from pingan.http import api, open311
+    from pingan.http import api, hotline, open311
 
     app = web.Application(
         middlewares=[errors_middleware, api_auth_middleware], client_max_size=MAX_BODY
@@ -103,4 +106,5 @@ def build_http_app(context: Context) -> web.Application:
     app.router.add_get("/healthz", healthz)
     open311.add_routes(app)
     api.add_routes(app)
+    hotline.add_routes(app)
     return app

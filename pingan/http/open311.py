@@ -1,34 +1,151 @@
-"""Open311 GeoReport v2 intake (JSON): services, create a request, read it back.
-
-Errors follow the standard: a list of {"code", "description"} with the HTTP status.
-"""
+"""Open311 GeoReport v2 under /open311/v2/, in JSON and XML as the standard specifies:
+services, service definitions, requests (create, search, read). Errors use the
+standard's list of {code, description} (<errors><error> in XML). The OpenAPI
+description is served at /open311/v2/openapi.yaml."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from xml.etree.ElementTree import Element, SubElement, tostring
 
 from aiohttp import web
 from sqlalchemy import select
 
-from alerts.render import CATEGORY_ZH
 from pingan.actions import accept_report
 from pingan.clock import utcnow
+from pingan.hotline.services import CATALOGUE, Service
 from pingan.http.app import ctx, json_response, token_ok
+from pingan.http.ratelimit import RateLimited
 from pingan.privacy import mask_phone
 from pingan.reports import ReportInvalid, validate_report
+from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc
 from pingan.store.schema import incidents, reports
+from playbooks.model import Playbook
 
 log = logging.getLogger("pingan.open311")
 PREFIX = "/open311/v2"
 AGENCY = "漯河市城市管理局 Luohe Urban Management Bureau"
+FORMATS = ("json", "xml")
+MAX_RESULTS = 1000
+OPENAPI = PROJECT_ROOT / "docs" / "open311-openapi.yaml"
 
 
-def open311_error(status: int, description: str) -> web.Response:
-    return json_response([{"code": status, "description": description}], status=status)
+# ---- output ---------------------------------------------------------------------
+
+
+def _xml(root: str, item: str, rows: Sequence[Mapping[str, Any]]) -> bytes:
+    top = Element(root)
+    for row in rows:
+        _fill(SubElement(top, item), row)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(top, encoding="unicode").encode()
+
+
+def _fill(parent: Element, row: Mapping[str, Any]) -> None:
+    for key, value in row.items():
+        child = SubElement(parent, key)
+        if isinstance(value, Mapping):
+            _fill(child, value)
+        elif isinstance(value, list):
+            singular = {"attributes": "attribute", "values": "value"}.get(key, "item")
+            for item in value:
+                _fill(SubElement(child, singular), item)
+        elif isinstance(value, bool):
+            child.text = "true" if value else "false"
+        elif value is not None:
+            child.text = str(value)
+
+
+def respond(
+    fmt: str, root: str, item: str, rows: list[dict[str, Any]], status: int = 200
+) -> web.Response:
+    if fmt == "xml":
+        return web.Response(
+            body=_xml(root, item, rows), status=status, content_type="text/xml", charset="utf-8"
+        )
+    return json_response(rows, status=status)
+
+
+def open311_error(
+    status: int, description: str, fmt: str = "json", headers: Mapping[str, str] | None = None
+) -> web.Response:
+    reply = respond(fmt, "errors", "error", [{"code": status, "description": description}], status)
+    reply.headers.update(headers or {})
+    return reply
+
+
+def _format(request: web.Request) -> str | None:
+    fmt = request.match_info.get("fmt", "json")
+    return fmt if fmt in FORMATS else None
+
+
+# ---- services -------------------------------------------------------------------
+
+
+def _offered(request: web.Request) -> list[Service]:
+    codes = ctx(request).playbooks.index.report_categories()
+    return [CATALOGUE[c] for c in codes if c in CATALOGUE]
+
+
+def _service_json(service: Service) -> dict[str, Any]:
+    return {
+        "service_code": service.code,
+        "service_name": service.name,
+        "description": service.description,
+        "metadata": bool(service.attributes),
+        "type": "realtime",
+        "keywords": service.keywords,
+        "group": service.group,
+    }
+
+
+async def get_services(request: web.Request) -> web.Response:
+    fmt = _format(request)
+    if fmt is None:
+        return open311_error(404, "format: use .json or .xml")
+    return respond(fmt, "services", "service", [_service_json(s) for s in _offered(request)])
+
+
+async def get_service_definition(request: web.Request) -> web.Response:
+    fmt = _format(request)
+    if fmt is None:
+        return open311_error(404, "format: use .json or .xml")
+    code = request.match_info["code"]
+    service = next((s for s in _offered(request) if s.code == code), None)
+    if service is None:
+        return open311_error(404, f"service_code {code!r} not found", fmt)
+    definition = {
+        "service_code": service.code,
+        "attributes": [
+            {
+                "variable": True,
+                "code": a.code,
+                "datatype": a.datatype,
+                "required": a.required,
+                "datatype_description": "",
+                "order": a.order,
+                "description": a.description,
+                "values": [{"key": v.key, "name": v.name} for v in a.values],
+            }
+            for a in service.attributes
+        ],
+    }
+    if fmt == "xml":
+        top = Element("service_definition")
+        _fill(top, definition)
+        body = (
+            b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(top, encoding="unicode").encode()
+        )
+        return web.Response(body=body, content_type="text/xml", charset="utf-8")
+    return json_response(definition)
+
+
+# ---- requests -------------------------------------------------------------------
 
 
 async def _fields(request: web.Request) -> dict[str, str]:
@@ -46,11 +163,13 @@ async def _fields(request: web.Request) -> dict[str, str]:
                 ) from None
             if not isinstance(data, dict):
                 raise ReportInvalid("body: expected a JSON object of request fields")
-            return {
-                str(k): ("" if v is None else str(v))
-                for k, v in data.items()
-                if not isinstance(v, dict | list)
-            }
+            out: dict[str, str] = {}
+            for key, value in data.items():
+                if key == "attribute" and isinstance(value, dict):
+                    out.update({f"attribute[{k}]": str(v) for k, v in value.items()})
+                elif not isinstance(value, dict | list):
+                    out[str(key)] = "" if value is None else str(value)
+            return out
         form = await request.post()
     except web.HTTPRequestEntityTooLarge:
         raise ReportInvalid("body: larger than 64 KB", code=413) from None
@@ -61,93 +180,189 @@ async def _fields(request: web.Request) -> dict[str, str]:
 
 async def post_request(request: web.Request) -> web.Response:
     c = ctx(request)
+    fmt = _format(request) or "json"
     try:
         fields = await _fields(request)
     except ReportInvalid as exc:
-        return open311_error(exc.code, exc.description)
+        return open311_error(exc.code, exc.description, fmt)
     api_key = fields.pop("api_key", "")
     if not api_key:
-        return open311_error(403, "api_key: required")
+        return open311_error(403, "api_key: required", fmt)
     if not token_ok(api_key, c.open311_keys):
-        return open311_error(403, "api_key: not valid")
+        return open311_error(403, "api_key: not valid", fmt)
+    try:
+        c.limits.check("key", api_key)
+        if fields.get("phone", "").strip():
+            c.limits.check("caller", fields["phone"].strip())
+    except RateLimited as exc:
+        return open311_error(429, str(exc), fmt, {"Retry-After": str(exc.retry_after_s)})
     try:
         draft = validate_report(fields, c.playbooks.index.report_categories())
     except ReportInvalid as exc:
-        return open311_error(exc.code, exc.description)
-    report_id = await asyncio.to_thread(
+        return open311_error(exc.code, exc.description, fmt)
+    accepted = await asyncio.to_thread(
         accept_report, c.store, draft, "open311", f"open311:{api_key[:6]}", utcnow()
     )
     log.info(
-        "report accepted id=%s service_code=%s phone=%s",
-        report_id,
+        "report accepted id=%s service_code=%s phone=%s duplicate=%s review=%s",
+        accepted.report_id,
         draft.service_code,
         mask_phone(draft.contact["phone"]) if "phone" in draft.contact else "-",
+        accepted.duplicate,
+        accepted.review_reason or "-",
     )
-    return json_response(
+    notice = "已受理，我们会尽快处理。Received; a crew will be sent."
+    if accepted.duplicate:
+        notice = "您刚才已经提交过同样的报告，编号不变。You already sent this report."
+    elif accepted.review_reason:
+        notice = "已受理，地址待工作人员核实。Received; staff will confirm the location."
+    return respond(
+        fmt,
+        "service_requests",
+        "request",
         [
             {
-                "service_request_id": str(report_id),
-                "service_notice": "已受理，我们会尽快处理。Received; a crew will be sent.",
+                "service_request_id": str(accepted.report_id),
+                "service_notice": notice,
                 "account_id": None,
             }
-        ]
+        ],
     )
 
 
-async def get_services(request: web.Request) -> web.Response:
-    return json_response(
-        [
-            {
-                "service_code": code,
-                "service_name": CATEGORY_ZH.get(code, code),
-                "description": CATEGORY_ZH.get(code, code),
-                "metadata": False,
-                "type": "realtime",
-                "keywords": code.replace("_", ","),
-                "group": "urban management",
-            }
-            for code in ctx(request).playbooks.index.report_categories()
-        ]
-    )
+def expected_datetime(incident: Any) -> datetime | None:
+    """When the citizen may expect it done: the playbook's arrival target (or its
+    acknowledgement deadline plus an hour) from when the incident opened."""
+    if incident is None or incident.status == "resolved":
+        return None
+    playbook = Playbook.model_validate(incident.playbook_snapshot)
+    actions = playbook.actions_at(incident.level).dispatch
+    if not actions:
+        return None
+    minutes = max((a.arrive_within_min or a.ack_within_min + 60) for a in actions)
+    return as_utc(incident.opened_at) + timedelta(minutes=minutes)  # type: ignore[operator]
+
+
+def _status_notes(report: Any, incident: Any) -> str:
+    if report.review_reason and incident is None:
+        return "待核实 Waiting for a dispatcher to confirm"
+    if incident is None:
+        return "已受理 Received"
+    return {
+        "open": "已立案，正在安排班组 Incident open, arranging a crew",
+        "dispatched": "已派单 A crew has been sent",
+        "in_progress": "班组处理中 The crew is on it",
+        "resolved": "已处理完毕 Done",
+    }.get(incident.status, incident.status)
 
 
 def _request_view(report: Any, incident: Any) -> dict[str, Any]:
     status = "closed" if incident is not None and incident.status == "resolved" else "open"
     updated = incident.updated_at if incident is not None else report.received_at
+    expected = expected_datetime(incident)
+    service = CATALOGUE.get(report.service_code)
     return {
         "service_request_id": str(report.id),
         "status": status,
-        "status_notes": f"incident {incident.id}: {incident.status}" if incident else "received",
-        "service_name": CATEGORY_ZH.get(report.service_code, report.service_code),
+        "status_notes": _status_notes(report, incident),
+        "service_name": service.name if service else report.service_code,
         "service_code": report.service_code,
         "description": report.description,
         "agency_responsible": AGENCY,
+        "service_notice": "",
         "requested_datetime": as_utc(report.received_at).isoformat(),  # type: ignore[union-attr]
         "updated_datetime": as_utc(updated).isoformat(),  # type: ignore[union-attr]
+        "expected_datetime": expected.isoformat() if expected else "",
         "address": report.address or "",
+        "address_id": "",
+        "zipcode": "",
         "lat": report.lat,
         "long": report.lon,
         "media_url": report.media_url or "",
     }
 
 
+def _load(conn: Any, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    ids = {r.incident_id for r in rows if r.incident_id is not None}
+    found = (
+        {i.id: i for i in conn.execute(select(incidents).where(incidents.c.id.in_(ids)))}
+        if ids
+        else {}
+    )
+    return [_request_view(r, found.get(r.incident_id)) for r in rows]
+
+
+def _date(raw: str, name: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ReportInvalid(
+            f"{name}: {raw!r} is not a w3 datetime (2026-01-20T00:00:00Z)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def get_requests(request: web.Request) -> web.Response:
+    fmt = _format(request)
+    if fmt is None:
+        return open311_error(404, "format: use .json or .xml")
+    q = request.query
+    query = select(reports).order_by(reports.c.id.desc()).limit(MAX_RESULTS)
+    try:
+        if q.get("service_request_id"):
+            ids = [i.strip() for i in q["service_request_id"].split(",") if i.strip()]
+            if not all(i.isdigit() for i in ids):
+                raise ReportInvalid("service_request_id: expected comma-separated numbers")
+            query = query.where(reports.c.id.in_([int(i) for i in ids]))
+        else:
+            end = _date(q["end_date"], "end_date") if q.get("end_date") else utcnow()
+            start = (
+                _date(q["start_date"], "start_date")
+                if q.get("start_date")
+                else end - timedelta(days=90)
+            )
+            if end - start > timedelta(days=90) or start > end:
+                raise ReportInvalid("start_date/end_date: a range of at most 90 days")
+            query = query.where(reports.c.received_at >= start, reports.c.received_at <= end)
+            if q.get("service_code"):
+                query = query.where(
+                    reports.c.service_code.in_([c.strip() for c in q["service_code"].split(",")])
+                )
+        wanted = {s.strip() for s in q.get("status", "").split(",") if s.strip()}
+        if wanted - {"open", "closed"}:
+            raise ReportInvalid("status: open, closed, or both comma-separated")
+    except ReportInvalid as exc:
+        return open311_error(400, exc.description, fmt)
+    with ctx(request).store.read() as conn:
+        rows = _load(conn, conn.execute(query).all())
+    if wanted:
+        rows = [r for r in rows if r["status"] in wanted]
+    return respond(fmt, "service_requests", "request", rows)
+
+
 async def get_request(request: web.Request) -> web.Response:
+    fmt = _format(request)
+    if fmt is None:
+        return open311_error(404, "format: use .json or .xml")
     raw = request.match_info["id"]
-    if not raw.isdigit():
-        return open311_error(404, f"service_request_id {raw!r} not found")
+    if not raw.isdigit() or len(raw) > 18:
+        return open311_error(404, f"service_request_id {raw!r} not found", fmt)
     with ctx(request).store.read() as conn:
         report = conn.execute(select(reports).where(reports.c.id == int(raw))).first()
         if report is None:
-            return open311_error(404, f"service_request_id {raw!r} not found")
-        incident = None
-        if report.incident_id is not None:
-            incident = conn.execute(
-                select(incidents).where(incidents.c.id == report.incident_id)
-            ).first()
-    return json_response([_request_view(report, incident)])
+            return open311_error(404, f"service_request_id {raw!r} not found", fmt)
+        rows = _load(conn, [report])
+    return respond(fmt, "service_requests", "request", rows)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=OPENAPI.read_bytes(), content_type="application/yaml")
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get(f"{PREFIX}/services.json", get_services)
-    app.router.add_post(f"{PREFIX}/requests.json", post_request)
-    app.router.add_get(PREFIX + "/requests/{id}.json", get_request)
+    app.router.add_get(PREFIX + "/services.{fmt}", get_services)
+    app.router.add_get(PREFIX + "/services/{code}.{fmt}", get_service_definition)
+    app.router.add_post(PREFIX + "/requests.{fmt}", post_request)
+    app.router.add_get(PREFIX + "/requests.{fmt}", get_requests)
+    app.router.add_get(PREFIX + "/requests/{id}.{fmt}", get_request)
+    app.router.add_get(PREFIX + "/openapi.yaml", openapi)

@@ -27,6 +27,7 @@ from pingan.actions import sync_roster
 from pingan.clock import utcnow
 from pingan.crews import RosterError, load_roster
 from pingan.http.app import Context, build_http_app
+from pingan.http.ratelimit import RateLimits
 from pingan.runtime.broker import (
     BrokerError,
     EmbeddedBroker,
@@ -36,7 +37,7 @@ from pingan.runtime.broker import (
 )
 from pingan.runtime.children import spawn, stop
 from pingan.runtime.relay import OutboxRelay
-from pingan.runtime.secrets import tokens_or_generated
+from pingan.runtime.secrets import ensure_secret, tokens_or_generated
 from pingan.settings import Settings
 from pingan.store import Store, component_state, mark_component
 from playbooks.loader import PlaybookError
@@ -157,7 +158,13 @@ async def run(
             )
         )
 
-        context = Context(settings, store, playbooks, api_tokens, keys)
+        limits = RateLimits(
+            {"key": settings.open311_rate_per_min, "caller": settings.caller_rate_per_min}
+        )
+        twilio_token = settings.twilio_auth_token or ensure_secret(
+            settings.data_dir, "twilio_auth_token"
+        )
+        context = Context(settings, store, playbooks, api_tokens, keys, limits, twilio_token)
         tasks.append(asyncio.create_task(_refresh_playbooks(playbooks, stopping)))
         runner = web.AppRunner(build_http_app(context), access_log=None)
         await runner.setup()

@@ -36,7 +36,20 @@ reports = Table(
     Column("description", Text, nullable=False, default=""),
     Column("media_url", Text),
     Column("contact", JSON, nullable=False, default=dict),  # phone/email/name, never logged
+    Column("district", String(64)),
+    Column("segment", String(64)),
+    Column("attributes", JSON, nullable=False, default=dict),
+    # For free text: {category, confidence, words}; the dispatcher sees why.
+    Column("classification", JSON),
+    # Set while the report waits for a dispatcher (unsure category, unknown place).
+    Column("review_reason", Text),
+    Column("satisfaction", Integer),  # the caller's 1-5 after resolution
+    Column("located_by", String(16)),  # coordinates, gazetteer, district
+    # A keyed hash of the caller's phone: duplicate folding and rate limits without
+    # reading phone numbers back.
+    Column("caller_hash", String(64), index=True),
     Column("incident_id", Integer, ForeignKey("incidents.id")),
+    Index("ix_reports_incident", "incident_id"),
 )
 
 incidents = Table(

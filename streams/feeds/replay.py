@@ -71,7 +71,7 @@ def play_step(step: dict[str, Any], base: Path, store: Store, index: PlaybookInd
             return f"warning {signal.id} {signal.msg_type}: {'accepted' if fresh else 'seen'}"
         fields = {k: str(v) for k, v in step["report"].items()}
         draft = validate_report(fields, index.report_categories())
-        return f"report #{accept_report(store, draft, 'replay', 'replay', now)}"
+        return f"report #{accept_report(store, draft, 'replay', 'replay', now).report_id}"
     except (OSError, FeedRejected, WarningInvalid, ReportInvalid) as exc:
         return f"refused: {exc}"
 

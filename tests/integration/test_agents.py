@@ -22,7 +22,7 @@ from tests.integration.test_handlers import draft
 def test_reports_agent_opens_one_incident_and_rejects_garbage(
     staffed_store: Store, registry
 ) -> None:
-    report_id = accept_report(staffed_store, draft(), "open311", "test", NOW)
+    report_id = accept_report(staffed_store, draft(), "open311", "test", NOW).report_id
     with staffed_store.read() as conn:
         event = conn.execute(
             select(outbox.c.payload).where(outbox.c.topic == topics.REPORTS)

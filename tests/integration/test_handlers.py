@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from alerts.channels.base import Message, RetryableError
 from alerts.channels.local_outbox import LocalOutboxChannel
-from pingan.actions import accept_report, apply_crew_action
+from pingan.actions import Accepted, accept_report, apply_crew_action
 from pingan.assignments import CrewAction, TransitionRefused
 from pingan.reports import ReportDraft
 from pingan.store import Store
@@ -29,8 +29,10 @@ from streams import handlers, topics
 from tests.conftest import NOW
 
 
-def draft(lat: float = 33.5712, lon: float = 114.0153) -> ReportDraft:
-    return ReportDraft("fallen_tree", lat, lon, None, "树倒了", None, {"phone": "+8613800000000"})
+def draft(
+    lat: float = 33.5712, lon: float = 114.0153, text: str = "树倒了", phone: str = "+8613800000000"
+) -> ReportDraft:
+    return ReportDraft("fallen_tree", lat, lon, None, text, None, {"phone": phone})
 
 
 def events(store: Store, topic: str) -> list[dict]:
@@ -49,12 +51,38 @@ def count(store: Store, table) -> int:  # type: ignore[no-untyped-def]
 
 
 def test_accepted_report_is_persisted_with_its_event(staffed_store: Store) -> None:
-    report_id = accept_report(staffed_store, draft(), "open311", "test", NOW)
+    report_id = accept_report(staffed_store, draft(), "open311", "test", NOW).report_id
     [event] = events(staffed_store, topics.REPORTS)
     assert event["type"] == "report.accepted" and event["report_id"] == report_id
     with staffed_store.read() as conn:
         row = conn.execute(select(reports).where(reports.c.id == report_id)).one()
     assert row.contact == {"phone": "+8613800000000"} and row.incident_id is None
+    assert (row.district, row.segment, row.located_by) == ("yuanhui", "yuanhui-01", "coordinates")
+
+
+def test_same_caller_same_text_is_folded(staffed_store: Store) -> None:
+    first = accept_report(staffed_store, draft(), "open311", "test", NOW)
+    again = accept_report(
+        staffed_store, draft(text=" 树倒了 "), "sms", "test", NOW + timedelta(seconds=30)
+    )
+    later = accept_report(staffed_store, draft(), "open311", "test", NOW + timedelta(minutes=3))
+    other = accept_report(staffed_store, draft(phone="+8613900000000"), "open311", "test", NOW)
+    assert again == Accepted(first.report_id, duplicate=True)
+    assert len({first.report_id, later.report_id, other.report_id}) == 3
+    assert len(events(staffed_store, topics.REPORTS)) == 3
+
+
+def test_unplaceable_report_waits_for_review(staffed_store: Store) -> None:
+    lost = ReportDraft("fallen_tree", None, None, "某个小区门口", "树倒了", None, {})
+    accepted = accept_report(staffed_store, lost, "open311", "test", NOW)
+    assert accepted.review_reason.startswith("location unknown")
+    assert events(staffed_store, topics.REPORTS) == []
+    placed = ReportDraft("fallen_tree", None, None, "召陵区 滨河路", "树倒了", None, {})
+    ok = accept_report(staffed_store, placed, "open311", "test", NOW)
+    assert ok.review_reason is None
+    with staffed_store.read() as conn:
+        row = conn.execute(select(reports).where(reports.c.id == ok.report_id)).one()
+    assert (row.district, row.segment, row.located_by) == ("shaoling", "shaoling-01", "gazetteer")
 
 
 def test_report_opens_incident_once_even_when_redelivered(staffed_store: Store, index) -> None:
@@ -68,7 +96,7 @@ def test_report_opens_incident_once_even_when_redelivered(staffed_store: Store, 
 
 
 def test_second_report_nearby_joins_the_incident(staffed_store: Store, index) -> None:
-    for d in (draft(), draft(lat=33.57135), draft(lat=33.60)):
+    for d in (draft(), draft(lat=33.57135, text="人民路大树倒了"), draft(lat=33.60, phone="")):
         accept_report(staffed_store, d, "open311", "test", NOW)
     for event in events(staffed_store, topics.REPORTS):
         handlers.handle_report_accepted(staffed_store, index, event, NOW + timedelta(minutes=1))
@@ -94,7 +122,10 @@ def test_dispatch_assigns_the_nearest_tree_crew_once(staffed_store: Store, index
     assert (a.incident_id, a.crew_id, a.state) == (incident_id, "tree-near", "assigned")
     assert "nearest available" in a.why
     assert status == "dispatched"
-    assert [e["assignment_id"] for e in events(staffed_store, topics.NOTIFICATIONS)] == [a.id]
+    crew_notes = [
+        e for e in events(staffed_store, topics.NOTIFICATIONS) if e["type"] == "crew.assignment"
+    ]
+    assert [e["assignment_id"] for e in crew_notes] == [a.id]
 
 
 def test_no_crew_available_flags_incident_unstaffed(store: Store, index) -> None:
@@ -109,14 +140,16 @@ def test_no_crew_available_flags_incident_unstaffed(store: Store, index) -> None
 
 def test_crew_is_notified_once_across_redeliveries(staffed_store: Store, index) -> None:
     _open_and_dispatch(staffed_store, index)
-    [note] = events(staffed_store, topics.NOTIFICATIONS)
+    [note] = [
+        e for e in events(staffed_store, topics.NOTIFICATIONS) if e["type"] == "crew.assignment"
+    ]
     channel = LocalOutboxChannel(staffed_store)
     for _ in range(3):
-        asyncio.run(handlers.handle_crew_notification(staffed_store, channel, note, NOW))
+        asyncio.run(handlers.handle_notification(staffed_store, channel, note, NOW))
     # Even with the 'processed' mark lost (crash after sending), the ledger holds.
     with staffed_store.transaction() as conn:
         conn.execute(processed_events.delete().where(processed_events.c.consumer == "notify"))
-    asyncio.run(handlers.handle_crew_notification(staffed_store, channel, note, NOW))
+    asyncio.run(handlers.handle_notification(staffed_store, channel, note, NOW))
     with staffed_store.read() as conn:
         [msg] = conn.execute(select(local_messages)).all()
         [ledger] = conn.execute(select(sends)).all()
@@ -140,10 +173,12 @@ class FlakyChannel:
 
 def test_retryable_send_is_retried_then_recorded(staffed_store: Store, index) -> None:
     _open_and_dispatch(staffed_store, index)
-    [note] = events(staffed_store, topics.NOTIFICATIONS)
+    [note] = [
+        e for e in events(staffed_store, topics.NOTIFICATIONS) if e["type"] == "crew.assignment"
+    ]
     channel = FlakyChannel(failures=2)
     asyncio.run(
-        handlers.handle_crew_notification(staffed_store, channel, note, NOW, retry_delays=(0, 0, 0))
+        handlers.handle_notification(staffed_store, channel, note, NOW, retry_delays=(0, 0, 0))
     )
     assert len(channel.sent) == 1
     with staffed_store.read() as conn:

@@ -1,0 +1,244 @@
+"""Hotline intake besides Open311: SMS through Twilio's inbound webhook (signature
+checked), reports an operator types in from a phone call, and the review queue where
+dispatchers place and classify what the system was unsure of."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from alerts.render import sms_reply_text
+from pingan.actions import (
+    NotAllowed,
+    NotFound,
+    accept_free_text,
+    record_satisfaction,
+    resolve_review,
+)
+from pingan.clock import utcnow
+from pingan.http.app import ctx, json_error, json_response
+from pingan.http.ratelimit import RateLimited
+from pingan.privacy import mask_phone
+from pingan.queries import report_view
+from pingan.store import record_audit
+from pingan.store.schema import reports
+
+log = logging.getLogger("pingan.hotline")
+MAX_SMS_BODY = 1600  # Twilio's own limit for one inbound message
+
+
+def twiml(message: str | None) -> web.Response:
+    inner = f"<Message>{escape(message)}</Message>" if message else ""
+    return web.Response(
+        text=f'<?xml version="1.0" encoding="UTF-8"?><Response>{inner}</Response>',
+        content_type="text/xml",
+        charset="utf-8",
+    )
+
+
+def _public_url(request: web.Request) -> str:
+    """The URL Twilio signed: our public base plus the path and query it called."""
+    base = ctx(request).settings.effective_public_url.rstrip("/")
+    return base + request.path_qs
+
+
+async def sms_inbound(request: web.Request) -> web.Response:
+    c = ctx(request)
+    try:
+        form = await request.post()
+    except (web.HTTPRequestEntityTooLarge, UnicodeDecodeError):
+        return json_error(400, "body: not a Twilio form post")
+    params = {k: v for k, v in form.items() if isinstance(v, str)}
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not RequestValidator(c.twilio_auth_token).validate(_public_url(request), params, signature):
+        await asyncio.to_thread(_audit_refusal, c, request, params)
+        return json_error(403, "X-Twilio-Signature: missing or not valid for this request")
+    phone = params.get("From", "").strip()
+    body = params.get("Body", "").strip()[:MAX_SMS_BODY]
+    if not phone:
+        return twiml(None)
+    try:
+        c.limits.check("caller", phone)
+    except RateLimited:
+        log.warning("sms rate limited from=%s", mask_phone(phone))
+        return twiml(None)  # no reply: a reply would cost money and feed the flood
+    now = utcnow()
+    if body in ("1", "2", "3", "4", "5"):
+        rated = await asyncio.to_thread(record_satisfaction, c.store, phone, int(body), now)
+        if rated is not None:
+            return twiml(f"【漯河城管】感谢您的评价（编号{rated}：{body}分）。")
+    if not body:
+        return twiml("【漯河城管】请用文字描述问题和地点，例如：人民路口大树倒了。")
+    result = await asyncio.to_thread(
+        accept_free_text,
+        c.store,
+        body,
+        phone,
+        "sms",
+        "sms",
+        now,
+        c.playbooks.index.report_categories(),
+    )
+    log.info(
+        "sms report id=%s from=%s category=%s confidence=%.2f review=%s",
+        result.accepted.report_id,
+        mask_phone(phone),
+        result.category,
+        result.confidence,
+        result.accepted.review_reason or "-",
+    )
+    return twiml(
+        sms_reply_text(
+            result.accepted.report_id,
+            result.accepted.review_reason is not None,
+            result.accepted.duplicate,
+        )
+    )
+
+
+def _audit_refusal(c: Any, request: web.Request, params: dict[str, str]) -> None:
+    with c.store.transaction() as conn:
+        record_audit(
+            conn,
+            utcnow(),
+            "webhook",
+            "webhook.signature_refused",
+            "webhook",
+            request.path,
+            {"from": mask_phone(params.get("From", "")), "remote": request.remote or ""},
+        )
+    log.warning(
+        "refused webhook with a bad signature path=%s remote=%s", request.path, request.remote
+    )
+
+
+def _float(data: dict[str, Any], name: str) -> float | None:
+    raw = data.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: {raw!r} is not a number") from None
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"body: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError("body: expected a JSON object")
+    return data
+
+
+async def operator_report(request: web.Request) -> web.Response:
+    """A call taken by phone: the operator types what the caller said."""
+    c = ctx(request)
+    try:
+        data = await _json_body(request)
+        text = str(data.get("text", "")).strip()
+        if not text or len(text) > 4000:
+            raise ValueError("text: required, at most 4000 characters")
+        lat, lon = _float(data, "lat"), _float(data, "long")
+        if (lat is None) != (lon is None):
+            raise ValueError("lat/long: both are needed when one is given")
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    phone = str(data.get("phone", "")).strip() or None
+    address = str(data.get("address", "")).strip()[:500] or None
+    result = await asyncio.to_thread(
+        accept_free_text,
+        c.store,
+        text,
+        phone,
+        "operator",
+        "api",
+        utcnow(),
+        c.playbooks.index.report_categories(),
+        lat,
+        lon,
+        address,
+    )
+    return json_response(
+        {
+            "service_request_id": str(result.accepted.report_id),
+            "category": result.category,
+            "confidence": result.confidence,
+            "words": list(result.words),
+            "duplicate": result.accepted.duplicate,
+            "review_reason": result.accepted.review_reason,
+        },
+        status=201,
+    )
+
+
+async def review_queue(request: web.Request) -> web.Response:
+    with ctx(request).store.read() as conn:
+        rows = conn.execute(
+            select(reports)
+            .where(reports.c.review_reason.is_not(None), reports.c.incident_id.is_(None))
+            .order_by(reports.c.id)
+            .limit(500)
+        ).all()
+    return json_response(
+        {
+            "reports": [
+                {
+                    **report_view(r),
+                    "review_reason": r.review_reason,
+                    "classification": r.classification,
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+async def review_decide(request: web.Request) -> web.Response:
+    c = ctx(request)
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        return json_error(404, f"report {raw!r} not found")
+    try:
+        data = await _json_body(request)
+        code = str(data.get("service_code", ""))
+        if code not in c.playbooks.index.report_categories():
+            raise ValueError(
+                f"service_code: {code!r} is not one of "
+                f"{', '.join(c.playbooks.index.report_categories())}"
+            )
+        lat, lon = _float(data, "lat"), _float(data, "long")
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    try:
+        await asyncio.to_thread(
+            resolve_review,
+            c.store,
+            int(raw),
+            code,
+            lat,
+            lon,
+            str(data.get("address", "")).strip() or None,
+            "api",
+            utcnow(),
+        )
+    except NotFound as exc:
+        return json_error(404, str(exc))
+    except NotAllowed as exc:
+        return json_error(409 if "not waiting" in str(exc) else 400, str(exc))
+    return json_response({"service_request_id": raw, "status": "accepted"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/webhooks/twilio/sms", sms_inbound)
+    app.router.add_post("/api/reports", operator_report)
+    app.router.add_get("/api/review", review_queue)
+    app.router.add_post("/api/review/{id}", review_decide)
