@@ -79,6 +79,7 @@ def test_third_party_clients_list_create_and_read_back(stack: Stack) -> None:
 
 
 def test_xml_is_well_formed_with_the_spec_element_names(stack: Stack) -> None:
+    assert stack.report(lat=33.5712, long=114.0153, description="xml").status_code == 200
     for path, root, item, fields in [
         (
             "/services.xml",
