@@ -37,9 +37,28 @@ def crew_assignment_text(
         lines.append(f"群众描述：{description[:60]}")
     if checklist:
         lines.append("要点：" + "；".join(checklist))
+    lines.append(
+        f"回复“{assignment_id} 1”接单，“{assignment_id} 2 原因”拒绝，"
+        f"“{assignment_id} 3”到场，“{assignment_id} 9”完成"
+    )
     if link:
-        lines.append(f"确认/完成：{link}")
+        lines.append(f"或打开：{link}")
     return "\n".join(lines)
+
+
+def crew_reminder_text(assignment_id: int, category: str, link: str | None) -> str:
+    what = CATEGORY_ZH.get(category, category)
+    text = (
+        f"【平安派单】提醒：任务{assignment_id}（{what}）已超过到场时限，"
+        f"到场后请回复“{assignment_id} 3”。"
+    )
+    return text + (f"\n{link}" if link else "")
+
+
+def staff_digest_text(name: str, items: Sequence[str]) -> str:
+    """Everything for one supervisor in the last couple of minutes, in one SMS."""
+    head = f"【平安督办】{name}，{len(items)}条待关注："
+    return head + "\n" + "\n".join(f"{n}. {item}" for n, item in enumerate(items, start=1))
 
 
 def citizen_received_text(request_id: int, category: str) -> str:

@@ -12,14 +12,22 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from pingan.assignments import AssignmentState, CrewAction, TransitionRefused, next_state
-from pingan.crews import Crew
+from pingan.crews import Roster, crew_to_row
 from pingan.hotline.classify import classify, normalise_text
 from pingan.hotline.location import locate
 from pingan.reports import MAX_DESCRIPTION, ReportDraft
 from pingan.store import Store, emit, record_audit
-from pingan.store.schema import assignments, crews, incidents, reports, warning_messages
+from pingan.store.schema import (
+    assignments,
+    crews,
+    incidents,
+    reports,
+    staff,
+    warning_messages,
+)
 from pingan.warnings import signal_to_event
 from playbooks.matcher import WarningSignal
+from playbooks.model import Playbook
 from streams import topics
 
 
@@ -34,18 +42,43 @@ class CrewActionResult:
     state: str
 
 
+STAMPS = {
+    AssignmentState.ACKNOWLEDGED: "acknowledged_at",
+    AssignmentState.EN_ROUTE: "en_route_at",
+    AssignmentState.ON_SCENE: "on_scene_at",
+    AssignmentState.DONE: "done_at",
+}
+
+
 def apply_crew_action(
-    store: Store, assignment_id: int, action: CrewAction, actor: str, now: datetime
+    store: Store,
+    assignment_id: int,
+    action: CrewAction,
+    actor: str,
+    now: datetime,
+    note: str = "",
+    crew_id: str | None = None,
 ) -> CrewActionResult:
-    """Raises NotFound or TransitionRefused (with the reason) and writes nothing then."""
+    """Raises NotFound or TransitionRefused (with the reason) and writes nothing then
+    but the audit of the refusal. `crew_id`, when given, must be the assigned crew."""
+    from streams.timers import schedule_arrival
+
     refused: TransitionRefused | None = None
     with store.transaction() as conn:
         row = conn.execute(
-            select(assignments.c.state, assignments.c.incident_id)
+            select(
+                assignments.c.state,
+                assignments.c.incident_id,
+                assignments.c.crew_id,
+                assignments.c.skill,
+                assignments.c.level,
+                incidents.c.playbook_snapshot,
+            )
+            .join(incidents, incidents.c.id == assignments.c.incident_id)
             .where(assignments.c.id == assignment_id)
             .with_for_update()
         ).first()
-        if row is None:
+        if row is None or (crew_id is not None and row.crew_id != crew_id):
             raise NotFound(f"assignment {assignment_id} does not exist")
         try:
             new = next_state(row.state, action)
@@ -53,10 +86,10 @@ def apply_crew_action(
             refused = exc
         else:
             values: dict[str, object] = {"state": new.value, "updated_at": now}
-            if new is AssignmentState.ACKNOWLEDGED:
-                values["acknowledged_at"] = now
-            elif new is AssignmentState.DONE:
-                values["done_at"] = now
+            if new in STAMPS:
+                values[STAMPS[new]] = now
+            if note:
+                values["note"] = note[:500]
             conn.execute(
                 update(assignments).where(assignments.c.id == assignment_id).values(**values)
             )
@@ -67,7 +100,7 @@ def apply_crew_action(
                 f"assignment.{new.value}",
                 "assignment",
                 assignment_id,
-                {"from": row.state, "incident_id": row.incident_id},
+                {"from": row.state, "incident_id": row.incident_id, "note": note[:200]},
             )
             emit(
                 conn,
@@ -80,6 +113,18 @@ def apply_crew_action(
                 },
                 now,
             )
+            if new is AssignmentState.ACKNOWLEDGED:
+                playbook = Playbook.model_validate(row.playbook_snapshot)
+                target = next(
+                    (
+                        a.arrive_within_min
+                        for a in playbook.actions_at(row.level).dispatch
+                        if a.skill == row.skill
+                    ),
+                    None,
+                )
+                if target:
+                    schedule_arrival(conn, assignment_id, row.incident_id, target, now)
     if refused is not None:
         with store.transaction() as conn:
             record_audit(
@@ -216,26 +261,16 @@ def accept_report(
     return Accepted(int(report_id), review_reason=review_reason)
 
 
-def sync_roster(store: Store, roster: list[Crew], now: datetime) -> int:
-    """Make the crews table match the roster file; changes are audited. Crews no longer
-    in the file stay (assignments point at them) but lose their skills."""
+def sync_roster(store: Store, roster: Roster, now: datetime) -> int:
+    """Make the crews and staff tables match the roster file; changes are audited.
+    Crews no longer in the file stay (assignments point at them) but lose their skills."""
     changed = 0
     with store.transaction() as conn:
         current = {row.id: row for row in conn.execute(select(crews)).all()}
         listed = set()
-        for crew in roster:
+        for crew in roster.crews:
             listed.add(crew.id)
-            values = {
-                "name": crew.name,
-                "leader": crew.leader,
-                "phone": crew.phone,
-                "skills": list(crew.skills),
-                "unit": crew.unit,
-                "home_lat": crew.home_lat,
-                "home_lon": crew.home_lon,
-                "capacity": crew.capacity,
-                "equipment": list(crew.equipment),
-            }
+            values = crew_to_row(crew)
             old = current.get(crew.id)
             if old is None:
                 conn.execute(crews.insert().values(id=crew.id, **values))
@@ -250,6 +285,13 @@ def sync_roster(store: Store, roster: list[Crew], now: datetime) -> int:
                 conn.execute(update(crews).where(crews.c.id == crew_id).values(skills=[]))
                 record_audit(conn, now, "roster", "crew.retired", "crew", crew_id, {})
                 changed += 1
+        conn.execute(staff.delete())
+        for person in roster.staff:
+            conn.execute(
+                staff.insert().values(
+                    role=person.role, unit=person.unit, name=person.name, phone=person.phone
+                )
+            )
     return changed
 
 

@@ -1,4 +1,9 @@
-"""The life of an assignment: which moves a crew (or a dispatcher) may make. Pure."""
+"""The life of an assignment: which moves a crew (or a dispatcher on its behalf) may
+make, and what the clock does. Pure.
+
+    assigned -> acknowledged -> en_route -> on_scene -> done
+    assigned -> declined | timed_out (the next crew is asked) | cancelled
+"""
 
 from __future__ import annotations
 
@@ -8,33 +13,71 @@ from enum import StrEnum
 class AssignmentState(StrEnum):
     ASSIGNED = "assigned"
     ACKNOWLEDGED = "acknowledged"
+    EN_ROUTE = "en_route"
+    ON_SCENE = "on_scene"
     DONE = "done"
+    DECLINED = "declined"
+    TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
 
 
 class CrewAction(StrEnum):
     ACK = "ack"
+    DECLINE = "decline"
+    EN_ROUTE = "en_route"
+    ON_SCENE = "on_scene"
     DONE = "done"
 
 
-ACTIVE_STATES = frozenset({AssignmentState.ASSIGNED, AssignmentState.ACKNOWLEDGED})
+# Crews holding these count against their capacity.
+ACTIVE_STATES = frozenset(
+    {
+        AssignmentState.ASSIGNED,
+        AssignmentState.ACKNOWLEDGED,
+        AssignmentState.EN_ROUTE,
+        AssignmentState.ON_SCENE,
+    }
+)
+# Assignments that still count towards what an incident's level asks for.
+LIVE_STATES = frozenset({*ACTIVE_STATES, AssignmentState.DONE})
+WORKING = frozenset(
+    {AssignmentState.ACKNOWLEDGED, AssignmentState.EN_ROUTE, AssignmentState.ON_SCENE}
+)
 
-_MOVES: dict[tuple[AssignmentState, CrewAction], AssignmentState] = {
-    (AssignmentState.ASSIGNED, CrewAction.ACK): AssignmentState.ACKNOWLEDGED,
-    (AssignmentState.ACKNOWLEDGED, CrewAction.DONE): AssignmentState.DONE,
+_MOVES: dict[CrewAction, tuple[frozenset[AssignmentState], AssignmentState]] = {
+    CrewAction.ACK: (frozenset({AssignmentState.ASSIGNED}), AssignmentState.ACKNOWLEDGED),
+    CrewAction.DECLINE: (frozenset({AssignmentState.ASSIGNED}), AssignmentState.DECLINED),
+    CrewAction.EN_ROUTE: (frozenset({AssignmentState.ACKNOWLEDGED}), AssignmentState.EN_ROUTE),
+    CrewAction.ON_SCENE: (
+        frozenset({AssignmentState.ACKNOWLEDGED, AssignmentState.EN_ROUTE}),
+        AssignmentState.ON_SCENE,
+    ),
+    CrewAction.DONE: (WORKING, AssignmentState.DONE),
 }
 
 
 class TransitionRefused(ValueError):
-    """The move is not allowed from the current state; the message says why."""
+    """The move is not allowed from the current state; the message says why, in words
+    a crew leader reads on a phone."""
 
 
 def next_state(current: str, action: str) -> AssignmentState:
     state, act = AssignmentState(current), CrewAction(action)
-    if (state, act) in _MOVES:
-        return _MOVES[(state, act)]
-    if act is CrewAction.DONE and state is AssignmentState.ASSIGNED:
-        raise TransitionRefused("cannot mark done before the assignment is acknowledged")
-    if act is CrewAction.ACK and state is AssignmentState.ACKNOWLEDGED:
+    allowed, target = _MOVES[act]
+    if state in allowed:
+        return target
+    if state is AssignmentState.ASSIGNED:
+        raise TransitionRefused(
+            "cannot mark done before the assignment is acknowledged"
+            if act is CrewAction.DONE
+            else f"acknowledge the assignment before '{act.value}'"
+        )
+    if state in (AssignmentState.TIMED_OUT, AssignmentState.DECLINED):
+        raise TransitionRefused(
+            "this task has been passed to another crew; thank you, no action needed"
+        )
+    if state is AssignmentState.CANCELLED:
+        raise TransitionRefused("this task was cancelled; no action needed")
+    if act is CrewAction.ACK and state in WORKING:
         raise TransitionRefused("already acknowledged")
     raise TransitionRefused(f"assignment is {state.value}; '{act.value}' is no longer possible")

@@ -1,14 +1,44 @@
-"""Crews and the choice of which crew goes. `choose_crews` is pure."""
+"""Crews, their shifts and units, and the choice of which crew goes. `choose_crews`
+is pure: (need, crews, their load, now) -> ranked choices, each with the reason."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
 import yaml
 
 from pingan.geo import distance_m
+
+CITY_TZ = timezone(timedelta(hours=8))  # shifts are written in local (Beijing) time
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A daily window in local time; start > end wraps midnight (a night shift)."""
+
+    start: time = time(0, 0)
+    end: time = time(0, 0)  # start == end: around the clock
+
+    def covers(self, at: datetime) -> bool:
+        local = at.astimezone(CITY_TZ).time()
+        if self.start == self.end:
+            return True
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+
+@dataclass(frozen=True)
+class Override:
+    """From `start` to `end`, the crew is (on_shift=True) or is not on shift:
+    storms, holidays, sick leave."""
+
+    start: datetime
+    end: datetime
+    on_shift: bool
 
 
 @dataclass(frozen=True)
@@ -23,6 +53,35 @@ class Crew:
     home_lon: float
     capacity: int = 1
     equipment: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()  # road segments this crew owns (包路段)
+    shift: Shift = Shift()
+    overrides: tuple[Override, ...] = ()
+
+    def on_shift(self, at: datetime) -> bool:
+        for override in self.overrides:
+            if override.start <= at < override.end:
+                return override.on_shift
+        return self.shift.covers(at)
+
+
+@dataclass(frozen=True)
+class Staff:
+    role: str  # supervisor (of a unit) or duty_leader
+    unit: str  # "" for the duty leader
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class Roster:
+    crews: tuple[Crew, ...]
+    staff: tuple[Staff, ...] = field(default=())
+
+    def supervisor_of(self, unit: str) -> Staff | None:
+        return next((s for s in self.staff if s.role == "supervisor" and s.unit == unit), None)
+
+    def duty_leader(self) -> Staff | None:
+        return next((s for s in self.staff if s.role == "duty_leader"), None)
 
 
 @dataclass(frozen=True)
@@ -38,7 +97,31 @@ class RosterError(ValueError):
 _REQUIRED = ("id", "name", "phone", "skills", "home")
 
 
-def parse_roster(text: str, file: str) -> list[Crew]:
+def _shift(raw: object, where: str) -> Shift:
+    if raw in (None, "24h", "all-day"):
+        return Shift()
+    try:
+        start, end = str(raw).split("-")
+        return Shift(time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+    except ValueError:
+        raise RosterError(f"{where}.shift: {raw!r} is not 'HH:MM-HH:MM' or '24h'") from None
+
+
+def _overrides(raw: object, where: str) -> tuple[Override, ...]:
+    out = []
+    for n, item in enumerate(raw or [], start=1):  # type: ignore[union-attr]
+        try:
+            start = datetime.fromisoformat(str(item["from"]))
+            end = datetime.fromisoformat(str(item["to"]))
+            if start.tzinfo is None or end.tzinfo is None:
+                raise ValueError("times need a zone, e.g. +08:00")
+            out.append(Override(start, end, bool(item["on_shift"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RosterError(f"{where}.overrides[{n}]: {exc}") from None
+    return tuple(out)
+
+
+def parse_roster(text: str, file: str) -> Roster:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -73,14 +156,31 @@ def parse_roster(text: str, file: str) -> list[Crew]:
                     home_lon=float(home[1]),
                     capacity=int(row.get("capacity", 1)),
                     equipment=tuple(str(e) for e in row.get("equipment", ())),
+                    segments=tuple(str(s) for s in row.get("segments", ())),
+                    shift=_shift(row.get("shift"), where),
+                    overrides=_overrides(row.get("overrides"), where),
                 )
             )
         except (TypeError, ValueError) as exc:
+            if isinstance(exc, RosterError):
+                raise
             raise RosterError(f"{where}: {exc}") from None
-    return crews
+    staff = []
+    for n, row in enumerate(data.get("staff", []) or [], start=1):
+        where = f"{file}: staff[{n}]"
+        if not isinstance(row, dict) or row.get("role") not in ("supervisor", "duty_leader"):
+            raise RosterError(f"{where}: role must be supervisor or duty_leader")
+        if not row.get("phone") or not row.get("name"):
+            raise RosterError(f"{where}: name and phone are required")
+        if row["role"] == "supervisor" and not row.get("unit"):
+            raise RosterError(f"{where}: a supervisor needs a unit")
+        staff.append(
+            Staff(row["role"], str(row.get("unit", "")), str(row["name"]), str(row["phone"]))
+        )
+    return Roster(tuple(crews), tuple(staff))
 
 
-def load_roster(path: Path) -> list[Crew]:
+def load_roster(path: Path) -> Roster:
     return parse_roster(path.read_text(encoding="utf-8"), str(path))
 
 
@@ -93,17 +193,24 @@ def choose_crews(
     active_load: Mapping[str, int],
     exclude: frozenset[str] = frozenset(),
     equipment: Sequence[str] = (),
+    segment: str | None = None,
+    now: datetime | None = None,
+    recent_assignments: Mapping[str, int] | None = None,
 ) -> list[CrewChoice]:
-    """The `count` nearest crews with `skill` (and all of `equipment`) that have spare
-    capacity.
-
-    Ties (same distance, or no location) go to the least-loaded crew, then by id,
-    so the choice is reproducible."""
+    """The `count` best crews with `skill` and `equipment` that are on shift and have
+    spare capacity: the crew owning the road segment first, then its unit, then the
+    nearest; among equals, the one with fewer recent assignments (fairness), then id.
+    """
+    recent = recent_assignments or {}
+    owners = [c for c in crews if segment and segment in c.segments]
+    owner_units = {c.unit for c in owners}
     candidates = []
     for crew in crews:
         if skill not in crew.skills or crew.id in exclude:
             continue
         if not set(equipment) <= set(crew.equipment):
+            continue
+        if now is not None and not crew.on_shift(now):
             continue
         load = active_load.get(crew.id, 0)
         if load >= crew.capacity:
@@ -113,14 +220,64 @@ def choose_crews(
             if lat is not None and lon is not None
             else None
         )
-        candidates.append((dist if dist is not None else 0.0, load, crew.id, crew, dist))
-    candidates.sort(key=lambda c: c[:3])
+        tier = 0 if crew in owners else 1 if crew.unit in owner_units else 2
+        rank = (tier, round(dist or 0.0, -2), recent.get(crew.id, 0), load, crew.id)
+        candidates.append((rank, crew, dist, load))
+    candidates.sort(key=lambda c: c[0])
     choices = []
-    for _, load, _, crew, dist in candidates[:count]:
+    for rank, crew, dist, load in candidates[:count]:
         where = f"{dist / 1000:.1f} km from base" if dist is not None else "no location given"
+        if rank[0] == 0:
+            reason = f"owns road segment {segment}"
+        elif rank[0] == 1:
+            reason = f"same unit {crew.unit} as the segment owner (owner busy or off shift)"
+        else:
+            reason = f"nearest available with skill {skill!r}"
         choices.append(
             CrewChoice(
-                crew, f"nearest available with skill {skill!r}: {where}, {load} active task(s)"
+                crew,
+                f"{reason}: {where}, {load} active task(s), "
+                f"{recent.get(crew.id, 0)} in the last 24 h",
             )
         )
     return choices
+
+
+def crew_to_row(crew: Crew) -> dict[str, object]:
+    """The crews table's columns for this crew (the table stores the roster as read)."""
+    return {
+        "name": crew.name,
+        "leader": crew.leader,
+        "phone": crew.phone,
+        "skills": list(crew.skills),
+        "unit": crew.unit,
+        "home_lat": crew.home_lat,
+        "home_lon": crew.home_lon,
+        "capacity": crew.capacity,
+        "equipment": list(crew.equipment),
+        "segments": list(crew.segments),
+        "shift": f"{crew.shift.start.isoformat('minutes')}-{crew.shift.end.isoformat('minutes')}",
+        "overrides": [
+            {"from": o.start.isoformat(), "to": o.end.isoformat(), "on_shift": o.on_shift}
+            for o in crew.overrides
+        ],
+    }
+
+
+def crew_from_row(row: object) -> Crew:
+    get = row._mapping  # type: ignore[attr-defined]
+    return Crew(
+        id=get["id"],
+        name=get["name"],
+        leader=get["leader"],
+        phone=get["phone"],
+        skills=tuple(get["skills"]),
+        unit=get["unit"],
+        home_lat=get["home_lat"],
+        home_lon=get["home_lon"],
+        capacity=get["capacity"],
+        equipment=tuple(get["equipment"] or ()),
+        segments=tuple(get["segments"] or ()),
+        shift=_shift(get["shift"] or "24h", f"crew {get['id']}"),
+        overrides=_overrides(get["overrides"] or [], f"crew {get['id']}"),
+    )

@@ -13,15 +13,19 @@ class IncidentStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+ENDED = ("cancelled", "declined", "timed_out")
+
+
 def status_after_crew_change(
     assignment_states: Sequence[str], sources_active: bool = False
 ) -> IncidentStatus:
-    """An incident's status follows its live assignments (cancelled ones do not count).
-    While a warning or threshold still drives it, finished tasks do not end it."""
-    live = [s for s in assignment_states if s != "cancelled"]
+    """An incident's status follows its live assignments (cancelled, declined and
+    timed-out ones do not count). While a warning or threshold still drives it,
+    finished tasks do not end it."""
+    live = [s for s in assignment_states if s not in ENDED]
     if live and all(s == "done" for s in live):
         return IncidentStatus.IN_PROGRESS if sources_active else IncidentStatus.RESOLVED
-    if any(s in ("acknowledged", "done") for s in live):
+    if any(s not in ("assigned",) for s in live):
         return IncidentStatus.IN_PROGRESS
     if live:
         return IncidentStatus.DISPATCHED

@@ -125,6 +125,12 @@ class Settings:
             "is generated into data_dir/twilio_auth_token (for local testing)."
         ),
     )
+    link_secret: str = field(
+        default="",
+        metadata=_doc(
+            "HMAC key for crews' signed links. Empty: generated into data_dir/link_secret."
+        ),
+    )
     broker_bin: str = field(
         default="",
         metadata=_doc(

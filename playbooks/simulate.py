@@ -252,6 +252,7 @@ def _actions(
             load,
             exclude,
             action.equipment,
+            now=now,
         )
         for choice in chosen:
             have.append(choice.crew.id)

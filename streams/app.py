@@ -6,6 +6,7 @@ and we prefer at-least-once delivery plus idempotent handlers."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Callable
@@ -16,10 +17,12 @@ import faust
 
 from alerts.channels.base import Channel
 from pingan.clock import utcnow
+from pingan.links import CrewLinks
 from pingan.settings import Settings
 from pingan.store import Store, mark_component
 from playbooks.registry import PlaybookRegistry
 from streams import handlers, topics
+from streams.timers import fire_due_timers
 
 log = logging.getLogger("pingan.streams")
 
@@ -61,6 +64,7 @@ def build_app(
     registry: PlaybookRegistry,
     channel: Channel,
     app_id: str = "pingan",
+    links: CrewLinks | None = None,
     tick_interval_s: float = 15.0,
     reload_interval_s: float = 2.0,
 ) -> Worker:
@@ -97,7 +101,7 @@ def build_app(
         ),
         "notify": (
             topics.NOTIFICATIONS,
-            lambda e: handlers.handle_notification(store, channel, e, utcnow()),
+            lambda e: handlers.handle_notification(store, channel, e, utcnow(), links=links),
         ),
         "incident-progress": (
             topics.CREW_EVENTS,
@@ -115,6 +119,17 @@ def build_app(
             handlers.handle_clock_tick(store, registry.index, utcnow())
         except Exception:
             log.exception("clock tick failed (will try again)")
+
+    @app.timer(1.0, on_leader=True)
+    async def fire_timers() -> None:
+        try:
+            fired = await asyncio.to_thread(
+                fire_due_timers, store, utcnow(), handlers.dispatch_for_level
+            )
+            if fired:
+                log.info("timers fired count=%d", fired)
+        except Exception:
+            log.exception("timers failed (will try again)")
 
     @app.timer(reload_interval_s)
     async def reload_playbooks() -> None:

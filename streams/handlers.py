@@ -15,10 +15,19 @@ from sqlalchemy import Connection, func, select, update
 
 from alerts.channels.base import Channel, Message
 from alerts.ledger import send_once
-from alerts.render import citizen_received_text, citizen_resolved_text, crew_assignment_text
-from pingan.assignments import ACTIVE_STATES, AssignmentState
-from pingan.crews import Crew, choose_crews
+from alerts.render import (
+    citizen_received_text,
+    citizen_resolved_text,
+    crew_assignment_text,
+    crew_reminder_text,
+    staff_digest_text,
+)
+from pingan.assignments import ACTIVE_STATES, LIVE_STATES, AssignmentState
+from pingan.city import load_city
+from pingan.crews import choose_crews, crew_from_row
 from pingan.incidents import IncidentStatus, status_after_crew_change
+from pingan.links import CrewLinks
+from pingan.queries import warnings_in_force
 from pingan.store import Store, as_utc, claim_event, emit, record_audit
 from pingan.store.schema import (
     assignments,
@@ -28,10 +37,11 @@ from pingan.store.schema import (
     incidents,
     processed_events,
     reports,
+    staff_alerts,
 )
 from pingan.warnings import WarningInvalid, signal_from_event, threshold_from_event
 from playbooks.matcher import ClockTick, PlaybookIndex, ReportReceived, match
-from playbooks.model import Playbook
+from playbooks.model import Playbook, WarningTrigger
 from streams import topics
 from streams.decisions import (
     SYSTEM,
@@ -39,9 +49,9 @@ from streams.decisions import (
     load_open_incidents,
     set_incident_status,
 )
+from streams.timers import alert_staff, escalation_steps, schedule_escalation
 
 log = logging.getLogger("pingan.streams")
-LIVE_STATES = ("assigned", "acknowledged", "done")
 
 
 class BadEvent(ValueError):
@@ -132,21 +142,6 @@ def handle_clock_tick(store: Store, index: PlaybookIndex, now: datetime) -> int:
         return len(decisions)
 
 
-def _crew_from_row(row: Any) -> Crew:
-    return Crew(
-        id=row.id,
-        name=row.name,
-        leader=row.leader,
-        phone=row.phone,
-        skills=tuple(row.skills),
-        unit=row.unit,
-        home_lat=row.home_lat,
-        home_lon=row.home_lon,
-        capacity=row.capacity,
-        equipment=tuple(row.equipment or ()),
-    )
-
-
 def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) -> None:
     """Dispatch crews when an incident opens or its level rises; other incident events
     need nothing from dispatch yet but are claimed all the same."""
@@ -176,16 +171,34 @@ def _tell_reporters(conn: Connection, incident_id: int, now: datetime) -> None:
         )
 
 
-def dispatch_for_level(conn: Connection, incident_id: int, now: datetime) -> None:
+def dispatch_for_level(
+    conn: Connection, incident_id: int, now: datetime, release: bool = False
+) -> None:
     """Assign crews until the incident has what its current level asks for: on an
-    upgrade only the difference is dispatched, never a second full response."""
+    upgrade, a decline or a timeout only the difference is dispatched, never a second
+    full response. Each new batch of crews gets its escalation timers."""
     incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
     if incident is None:
         raise BadEvent(f"incident {incident_id} does not exist")
-    if incident.status == IncidentStatus.RESOLVED:
+    if incident.status == IncidentStatus.RESOLVED or (incident.held and not release):
         return
     playbook = Playbook.model_validate(incident.playbook_snapshot)
-    roster = [_crew_from_row(r) for r in conn.execute(select(crews)).all()]
+    if release:
+        conn.execute(update(incidents).where(incidents.c.id == incident_id).values(held=0))
+    elif _inhibited(conn, incident, playbook, now):
+        conn.execute(update(incidents).where(incidents.c.id == incident_id).values(held=1))
+        record_audit(
+            conn,
+            now,
+            SYSTEM,
+            "incident.held",
+            "incident",
+            incident_id,
+            {"reason": "citywide red warning in force; routine work waits"},
+        )
+        log.info("incident held incident=%s (citywide red warning)", incident_id)
+        return
+    roster = [crew_from_row(r) for r in conn.execute(select(crews)).all()]
     load = dict(
         conn.execute(
             select(assignments.c.crew_id, func.count())
@@ -193,12 +206,25 @@ def dispatch_for_level(conn: Connection, incident_id: int, now: datetime) -> Non
             .group_by(assignments.c.crew_id)
         ).all()
     )
+    recent = dict(
+        conn.execute(
+            select(assignments.c.crew_id, func.count())
+            .where(assignments.c.created_at >= now - timedelta(hours=24))
+            .group_by(assignments.c.crew_id)
+        ).all()
+    )
+    segment = conn.execute(
+        select(reports.c.segment)
+        .where(reports.c.incident_id == incident_id, reports.c.segment.is_not(None))
+        .order_by(reports.c.id)
+        .limit(1)
+    ).scalar_one_or_none()
     mine = conn.execute(
         select(assignments.c.crew_id, assignments.c.skill, assignments.c.state).where(
             assignments.c.incident_id == incident_id
         )
     ).all()
-    on_incident = frozenset(a.crew_id for a in mine)
+    on_incident = frozenset(a.crew_id for a in mine)  # a crew that declined is not re-asked
     short: list[str] = []
     for action in playbook.actions_at(incident.level).dispatch:
         have = sum(1 for a in mine if a.skill == action.skill and a.state in LIVE_STATES)
@@ -214,7 +240,11 @@ def dispatch_for_level(conn: Connection, incident_id: int, now: datetime) -> Non
             load,
             on_incident,
             action.equipment,
+            segment,
+            now,
+            recent,
         )
+        first_new: int | None = None
         for choice in choices:
             assignment_id = conn.execute(
                 assignments.insert().values(
@@ -223,11 +253,13 @@ def dispatch_for_level(conn: Connection, incident_id: int, now: datetime) -> Non
                     skill=action.skill,
                     state=AssignmentState.ASSIGNED,
                     why=choice.why,
+                    level=incident.level,
                     ack_due_at=now + timedelta(minutes=action.ack_within_min),
                     created_at=now,
                     updated_at=now,
                 )
             ).inserted_primary_key[0]
+            first_new = first_new or int(assignment_id)
             load[choice.crew.id] = load.get(choice.crew.id, 0) + 1
             on_incident |= {choice.crew.id}
             record_audit(
@@ -257,6 +289,16 @@ def dispatch_for_level(conn: Connection, incident_id: int, now: datetime) -> Non
                 assignment_id,
                 choice.crew.id,
             )
+        if first_new is not None:
+            schedule_escalation(
+                conn,
+                incident_id,
+                action.skill,
+                incident.level,
+                first_new,
+                escalation_steps(playbook, incident.level, action.skill),
+                now,
+            )
         if len(choices) < wanted:
             short.append(f"{wanted - len(choices)} x {action.skill}")
     conn.execute(
@@ -267,7 +309,50 @@ def dispatch_for_level(conn: Connection, incident_id: int, now: datetime) -> Non
             conn, now, SYSTEM, "incident.unstaffed", "incident", incident_id, {"missing": short}
         )
         log.warning("incident unstaffed incident=%s missing=%s", incident_id, short)
+        owner_unit = next((c.unit for c in roster if segment and segment in c.segments), "")
+        alert_staff(
+            conn,
+            "supervisor",
+            owner_unit,
+            f"事件{incident_id}无可派班组（缺{'、'.join(short)}），请协调",
+            incident_id,
+            now,
+        )
     follow_assignments(conn, incident_id, incident.status, "crews assigned", now)
+
+
+def _inhibited(conn: Connection, incident: Any, playbook: Playbook, now: datetime) -> bool:
+    """Routine work waits while a citywide red warning this playbook acts on is in
+    force: the crews are needed for the red response."""
+    if incident.level != "routine":
+        return False
+    events = {t.event for t in playbook.triggers if isinstance(t, WarningTrigger)}
+    if not events:
+        return False
+    everywhere = set(load_city().districts)
+    for warning in warnings_in_force(conn, now):
+        if (
+            warning["level"] == "red"
+            and warning["event"] in events
+            and everywhere <= set(warning["districts"])
+        ):
+            return True
+    return False
+
+
+def release_incident(conn: Connection, incident_id: int, actor: str, now: datetime) -> bool:
+    """A dispatcher releases a held incident: crews are dispatched now."""
+    held = conn.execute(
+        select(incidents.c.held).where(incidents.c.id == incident_id)
+    ).scalar_one_or_none()
+    if not held:
+        return False
+    record_audit(conn, now, actor, "incident.released", "incident", incident_id, {})
+    dispatch_for_level(conn, incident_id, now, release=True)
+    return True
+
+
+_INHIBITION_BYPASS = False
 
 
 def _sources_active(conn: Connection, incident_id: int) -> bool:
@@ -315,7 +400,9 @@ def follow_assignments(
     return new
 
 
-def _crew_message(conn: Connection, assignment_id: int) -> Message:
+def _crew_message(
+    conn: Connection, assignment_id: int, links: CrewLinks | None, reminder: bool = False
+) -> Message:
     row = conn.execute(
         select(
             assignments,
@@ -324,7 +411,6 @@ def _crew_message(conn: Connection, assignment_id: int) -> Message:
             incidents.c.lat,
             incidents.c.lon,
             incidents.c.playbook_snapshot,
-            incidents.c.level,
         )
         .join(crews, crews.c.id == assignments.c.crew_id)
         .join(incidents, incidents.c.id == assignments.c.incident_id)
@@ -332,6 +418,10 @@ def _crew_message(conn: Connection, assignment_id: int) -> Message:
     ).first()
     if row is None:
         raise BadEvent(f"assignment {assignment_id} does not exist")
+    link = links.url(assignment_id, row.crew_id, as_utc(row.created_at)) if links else None  # type: ignore[arg-type]
+    if reminder:
+        body = crew_reminder_text(assignment_id, row.category, link)
+        return Message(f"assignment:{assignment_id}:reminder", row.phone, body)
     first_report = conn.execute(
         select(reports.c.address, reports.c.description)
         .where(reports.c.incident_id == row.incident_id)
@@ -351,8 +441,24 @@ def _crew_message(conn: Connection, assignment_id: int) -> Message:
         first_report.description if first_report else "",
         action.ack_within_min if action else 10,
         action.checklist if action else (),
+        link,
     )
     return Message(f"assignment:{assignment_id}", row.phone, body)
+
+
+def _digest_message(conn: Connection, digest_key: str) -> Message | None:
+    rows = conn.execute(
+        select(staff_alerts)
+        .where(staff_alerts.c.digest_key == digest_key)
+        .order_by(staff_alerts.c.id)
+    ).all()
+    if not rows:
+        return None
+    return Message(
+        f"digest:{digest_key}",
+        rows[0].phone,
+        staff_digest_text(rows[0].name, [r.text for r in rows]),
+    )
 
 
 def _citizen_message(conn: Connection, kind: str, report_id: int) -> Message | None:
@@ -390,6 +496,7 @@ async def handle_notification(
     event: dict[str, Any],
     now: datetime,
     retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
+    links: CrewLinks | None = None,
 ) -> None:
     """Send one message (to a crew or a citizen) through the channel, once."""
     event_id = _field(event, "event_id")
@@ -402,9 +509,14 @@ async def handle_notification(
             )
         ).first():
             return
-        if kind == "crew.assignment":
+        if kind in ("crew.assignment", "crew.reminder"):
             entity, entity_id = "assignment", int(_field(event, "assignment_id"))
-            message: Message | None = _crew_message(conn, entity_id)
+            message: Message | None = _crew_message(
+                conn, entity_id, links, reminder=kind == "crew.reminder"
+            )
+        elif kind == "staff.digest":
+            entity, entity_id = "staff", 0
+            message = _digest_message(conn, str(_field(event, "digest_key")))
         elif kind in ("citizen.received", "citizen.resolved"):
             entity, entity_id = "report", int(_field(event, "report_id"))
             message = _citizen_message(conn, kind, entity_id)
@@ -450,6 +562,11 @@ def handle_crew_event(store: Store, event: dict[str, Any], now: datetime) -> Non
             raise BadEvent(f"incident {incident_id} does not exist")
         if status == IncidentStatus.RESOLVED:
             return
+        if kind == "assignment.declined":
+            dispatch_for_level(conn, incident_id, now)  # ask the next crew
+            status = conn.execute(
+                select(incidents.c.status).where(incidents.c.id == incident_id)
+            ).scalar_one()
         follow_assignments(
             conn, incident_id, status, f"{kind} (assignment {event.get('assignment_id')})", now
         )

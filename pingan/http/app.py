@@ -33,6 +33,7 @@ class Context:
     open311_keys: tuple[str, ...]
     limits: RateLimits = field(default_factory=lambda: RateLimits({"key": 300, "caller": 6}))
     twilio_auth_token: str = ""
+    link_secret: str = ""
 
 
 CONTEXT = web.AppKey("context", Context)
@@ -97,7 +98,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def build_http_app(context: Context) -> web.Application:
-    from pingan.http import api, hotline, open311
+    from pingan.http import api, crew, hotline, open311
 
     app = web.Application(
         middlewares=[errors_middleware, api_auth_middleware], client_max_size=MAX_BODY
@@ -107,4 +108,5 @@ def build_http_app(context: Context) -> web.Application:
     open311.add_routes(app)
     api.add_routes(app)
     hotline.add_routes(app)
+    crew.add_routes(app)
     return app

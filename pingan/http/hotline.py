@@ -24,6 +24,7 @@ from pingan.actions import (
 )
 from pingan.clock import utcnow
 from pingan.http.app import ctx, json_error, json_response
+from pingan.http.crew import apply_sms_reply, crew_for_phone
 from pingan.http.ratelimit import RateLimited
 from pingan.privacy import mask_phone
 from pingan.queries import report_view
@@ -69,6 +70,10 @@ async def sms_inbound(request: web.Request) -> web.Response:
     except RateLimited:
         log.warning("sms rate limited from=%s", mask_phone(phone))
         return twiml(None)  # no reply: a reply would cost money and feed the flood
+    with c.store.read() as conn:
+        crew = crew_for_phone(conn, phone)
+    if crew is not None:  # a crew answering its assignment, not a citizen
+        return twiml(await asyncio.to_thread(apply_sms_reply, c.store, crew.id, body))
     now = utcnow()
     if body in ("1", "2", "3", "4", "5"):
         rated = await asyncio.to_thread(record_satisfaction, c.store, phone, int(body), now)

@@ -164,7 +164,10 @@ async def run(
         twilio_token = settings.twilio_auth_token or ensure_secret(
             settings.data_dir, "twilio_auth_token"
         )
-        context = Context(settings, store, playbooks, api_tokens, keys, limits, twilio_token)
+        link_secret = settings.link_secret or ensure_secret(settings.data_dir, "link_secret")
+        context = Context(
+            settings, store, playbooks, api_tokens, keys, limits, twilio_token, link_secret
+        )
         tasks.append(asyncio.create_task(_refresh_playbooks(playbooks, stopping)))
         runner = web.AppRunner(build_http_app(context), access_log=None)
         await runner.setup()

@@ -8,6 +8,8 @@ import sys
 import faust
 
 from alerts.channels.local_outbox import LocalOutboxChannel
+from pingan.links import CrewLinks
+from pingan.runtime.secrets import ensure_secret
 from pingan.settings import Settings
 from pingan.store import Store, mark_component
 from playbooks.loader import PlaybookError
@@ -27,7 +29,11 @@ def run_worker(settings: Settings) -> int:
     store = Store(settings.effective_database_url)
     store.create_schema()
     mark_component(store, "playbooks", "ok", registry.versions())
-    built = build_app(settings, store, registry, LocalOutboxChannel(store))
+    links = CrewLinks(
+        settings.link_secret or ensure_secret(settings.data_dir, "link_secret"),
+        settings.effective_public_url,
+    )
+    built = build_app(settings, store, registry, LocalOutboxChannel(store), links=links)
     worker = faust.Worker(built.app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()  # returns via SystemExit when stopped
     return 0

@@ -70,6 +70,8 @@ incidents = Table(
     Column("lat", Float),
     Column("lon", Float),
     Column("unstaffed", Integer, nullable=False, default=0),
+    # Held while a citywide red warning is in force (inhibition); a dispatcher releases.
+    Column("held", Integer, nullable=False, default=0),
     Column("opened_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
@@ -128,6 +130,20 @@ crews = Table(
     Column("home_lon", Float, nullable=False),
     Column("capacity", Integer, nullable=False, default=1),
     Column("equipment", JSON, nullable=False, default=list),
+    Column("segments", JSON, nullable=False, default=list),
+    Column("shift", String(16), nullable=False, default="00:00-00:00"),
+    Column("overrides", JSON, nullable=False, default=list),
+)
+
+# Supervisors per unit and the duty leader: who is told when crews are silent.
+staff = Table(
+    "staff",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("role", String(32), nullable=False),
+    Column("unit", String(64), nullable=False, default=""),
+    Column("name", String(128), nullable=False),
+    Column("phone", String(32), nullable=False),
 )
 
 assignments = Table(
@@ -143,7 +159,41 @@ assignments = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("acknowledged_at", DateTime(timezone=True)),
+    Column("en_route_at", DateTime(timezone=True)),
+    Column("on_scene_at", DateTime(timezone=True)),
     Column("done_at", DateTime(timezone=True)),
+    Column("note", Text, nullable=False, default=""),  # e.g. why the crew declined
+    Column("level", String(32), nullable=False, default="routine"),
+)
+
+# Deadlines that must fire exactly once, even across restarts: escalation steps,
+# arrival reminders, supervisor digests. A timer is claimed by setting fired_at in the
+# transaction that carries out its effects.
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),  # escalation, arrival, arrival_late, digest
+    Column("key", String(200), nullable=False, unique=True),
+    Column("incident_id", Integer),
+    Column("assignment_id", Integer),
+    Column("payload", JSON, nullable=False, default=dict),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("fired_at", DateTime(timezone=True)),
+    Index("ix_timers_due", "fired_at", "due_at"),
+)
+
+# What supervisors and the duty leader are told, bundled into digests.
+staff_alerts = Table(
+    "staff_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("phone", String(32), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("incident_id", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("digest_key", String(200)),  # set when bundled into a digest
 )
 
 # Transactional outbox: written in the same transaction as the state change it

@@ -1,0 +1,255 @@
+"""What crews use on their phones: the page behind the signed link in their SMS, and
+SMS replies with the assignment code ("12 1" accept, "12 2 原因" decline, "12 3" on
+scene, "12 9" done; or 收到, 出发, 到达, 完成, 拒绝)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import re
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from alerts.render import CATEGORY_ZH
+from pingan.actions import NotFound, apply_crew_action
+from pingan.assignments import ACTIVE_STATES, CrewAction, TransitionRefused
+from pingan.clock import utcnow
+from pingan.http.app import ctx
+from pingan.links import LinkInvalid, verify_link
+from pingan.store import as_utc, record_audit
+from pingan.store.schema import assignments, crews, incidents, reports
+from playbooks.model import Playbook
+
+DIGITS = {
+    "1": CrewAction.ACK,
+    "2": CrewAction.DECLINE,
+    "3": CrewAction.ON_SCENE,
+    "9": CrewAction.DONE,
+}
+WORDS = {
+    "收到": CrewAction.ACK,
+    "确认": CrewAction.ACK,
+    "接单": CrewAction.ACK,
+    "拒绝": CrewAction.DECLINE,
+    "出发": CrewAction.EN_ROUTE,
+    "到达": CrewAction.ON_SCENE,
+    "到场": CrewAction.ON_SCENE,
+    "完成": CrewAction.DONE,
+}
+REPLY = re.compile(
+    r"^\s*(?:(\d{1,12})\s*)?(1|2|3|9|收到|确认|接单|拒绝|出发|到达|到场|完成)\s*(.*)$", re.S
+)
+PASSED_ON = "this task has been passed to another crew; thank you, no action needed"
+POLITE = {  # what a crew reads when its move is too late
+    PASSED_ON: "该任务已转派其他班组，感谢，无需处理。",
+    "this task was cancelled; no action needed": "该任务已取消，无需处理。",
+}
+STATE_ZH = {
+    "assigned": "待接单",
+    "acknowledged": "已接单",
+    "en_route": "在途",
+    "on_scene": "已到场",
+    "done": "已完成",
+    "declined": "已拒绝",
+    "timed_out": "已转派",
+    "cancelled": "已取消",
+}
+BUTTONS = [
+    ("ack", "接单 Accept", ("assigned",)),
+    ("en_route", "出发 En route", ("acknowledged",)),
+    ("on_scene", "到场 On scene", ("acknowledged", "en_route")),
+    ("done", "完成 Done", ("acknowledged", "en_route", "on_scene")),
+]
+
+
+def parse_crew_reply(body: str) -> tuple[int | None, CrewAction, str] | None:
+    match = REPLY.match(body)
+    if not match:
+        return None
+    code, word, rest = match.groups()
+    action = DIGITS.get(word) or WORDS[word]
+    return (int(code) if code else None), action, rest.strip()
+
+
+def crew_for_phone(conn: Any, phone: str) -> Any:
+    return conn.execute(select(crews.c.id, crews.c.name).where(crews.c.phone == phone)).first()
+
+
+def apply_sms_reply(store: Any, crew_id: str, body: str) -> str:
+    """The crew's SMS reply, applied; returns the text to send back."""
+    parsed = parse_crew_reply(body)
+    if parsed is None:
+        return "【平安派单】未识别。请回复“任务号 1”接单、“任务号 3”到场、“任务号 9”完成。"
+    code, action, rest = parsed
+    if code is None:
+        with store.read() as conn:
+            active = (
+                conn.execute(
+                    select(assignments.c.id).where(
+                        assignments.c.crew_id == crew_id,
+                        assignments.c.state.in_([s.value for s in ACTIVE_STATES]),
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        if len(active) != 1:
+            return "【平安派单】您有多个或没有进行中的任务，请在回复前加任务号，如“12 1”。"
+        code = active[0]
+    try:
+        result = apply_crew_action(
+            store, code, action, f"crew:{crew_id} via sms", utcnow(), note=rest, crew_id=crew_id
+        )
+    except NotFound:
+        return f"【平安派单】任务{code}不是派给您的班组，请核对任务号。"
+    except TransitionRefused as exc:
+        polite = POLITE
+        return f"【平安派单】任务{code}：{polite.get(str(exc), str(exc))}"
+    return f"【平安派单】任务{code}：{STATE_ZH.get(result.state, result.state)}，已记录。"
+
+
+def _refuse(request: web.Request, reason: str) -> web.Response:
+    c = ctx(request)
+    with c.store.transaction() as conn:
+        record_audit(
+            conn,
+            utcnow(),
+            "crew-link",
+            "crew_link.refused",
+            "link",
+            "-",
+            {"reason": reason, "remote": request.remote or ""},
+        )
+    return web.Response(
+        status=403,
+        content_type="text/html",
+        charset="utf-8",
+        text=_page(
+            "链接无效 Link not valid",
+            f"<p>{html.escape(reason)}。请使用短信中的最新链接，或回复任务号。</p>",
+        ),
+    )
+
+
+def _verified(request: web.Request) -> tuple[int, str] | web.Response:
+    try:
+        return verify_link(ctx(request).link_secret, request.match_info["token"], utcnow())
+    except LinkInvalid as exc:
+        return _refuse(request, str(exc))
+
+
+def _page(title: str, body: str) -> str:
+    return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>
+body{{font-family:"WenQuanYi Micro Hei","Noto Sans CJK SC",sans-serif;margin:0;padding:16px;
+max-width:480px;background:#f6f7f9;color:#1b1f24;font-size:17px;line-height:1.5}}
+h1{{font-size:21px;margin:0 0 8px}} .card{{background:#fff;border-radius:10px;padding:14px;
+margin:12px 0;box-shadow:0 1px 3px rgba(0,0,0,.12)}} .state{{font-weight:bold;color:#0a6}}
+button{{display:block;width:100%;font-size:19px;padding:14px;margin:10px 0;border:0;
+border-radius:10px;background:#0a66c2;color:#fff}} button.decline{{background:#8a1c1c}}
+input{{width:100%;font-size:17px;padding:10px;box-sizing:border-box}} li{{margin:4px 0}}
+</style></head><body>{body}</body></html>"""
+
+
+async def crew_page(request: web.Request) -> web.Response:
+    verified = _verified(request)
+    if isinstance(verified, web.Response):
+        return verified
+    assignment_id, crew_id = verified
+    with ctx(request).store.read() as conn:
+        row = conn.execute(
+            select(
+                assignments,
+                incidents.c.category,
+                incidents.c.lat,
+                incidents.c.lon,
+                incidents.c.playbook_snapshot,
+                crews.c.name.label("crew_name"),
+            )
+            .join(incidents, incidents.c.id == assignments.c.incident_id)
+            .join(crews, crews.c.id == assignments.c.crew_id)
+            .where(assignments.c.id == assignment_id, assignments.c.crew_id == crew_id)
+        ).first()
+        if row is None:
+            return _refuse(request, "assignment not found for this crew")
+        first = conn.execute(
+            select(reports.c.address, reports.c.description)
+            .where(reports.c.incident_id == row.incident_id)
+            .order_by(reports.c.id)
+            .limit(1)
+        ).first()
+    playbook = Playbook.model_validate(row.playbook_snapshot)
+    action = next(
+        (a for a in playbook.actions_at(row.level).dispatch if a.skill == row.skill), None
+    )
+    checklist = "".join(f"<li>{html.escape(i)}</li>" for i in (action.checklist if action else ()))
+    where = html.escape(first.address or "") if first and first.address else ""
+    if row.lat is not None:
+        coords = f"{row.lat:.5f},{row.lon:.5f}"
+        where += (
+            f' <a href="geo:{coords}?q={coords}">地图 Map</a> '
+            f'<span style="color:#666">({coords})</span>'
+        )
+    token = request.match_info["token"]
+    buttons = "".join(
+        f'<form method="post" action="/c/{token}/{name}"><button>{label}</button></form>'
+        for name, label, states in BUTTONS
+        if row.state in states
+    )
+    if row.state == "assigned":
+        buttons += (
+            f'<form method="post" action="/c/{token}/decline">'
+            '<input name="reason" placeholder="拒绝原因 Reason" required maxlength="200">'
+            '<button class="decline">拒绝 Decline</button></form>'
+        )
+    due = as_utc(row.ack_due_at)
+    what = html.escape(CATEGORY_ZH.get(row.category, row.category))
+    state = STATE_ZH.get(row.state, row.state)
+    body = f"""<h1>任务 {assignment_id}：{what}</h1>
+<div class="card"><div>状态 State: <span class="state" id="state">{state}</span></div>
+<div>地点 Where: {where or "见描述"}</div>
+<div>描述: {html.escape(first.description if first else "")}</div>
+<div>确认时限 Ack by: {due.astimezone().strftime("%H:%M") if due else "-"}</div>
+<div>班组 Crew: {html.escape(row.crew_name)}</div></div>
+<div class="card"><b>要点 Checklist</b><ol>{checklist}</ol></div>
+{buttons}"""
+    return web.Response(
+        text=_page(f"任务 {assignment_id}", body), content_type="text/html", charset="utf-8"
+    )
+
+
+async def crew_act(request: web.Request) -> web.StreamResponse:
+    verified = _verified(request)
+    if isinstance(verified, web.Response):
+        return verified
+    assignment_id, crew_id = verified
+    try:
+        action = CrewAction(request.match_info["action"])
+    except ValueError:
+        raise web.HTTPNotFound(reason="unknown action") from None
+    form = await request.post()
+    reason = str(form.get("reason", "")).strip()[:200]
+    if action is CrewAction.DECLINE and not reason:
+        return web.Response(status=400, text="拒绝需要填写原因 A reason is required")
+    # A refused move (too late, wrong order) changes nothing; the page shows the state.
+    with contextlib.suppress(NotFound, TransitionRefused):
+        await asyncio.to_thread(
+            apply_crew_action,
+            ctx(request).store,
+            assignment_id,
+            action,
+            f"crew:{crew_id} via link",
+            utcnow(),
+            reason,
+            crew_id,
+        )
+    raise web.HTTPSeeOther(f"/c/{request.match_info['token']}")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/c/{token}", crew_page)
+    app.router.add_post("/c/{token}/{action}", crew_act)

@@ -1,0 +1,297 @@
+"""Deadlines on a clock that survives restarts. Timers live in the database; the worker
+checks for due ones every second and claims each by setting fired_at in the same
+transaction that carries out its effects. A timer therefore fires exactly once: not
+twice after a restart or a rebalance (the claim is in the database), and not never if
+the process was down when it came due (it is still unfired, and due)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
+
+from pingan.escalation import arrival_check, escalation_step
+from pingan.store import Store, emit, record_audit
+from pingan.store.schema import assignments, crews, staff, staff_alerts, timers
+from playbooks.model import Playbook
+from streams import topics
+
+log = logging.getLogger("pingan.timers")
+DIGEST_WINDOW = timedelta(minutes=2)  # alerts to one person within this go as one SMS
+ARRIVAL_GRACE = timedelta(minutes=10)  # reminder first, supervisor this much later
+SYSTEM = "system"
+
+
+def add_timer(
+    conn: Connection,
+    kind: str,
+    key: str,
+    due_at: datetime,
+    incident_id: int | None = None,
+    assignment_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> bool:
+    """Schedule once per key (a redelivered event does not schedule twice)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                timers.insert().values(
+                    kind=kind,
+                    key=key,
+                    due_at=due_at,
+                    incident_id=incident_id,
+                    assignment_id=assignment_id,
+                    payload=payload or {},
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def schedule_escalation(
+    conn: Connection,
+    incident_id: int,
+    skill: str,
+    level: str,
+    first_assignment_id: int,
+    steps: Sequence[tuple[float, Sequence[str]]],
+    now: datetime,
+) -> None:
+    for n, (after_min, notify) in enumerate(steps, start=1):
+        add_timer(
+            conn,
+            "escalation",
+            f"esc:{first_assignment_id}:{n}",
+            now + timedelta(minutes=after_min),
+            incident_id,
+            first_assignment_id,
+            {"skill": skill, "level": level, "notify": list(notify), "after_min": after_min},
+        )
+
+
+def schedule_arrival(
+    conn: Connection, assignment_id: int, incident_id: int, arrive_within_min: float, now: datetime
+) -> None:
+    due = now + timedelta(minutes=arrive_within_min)
+    add_timer(conn, "arrival", f"arrive:{assignment_id}", due, incident_id, assignment_id)
+    add_timer(
+        conn,
+        "arrival_late",
+        f"arrive-late:{assignment_id}",
+        due + ARRIVAL_GRACE,
+        incident_id,
+        assignment_id,
+    )
+
+
+def alert_staff(
+    conn: Connection, role: str, unit: str, text: str, incident_id: int | None, now: datetime
+) -> str | None:
+    """Queue an alert for the unit's supervisor (or the duty leader); alerts to one
+    person within DIGEST_WINDOW go out together. Returns who was alerted."""
+    people = conn.execute(select(staff)).all()
+    person = None
+    if role == "supervisor":
+        person = next((p for p in people if p.role == "supervisor" and p.unit == unit), None)
+    if person is None:
+        person = next((p for p in people if p.role == "duty_leader"), None)
+    if person is None:
+        log.error("nobody to alert role=%s unit=%s: %s", role, unit, text)
+        return None
+    conn.execute(
+        staff_alerts.insert().values(
+            phone=person.phone, name=person.name, text=text, incident_id=incident_id, created_at=now
+        )
+    )
+    pending = conn.execute(
+        select(timers.c.id).where(
+            timers.c.kind == "digest",
+            timers.c.fired_at.is_(None),
+            timers.c.payload["phone"].as_string() == person.phone,
+        )
+    ).first()
+    if pending is None:
+        add_timer(
+            conn,
+            "digest",
+            f"digest:{person.phone}:{now.timestamp():.3f}",
+            now + DIGEST_WINDOW,
+            incident_id,
+            None,
+            {"phone": person.phone},
+        )
+    record_audit(
+        conn,
+        now,
+        SYSTEM,
+        "staff.alerted",
+        "incident",
+        incident_id or 0,
+        {"role": person.role, "unit": person.unit, "text": text},
+    )
+    return person.name
+
+
+def fire_due_timers(store: Store, now: datetime, dispatch: Any, limit: int = 100) -> int:
+    """Carry out every due timer once. `dispatch(conn, incident_id, now)` asks the next
+    crew (streams.handlers.dispatch_for_level). Returns how many fired."""
+    with store.read() as conn:
+        due = conn.execute(
+            select(timers)
+            .where(timers.c.fired_at.is_(None), timers.c.due_at <= now)
+            .order_by(timers.c.due_at)
+            .limit(limit)
+        ).all()
+    fired = 0
+    for timer in due:
+        with store.transaction() as conn:
+            claimed = conn.execute(
+                update(timers)
+                .where(timers.c.id == timer.id, timers.c.fired_at.is_(None))
+                .values(fired_at=now)
+            )
+            if claimed.rowcount != 1:
+                continue  # another worker had it
+            _fire(conn, timer, now, dispatch)
+            fired += 1
+    return fired
+
+
+def _fire(conn: Connection, timer: Any, now: datetime, dispatch: Any) -> None:
+    if timer.kind == "escalation":
+        _escalate(conn, timer, now, dispatch)
+    elif timer.kind in ("arrival", "arrival_late"):
+        _arrival(conn, timer, now)
+    elif timer.kind == "digest":
+        _digest(conn, timer, now)
+
+
+def _escalate(conn: Connection, timer: Any, now: datetime, dispatch: Any) -> None:
+    p = timer.payload
+    rows = conn.execute(
+        select(assignments.c.id, assignments.c.state, assignments.c.crew_id, crews.c.unit)
+        .join(crews, crews.c.id == assignments.c.crew_id)
+        .where(assignments.c.incident_id == timer.incident_id, assignments.c.skill == p["skill"])
+    ).all()
+    decision = escalation_step(p["notify"], [(r.id, r.state) for r in rows], p["after_min"])
+    if decision.stop:
+        return
+    units = {r.id: r.unit for r in rows}
+    for assignment_id in decision.time_out:
+        conn.execute(
+            update(assignments)
+            .where(assignments.c.id == assignment_id, assignments.c.state == "assigned")
+            .values(
+                state="timed_out",
+                updated_at=now,
+                note=f"no acknowledgement within {p['after_min']:g} min",
+            )
+        )
+        record_audit(
+            conn,
+            now,
+            SYSTEM,
+            "assignment.timed_out",
+            "assignment",
+            assignment_id,
+            {"incident_id": timer.incident_id, "reason": decision.reason},
+        )
+        emit(
+            conn,
+            topics.CREW_EVENTS,
+            str(timer.incident_id),
+            {
+                "type": "assignment.timed_out",
+                "assignment_id": assignment_id,
+                "incident_id": timer.incident_id,
+            },
+            now,
+        )
+    log.warning(
+        "escalation incident=%s skill=%s timed_out=%s tell=%s",
+        timer.incident_id,
+        p["skill"],
+        list(decision.time_out),
+        list(decision.tell),
+    )
+    if decision.replace:
+        dispatch(conn, timer.incident_id, now)
+    unit = (
+        units.get(decision.time_out[0], "") if decision.time_out else next(iter(units.values()), "")
+    )
+    silent = ", ".join(f"#{a}" for a in decision.time_out) or "the crews sent"
+    for role in decision.tell:
+        alert_staff(
+            conn,
+            role,
+            unit,
+            f"事件{timer.incident_id}（{p['skill']}）{decision.reason}；"
+            f"{silent}未确认" + ("，已改派下一班组" if decision.replace else ""),
+            timer.incident_id,
+            now,
+        )
+
+
+def _arrival(conn: Connection, timer: Any, now: datetime) -> None:
+    row = conn.execute(
+        select(assignments.c.state, crews.c.unit, crews.c.id.label("crew"))
+        .join(crews, crews.c.id == assignments.c.crew_id)
+        .where(assignments.c.id == timer.assignment_id)
+    ).first()
+    if row is None:
+        return
+    action = arrival_check(row.state, late=timer.kind == "arrival_late")
+    if action == "remind":
+        emit(
+            conn,
+            topics.NOTIFICATIONS,
+            str(timer.incident_id),
+            {"type": "crew.reminder", "assignment_id": timer.assignment_id},
+            now,
+        )
+        record_audit(
+            conn, now, SYSTEM, "assignment.reminded", "assignment", timer.assignment_id, {}
+        )
+    elif action == "supervisor":
+        alert_staff(
+            conn,
+            "supervisor",
+            row.unit,
+            f"班组{row.crew}（任务{timer.assignment_id}）超过到场时限仍未到达",
+            timer.incident_id,
+            now,
+        )
+
+
+def _digest(conn: Connection, timer: Any, now: datetime) -> None:
+    phone = timer.payload["phone"]
+    pending = (
+        conn.execute(
+            select(staff_alerts.c.id)
+            .where(staff_alerts.c.phone == phone, staff_alerts.c.digest_key.is_(None))
+            .order_by(staff_alerts.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    if not pending:
+        return
+    conn.execute(
+        update(staff_alerts).where(staff_alerts.c.id.in_(pending)).values(digest_key=timer.key)
+    )
+    emit(conn, topics.NOTIFICATIONS, phone, {"type": "staff.digest", "digest_key": timer.key}, now)
+
+
+def escalation_steps(playbook: Playbook, level: str, skill: str) -> list[tuple[float, list]]:
+    """The escalation steps for a task: the level's own, or by default the crew's
+    acknowledgement deadline with the next crew and the supervisor."""
+    actions = playbook.actions_at(level)
+    if actions.escalation:
+        return [(s.after_min, list(s.notify)) for s in actions.escalation]
+    deadline = next((a.ack_within_min for a in actions.dispatch if a.skill == skill), 10.0)
+    return [(deadline, ["next_crew", "supervisor"])]
