@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from pingan.privacy import mask_phone
 from pingan.store import as_utc
@@ -148,3 +148,73 @@ def component(conn: Connection, name: str) -> dict[str, Any] | None:
     if row is None:
         return None
     return {"state": row.state, "detail": row.detail, "updated_at": _iso(row.updated_at)}
+
+
+def crew_board(conn: Connection, now: datetime) -> list[dict[str, Any]]:
+    """Each crew: on shift now, what it is doing, when it last answered."""
+    from pingan.assignments import ACTIVE_STATES
+    from streams.handlers import load_crews
+
+    active = {}
+    for row in conn.execute(
+        select(assignments)
+        .where(assignments.c.state.in_([s.value for s in ACTIVE_STATES]))
+        .order_by(assignments.c.id)
+    ):
+        active.setdefault(row.crew_id, []).append(
+            {"assignment": row.id, "incident_id": row.incident_id, "state": row.state}
+        )
+    last = dict(
+        conn.execute(
+            select(assignments.c.crew_id, func.max(assignments.c.updated_at))
+            .where(assignments.c.state != "assigned")
+            .group_by(assignments.c.crew_id)
+        ).all()
+    )
+    return [
+        {
+            "id": c.id,
+            "name": c.name,
+            "unit": c.unit,
+            "skills": list(c.skills),
+            "on_shift": c.on_shift(now),
+            "capacity": c.capacity,
+            "shift": f"{c.shift.start:%H:%M}-{c.shift.end:%H:%M}",
+            "current": active.get(c.id, []),
+            "last_contact": _iso(last.get(c.id)),
+        }
+        for c in load_crews(conn)
+        if c.skills
+    ]
+
+
+def assignment_facts(conn: Connection, start: datetime, end: datetime) -> list[Any]:
+    from pingan.kpis import AssignmentFacts
+
+    rows = conn.execute(
+        select(
+            assignments,
+            crews.c.unit,
+            incidents.c.category,
+            incidents.c.opened_at.label("opened"),
+            incidents.c.resolved_at.label("resolved"),
+        )
+        .join(crews, crews.c.id == assignments.c.crew_id)
+        .join(incidents, incidents.c.id == assignments.c.incident_id)
+        .where(assignments.c.created_at >= start, assignments.c.created_at < end)
+    ).all()
+    return [
+        AssignmentFacts(
+            category=r.category,
+            unit=r.unit,
+            crew=r.crew_id,
+            created_at=as_utc(r.created_at),
+            ack_due_at=as_utc(r.ack_due_at),
+            acknowledged_at=as_utc(r.acknowledged_at),
+            on_scene_at=as_utc(r.on_scene_at),
+            done_at=as_utc(r.done_at),
+            incident_opened_at=as_utc(r.opened),
+            incident_resolved_at=as_utc(r.resolved),
+        )
+        for r in rows
+    ]

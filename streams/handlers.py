@@ -7,6 +7,7 @@ event changes nothing. Agents (streams/app.py) only move events to these functio
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,13 +25,14 @@ from alerts.render import (
 )
 from pingan.assignments import ACTIVE_STATES, LIVE_STATES, AssignmentState
 from pingan.city import load_city
-from pingan.crews import choose_crews, crew_from_row
+from pingan.crews import Crew, Override, choose_crews, crew_from_row
 from pingan.incidents import IncidentStatus, status_after_crew_change
 from pingan.links import CrewLinks
 from pingan.queries import warnings_in_force
 from pingan.store import Store, as_utc, claim_event, emit, record_audit
 from pingan.store.schema import (
     assignments,
+    crew_overrides,
     crews,
     incident_history,
     incident_warnings,
@@ -198,7 +200,7 @@ def dispatch_for_level(
         )
         log.info("incident held incident=%s (citywide red warning)", incident_id)
         return
-    roster = [crew_from_row(r) for r in conn.execute(select(crews)).all()]
+    roster = load_crews(conn)
     load = dict(
         conn.execute(
             select(assignments.c.crew_id, func.count())
@@ -319,6 +321,23 @@ def dispatch_for_level(
             now,
         )
     follow_assignments(conn, incident_id, incident.status, "crews assigned", now)
+
+
+def load_crews(conn: Connection) -> list[Crew]:
+    """The crews as dispatch sees them: the roster, plus shift changes made through
+    the API (storm call-outs, sick leave)."""
+    extra: dict[str, list[Override]] = {}
+    for o in conn.execute(select(crew_overrides).order_by(crew_overrides.c.id.desc())):
+        extra.setdefault(o.crew_id, []).append(
+            Override(as_utc(o.starts_at), as_utc(o.ends_at), bool(o.on_shift))
+        )  # type: ignore[arg-type]
+    crews_now = []
+    for row in conn.execute(select(crews)).all():
+        crew = crew_from_row(row)
+        if crew.id in extra:  # the newest API change wins over the file's overrides
+            crew = dataclasses.replace(crew, overrides=(*extra[crew.id], *crew.overrides))
+        crews_now.append(crew)
+    return crews_now
 
 
 def _inhibited(conn: Connection, incident: Any, playbook: Playbook, now: datetime) -> bool:

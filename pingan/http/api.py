@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta
 
 from aiohttp import web
+from sqlalchemy import select
 
 from pingan import queries
 from pingan.actions import (
@@ -19,6 +21,10 @@ from pingan.assignments import CrewAction, TransitionRefused
 from pingan.clock import utcnow
 from pingan.http.app import ctx, json_error, json_response
 from pingan.incidents import IncidentStatus
+from pingan.kpis import compute as compute_kpis
+from pingan.kpis import to_csv as kpis_csv
+from pingan.store import record_audit
+from pingan.store.schema import crew_overrides, crews
 from pingan.warnings import WarningInvalid, parse_signal
 
 STATUSES = {s.value for s in IncidentStatus}
@@ -144,7 +150,97 @@ async def resolve_incident(request: web.Request) -> web.Response:
         return json_response(queries.get_incident(conn, incident_id))
 
 
+async def release_incident(request: web.Request) -> web.Response:
+    from streams.handlers import release_incident as release
+
+    incident_id = _int_id(request, "id")
+    store = ctx(request).store
+
+    def run() -> bool:
+        with store.transaction() as conn:
+            return release(conn, incident_id, "api", utcnow())
+
+    if not await asyncio.to_thread(run):
+        return json_error(409, f"incident {incident_id} is not held")
+    with store.read() as conn:
+        return json_response(queries.get_incident(conn, incident_id))
+
+
+async def crew_board(request: web.Request) -> web.Response:
+    with ctx(request).store.read() as conn:
+        return json_response({"crews": queries.crew_board(conn, utcnow())})
+
+
+async def add_crew_override(request: web.Request) -> web.Response:
+    crew_id = request.match_info["id"]
+    try:
+        data = await request.json(loads=json.loads)
+        start = datetime.fromisoformat(str(data["from"]))
+        end = datetime.fromisoformat(str(data["to"]))
+        on_shift = data["on_shift"]
+        if start.tzinfo is None or end.tzinfo is None or end <= start:
+            raise ValueError("from/to: times with a zone, from before to")
+        if not isinstance(on_shift, bool):
+            raise ValueError("on_shift: true or false")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        return json_error(400, f"expected {{from, to, on_shift, reason}}: {exc}")
+    now = utcnow()
+    with ctx(request).store.transaction() as conn:
+        if conn.execute(select(crews.c.id).where(crews.c.id == crew_id)).first() is None:
+            return json_error(404, f"crew {crew_id!r} not found")
+        conn.execute(
+            crew_overrides.insert().values(
+                crew_id=crew_id,
+                starts_at=start,
+                ends_at=end,
+                on_shift=int(on_shift),
+                reason=str(data.get("reason", ""))[:200],
+                created_by="api",
+                created_at=now,
+            )
+        )
+        record_audit(
+            conn,
+            now,
+            "api",
+            "crew.shift_override",
+            "crew",
+            crew_id,
+            {"from": start.isoformat(), "to": end.isoformat(), "on_shift": on_shift},
+        )
+    return json_response({"crew": crew_id, "status": "recorded"}, status=201)
+
+
+async def kpis(request: web.Request) -> web.Response:
+    q = request.query
+    try:
+        end = datetime.fromisoformat(q["to"]) if q.get("to") else utcnow()
+        start = datetime.fromisoformat(q["from"]) if q.get("from") else end - timedelta(days=30)
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("from/to need a time zone")
+        group = q.get("group", "category")
+        with ctx(request).store.read() as conn:
+            table = compute_kpis(queries.assignment_facts(conn, start, end), group)
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    if request.path.endswith(".csv"):
+        return web.Response(
+            text=kpis_csv(table),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": 'attachment; filename="kpis.csv"'},
+        )
+    return json_response(
+        {"from": start.isoformat(), "to": end.isoformat(), "group": group, "rows": table}
+    )
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/incidents/{id}/release", release_incident)
+    app.router.add_get("/api/crews", crew_board)
+    app.router.add_post("/api/crews/{id}/overrides", add_crew_override)
+    app.router.add_get("/api/kpis", kpis)
+    app.router.add_get("/api/kpis.csv", kpis)
     app.router.add_post("/api/incidents/{id}/resolve", resolve_incident)
     app.router.add_post("/api/warnings", post_warning)
     app.router.add_get("/api/warnings", list_warnings)

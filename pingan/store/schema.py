@@ -135,6 +135,21 @@ crews = Table(
     Column("overrides", JSON, nullable=False, default=list),
 )
 
+# Shift changes made while running (storm call-outs, sick leave), on top of the roster
+# file's; kept apart so a roster reload does not wipe them.
+crew_overrides = Table(
+    "crew_overrides",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("crew_id", String(64), ForeignKey("crews.id"), nullable=False, index=True),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("on_shift", Integer, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 # Supervisors per unit and the duty leader: who is told when crews are silent.
 staff = Table(
     "staff",
