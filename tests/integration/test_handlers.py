@@ -120,7 +120,7 @@ def test_dispatch_assigns_the_nearest_tree_crew_once(staffed_store: Store, index
         [a] = conn.execute(select(assignments)).all()
         status = conn.execute(select(incidents.c.status)).scalar_one()
     assert (a.incident_id, a.crew_id, a.state) == (incident_id, "tree-near", "assigned")
-    assert "nearest available" in a.why
+    assert "owns road segment yuanhui-01" in a.why
     assert status == "dispatched"
     crew_notes = [
         e for e in events(staffed_store, topics.NOTIFICATIONS) if e["type"] == "crew.assignment"

@@ -1,0 +1,144 @@
+"""Timers, digests, inhibition and KPIs against a real database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from pingan.actions import accept_report, accept_warning, apply_crew_action
+from pingan.assignments import CrewAction
+from pingan.kpis import compute, to_csv
+from pingan.queries import assignment_facts
+from pingan.store import Store
+from pingan.store.schema import assignments, incidents, outbox, staff_alerts
+from playbooks.matcher import WarningSignal
+from streams import handlers, topics
+from streams.timers import alert_staff, fire_due_timers
+from tests.conftest import NOW
+from tests.integration.test_handlers import draft, events
+
+
+def _dispatched(store: Store, index, lat: float = 33.5712) -> int:  # type: ignore[no-untyped-def]
+    accept_report(store, draft(lat=lat, phone=""), "open311", "test", NOW)
+    for event in events(store, topics.REPORTS):
+        handlers.handle_report_accepted(store, index, event, NOW)
+    for event in events(store, topics.INCIDENTS):
+        handlers.handle_incident_event(store, event, NOW)
+    with store.read() as conn:
+        return (
+            conn.execute(select(assignments.c.id).order_by(assignments.c.id.desc()))
+            .scalars()
+            .first()
+        )
+
+
+def _types(store: Store, topic: str) -> list[str]:
+    with store.read() as conn:
+        return [
+            p["type"]
+            for p in conn.execute(select(outbox.c.payload).where(outbox.c.topic == topic)).scalars()
+        ]
+
+
+def test_arrival_reminder_then_supervisor(staffed_store: Store, index) -> None:
+    assignment = _dispatched(staffed_store, index)
+    apply_crew_action(staffed_store, assignment, CrewAction.ACK, "crew", NOW)
+    fire = lambda minutes: fire_due_timers(  # noqa: E731
+        staffed_store, NOW + timedelta(minutes=minutes), handlers.dispatch_for_level
+    )
+    fire(29)
+    assert "crew.reminder" not in _types(staffed_store, topics.NOTIFICATIONS)
+    fire(31)  # fallen trees: arrive within 30 minutes
+    assert _types(staffed_store, topics.NOTIFICATIONS).count("crew.reminder") == 1
+    fire(41)
+    with staffed_store.read() as conn:
+        [alert] = conn.execute(select(staff_alerts)).all()
+    assert "超过到场时限仍未到达" in alert.text and alert.phone == "+8610000000901"
+    fire(60)  # nothing fires twice
+    assert _types(staffed_store, topics.NOTIFICATIONS).count("crew.reminder") == 1
+
+
+def test_no_reminder_when_the_crew_is_there(staffed_store: Store, index) -> None:
+    assignment = _dispatched(staffed_store, index)
+    apply_crew_action(staffed_store, assignment, CrewAction.ACK, "crew", NOW)
+    apply_crew_action(staffed_store, assignment, CrewAction.ON_SCENE, "crew", NOW)
+    fire_due_timers(staffed_store, NOW + timedelta(minutes=45), handlers.dispatch_for_level)
+    assert "crew.reminder" not in _types(staffed_store, topics.NOTIFICATIONS)
+    with staffed_store.read() as conn:
+        assert conn.execute(select(staff_alerts)).all() == []
+
+
+def test_alerts_to_one_supervisor_within_the_window_are_one_digest(staffed_store: Store) -> None:
+    with staffed_store.transaction() as conn:
+        alert_staff(conn, "supervisor", "yuanhui-01", "first", 1, NOW)
+        alert_staff(conn, "supervisor", "yuanhui-01", "second", 2, NOW + timedelta(seconds=50))
+        alert_staff(conn, "supervisor", "nowhere", "to the duty leader", 3, NOW)
+    fire_due_timers(staffed_store, NOW + timedelta(minutes=3), handlers.dispatch_for_level)
+    with staffed_store.read() as conn:
+        digests = [
+            p
+            for p in conn.execute(select(outbox.c.payload)).scalars()
+            if p["type"] == "staff.digest"
+        ]
+        bundled = conn.execute(select(staff_alerts.c.phone, staff_alerts.c.digest_key)).all()
+    assert len(digests) == 2  # one for the supervisor (two alerts), one for the duty leader
+    keys = {}
+    for phone, key in bundled:
+        keys.setdefault(phone, set()).add(key)
+    assert {p: len(k) for p, k in keys.items()} == {"+8610000000901": 1, "+8610000000999": 1}
+
+
+def test_citywide_red_warning_holds_routine_work_until_released(
+    staffed_store: Store, index
+) -> None:
+    red = WarningSignal(
+        "G1",
+        "gale",
+        "red",
+        "Alert",
+        ("yuanhui", "yancheng", "shaoling", "jingkai", "xicheng", "wuyang", "linying"),
+        NOW,
+        NOW + timedelta(hours=6),
+    )
+    accept_warning(staffed_store, red, "大风红色预警", "test", NOW)
+    _dispatched(staffed_store, index)
+    with staffed_store.read() as conn:
+        site = conn.execute(select(incidents).where(incidents.c.scope == "site")).one()
+        assert site.held == 1
+        assert (
+            conn.execute(select(assignments).where(assignments.c.incident_id == site.id)).all()
+            == []
+        )
+    with staffed_store.transaction() as conn:
+        assert handlers.release_incident(conn, site.id, "dispatcher", NOW)
+    with staffed_store.read() as conn:
+        assert (
+            len(conn.execute(select(assignments).where(assignments.c.incident_id == site.id)).all())
+            == 1
+        )
+        assert (
+            conn.execute(select(incidents.c.held).where(incidents.c.id == site.id)).scalar_one()
+            == 0
+        )
+
+
+def test_kpis(staffed_store: Store, index) -> None:
+    first = _dispatched(staffed_store, index)
+    apply_crew_action(staffed_store, first, CrewAction.ACK, "crew", NOW + timedelta(minutes=4))
+    apply_crew_action(
+        staffed_store, first, CrewAction.ON_SCENE, "crew", NOW + timedelta(minutes=20)
+    )
+    with staffed_store.read() as conn:
+        facts = assignment_facts(conn, NOW - timedelta(days=1), NOW + timedelta(days=1))
+    [row] = compute(facts, "category")
+    assert row == {
+        "category": "fallen_tree",
+        "assignments": 1,
+        "acknowledged": 1,
+        "median_min_to_ack": 4.0,
+        "median_min_to_arrive": 20.0,
+        "median_min_to_resolve": None,
+        "pct_ack_within_deadline": 100.0,
+    }
+    assert to_csv(compute(facts, "crew")).splitlines()[0].startswith("crew,assignments")
