@@ -115,14 +115,8 @@ def apply_crew_action(
             )
             if new is AssignmentState.ACKNOWLEDGED:
                 playbook = Playbook.model_validate(row.playbook_snapshot)
-                target = next(
-                    (
-                        a.arrive_within_min
-                        for a in playbook.actions_at(row.level).dispatch
-                        if a.skill == row.skill
-                    ),
-                    None,
-                )
+                action_spec = playbook.dispatch_for(row.level, row.skill)
+                target = action_spec.arrive_within_min if action_spec else None
                 if target:
                     schedule_arrival(conn, assignment_id, row.incident_id, target, now)
     if refused is not None:

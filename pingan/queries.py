@@ -218,3 +218,13 @@ def assignment_facts(conn: Connection, start: datetime, end: datetime) -> list[A
         )
         for r in rows
     ]
+
+
+def first_report(conn: Connection, incident_id: int) -> Any | None:
+    """The report that opened an incident: what crews read first."""
+    return conn.execute(
+        select(reports.c.address, reports.c.description)
+        .where(reports.c.incident_id == incident_id)
+        .order_by(reports.c.id)
+        .limit(1)
+    ).first()

@@ -233,6 +233,10 @@ class Playbook(_Strict):
         """The actions of `level`; 'watch' has none."""
         return self.levels.get(level, LevelActions())  # type: ignore[call-overload]
 
+    def dispatch_for(self, level: str, skill: str) -> DispatchAction | None:
+        """The dispatch action of `level` that sends crews with `skill`."""
+        return next((a for a in self.actions_at(level).dispatch if a.skill == skill), None)
+
 
 def trigger_levels(trigger: WarningTrigger | ThresholdTrigger | ReportTrigger) -> list[str]:
     """Every level this trigger can put an incident at."""

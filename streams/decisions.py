@@ -45,6 +45,8 @@ SYSTEM = "system"
 def set_incident_status(
     conn: Connection, incident_id: int, old: str | None, new: str, reason: str, now: datetime
 ) -> None:
+    """Change an incident's status with its history row; a resolution is announced
+    (reporters hear back, dispatch stands down) whichever path resolved it."""
     values: dict[str, Any] = {"status": new, "updated_at": now}
     if new == IncidentStatus.RESOLVED:
         values["resolved_at"] = now
@@ -54,6 +56,14 @@ def set_incident_status(
             incident_id=incident_id, at=now, from_status=old, to_status=new, reason=reason
         )
     )
+    if new == IncidentStatus.RESOLVED:
+        emit(
+            conn,
+            topics.INCIDENTS,
+            str(incident_id),
+            {"type": "incident.resolved", "incident_id": incident_id},
+            now,
+        )
 
 
 def load_open_incidents(
@@ -371,12 +381,5 @@ def resolve_incident(
         "incident",
         incident_id,
         {"from": old, "reason": reason, "assignments_cancelled": cancelled},
-    )
-    emit(
-        conn,
-        topics.INCIDENTS,
-        str(incident_id),
-        {"type": "incident.resolved", "incident_id": incident_id},
-        now,
     )
     log.info("incident resolved incident=%s reason=%s", incident_id, reason)

@@ -28,7 +28,7 @@ from pingan.city import load_city
 from pingan.crews import Crew, Override, choose_crews, crew_from_row
 from pingan.incidents import IncidentStatus, status_after_crew_change
 from pingan.links import CrewLinks
-from pingan.queries import warnings_in_force
+from pingan.queries import first_report, warnings_in_force
 from pingan.store import Store, as_utc, claim_event, emit, record_audit
 from pingan.store.schema import (
     assignments,
@@ -408,14 +408,6 @@ def follow_assignments(
             incident_id,
             {"from": old, "reason": reason},
         )
-        if new == IncidentStatus.RESOLVED:
-            emit(
-                conn,
-                topics.INCIDENTS,
-                str(incident_id),
-                {"type": "incident.resolved", "incident_id": incident_id},
-                now,
-            )
     return new
 
 
@@ -441,23 +433,15 @@ def _crew_message(
     if reminder:
         body = crew_reminder_text(assignment_id, row.category, link)
         return Message(f"assignment:{assignment_id}:reminder", row.phone, body)
-    first_report = conn.execute(
-        select(reports.c.address, reports.c.description)
-        .where(reports.c.incident_id == row.incident_id)
-        .order_by(reports.c.id)
-        .limit(1)
-    ).first()
-    playbook = Playbook.model_validate(row.playbook_snapshot)
-    action = next(
-        (a for a in playbook.actions_at(row.level).dispatch if a.skill == row.skill), None
-    )
+    first = first_report(conn, row.incident_id)
+    action = Playbook.model_validate(row.playbook_snapshot).dispatch_for(row.level, row.skill)
     body = crew_assignment_text(
         assignment_id,
         row.category,
         row.lat,
         row.lon,
-        first_report.address if first_report else None,
-        first_report.description if first_report else "",
+        first.address if first else None,
+        first.description if first else "",
         action.ack_within_min if action else 10,
         action.checklist if action else (),
         link,

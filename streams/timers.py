@@ -293,5 +293,6 @@ def escalation_steps(playbook: Playbook, level: str, skill: str) -> list[tuple[f
     actions = playbook.actions_at(level)
     if actions.escalation:
         return [(s.after_min, list(s.notify)) for s in actions.escalation]
-    deadline = next((a.ack_within_min for a in actions.dispatch if a.skill == skill), 10.0)
+    action = playbook.dispatch_for(level, skill)
+    deadline = action.ack_within_min if action else 10.0
     return [(deadline, ["next_crew", "supervisor"])]

@@ -19,8 +19,9 @@ from pingan.assignments import ACTIVE_STATES, CrewAction, TransitionRefused
 from pingan.clock import utcnow
 from pingan.http.app import ctx
 from pingan.links import LinkInvalid, verify_link
+from pingan.queries import first_report
 from pingan.store import as_utc, record_audit
-from pingan.store.schema import assignments, crews, incidents, reports
+from pingan.store.schema import assignments, crews, incidents
 from playbooks.model import Playbook
 
 DIGITS = {
@@ -176,16 +177,8 @@ async def crew_page(request: web.Request) -> web.Response:
         ).first()
         if row is None:
             return _refuse(request, "assignment not found for this crew")
-        first = conn.execute(
-            select(reports.c.address, reports.c.description)
-            .where(reports.c.incident_id == row.incident_id)
-            .order_by(reports.c.id)
-            .limit(1)
-        ).first()
-    playbook = Playbook.model_validate(row.playbook_snapshot)
-    action = next(
-        (a for a in playbook.actions_at(row.level).dispatch if a.skill == row.skill), None
-    )
+        first = first_report(conn, row.incident_id)
+    action = Playbook.model_validate(row.playbook_snapshot).dispatch_for(row.level, row.skill)
     checklist = "".join(f"<li>{html.escape(i)}</li>" for i in (action.checklist if action else ()))
     where = html.escape(first.address or "") if first and first.address else ""
     if row.lat is not None:
