@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+PRISM := .tools/node_modules/.bin/prism
+
 .PHONY: demo run test test-fast bench lint fmt clean
 
 $(STAMP): pyproject.toml
@@ -18,9 +20,14 @@ demo: $(STAMP)
 run: $(STAMP)
 	$(BIN)/pingan run
 
+# Prism serves Twilio's own OpenAPI description, so the SMS channel is tested against
+# the provider's contract (npm registry; no download at test time).
+$(PRISM):
+	npm install --silent --no-audit --no-fund --prefix .tools @stoplight/prism-cli@5
+
 # PostgreSQL tests use the machine's server (scripts/test-postgres.sh starts it, and
 # installs it with apt-get where missing); set PINGAN_TEST_POSTGRES_URL to use another.
-test: $(STAMP)
+test: $(STAMP) $(PRISM)
 	$(BIN)/ruff check .
 	PINGAN_TEST_POSTGRES_URL="$${PINGAN_TEST_POSTGRES_URL:-$$(scripts/test-postgres.sh || true)}" \
 		$(BIN)/python -m pytest -q -ra
@@ -39,4 +46,4 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var test-artifacts
+	rm -rf $(VENV) var test-artifacts .tools

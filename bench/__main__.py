@@ -9,10 +9,12 @@ import json
 import sys
 from collections.abc import Callable
 
+from bench.fanout import fanout
 from bench.matching import match_cost_ratio
 
 BENCHES: dict[str, Callable[[], list[dict]]] = {
     "matching": match_cost_ratio,
+    "fanout": fanout,
 }
 
 

@@ -131,6 +131,24 @@ class Settings:
             "HMAC key for crews' signed links. Empty: generated into data_dir/link_secret."
         ),
     )
+    twilio_account_sid: str = field(
+        default="", metadata=_doc("Twilio account SID. Empty: SMS go to the local outbox.")
+    )
+    twilio_from: str = field(default="", metadata=_doc("Twilio sender number (E.164)."))
+    twilio_messaging_service_sid: str = field(
+        default="", metadata=_doc("Twilio Messaging Service SID (instead of twilio_from).")
+    )
+    twilio_api_base: str = field(
+        default="", metadata=_doc("Another Twilio API base URL (a test server). Empty: Twilio.")
+    )
+    wechat_appid: str = field(
+        default="", metadata=_doc("WeChat Official Account appid. Empty: local outbox.")
+    )
+    wechat_secret: str = field(default="", metadata=_doc("WeChat Official Account secret."))
+    wechat_template_id: str = field(default="", metadata=_doc("Template for warnings."))
+    wechat_api_base: str = field(
+        default="https://api.weixin.qq.com", metadata=_doc("WeChat API base URL.")
+    )
     broker_bin: str = field(
         default="",
         metadata=_doc(

@@ -65,9 +65,11 @@ def build_app(
     channel: Channel,
     app_id: str = "pingan",
     links: CrewLinks | None = None,
+    channels: dict[str, Channel] | None = None,
     tick_interval_s: float = 15.0,
     reload_interval_s: float = 2.0,
 ) -> Worker:
+    channels = channels or {"sms": channel, "wechat": channel}
     app = faust.App(
         app_id,
         broker=kafka_broker_url(settings.kafka_url or "127.0.0.1:9092"),
@@ -102,6 +104,14 @@ def build_app(
         "notify": (
             topics.NOTIFICATIONS,
             lambda e: handlers.handle_notification(store, channel, e, utcnow(), links=links),
+        ),
+        "sends-urgent": (
+            topics.SENDS_URGENT,
+            lambda e: handlers.handle_send_chunk(store, channels, e, utcnow()),
+        ),
+        "sends-routine": (
+            topics.SENDS_ROUTINE,
+            lambda e: handlers.handle_send_chunk(store, channels, e, utcnow()),
         ),
         "incident-progress": (
             topics.CREW_EVENTS,

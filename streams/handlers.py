@@ -573,3 +573,45 @@ def handle_crew_event(store: Store, event: dict[str, Any], now: datetime) -> Non
         follow_assignments(
             conn, incident_id, status, f"{kind} (assignment {event.get('assignment_id')})", now
         )
+
+
+class RetryLater(Exception):
+    """Some sends of a chunk hit a retryable error: leave the event unclaimed so it is
+    delivered again (the ledger makes the second pass send only what is still pending)."""
+
+
+async def handle_send_chunk(
+    store: Store, channels: dict[str, Channel], event: dict[str, Any], now: datetime
+) -> None:
+    from alerts.fanout import send_chunk
+
+    event_id = _field(event, "event_id")
+    with store.read() as conn:
+        if conn.execute(
+            select(processed_events.c.event_id).where(
+                processed_events.c.event_id == event_id, processed_events.c.consumer == "sends"
+            )
+        ).first():
+            return
+    result = await send_chunk(
+        store,
+        channels,
+        int(_field(event, "warning_id")),
+        int(_field(event, "from_id")),
+        int(_field(event, "to_id")),
+        now,
+    )
+    if result.retry:
+        raise RetryLater(f"{result.retry} sends to retry: {result.errors[:3]}")
+    with store.transaction() as conn:
+        claim_event(conn, "sends", event_id, now)
+    if result.sent or result.failed:
+        log.info(
+            "warning chunk sent warning=%s from=%s sent=%d failed=%d failed_over=%d skipped=%d",
+            event["warning_id"],
+            event["from_id"],
+            result.sent,
+            result.failed,
+            result.failed_over,
+            result.skipped,
+        )

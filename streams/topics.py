@@ -8,5 +8,9 @@ WEATHER = "pingan.weather"  # an official warning, or a threshold crossed/cleare
 INCIDENTS = "pingan.incidents"  # an incident opened (or changed and needs dispatch)
 NOTIFICATIONS = "pingan.notifications"  # a message to a crew must go out
 CREW_EVENTS = "pingan.crew-events"  # a crew acknowledged / finished an assignment
+# Citizen warning sends, in chunks of subscribers. Red and orange (and corrections) have
+# their own topic and agent, so they never wait behind a yellow backlog.
+SENDS_URGENT = "pingan.sends.urgent"
+SENDS_ROUTINE = "pingan.sends.routine"
 
-ALL = (REPORTS, WEATHER, INCIDENTS, NOTIFICATIONS, CREW_EVENTS)
+ALL = (REPORTS, WEATHER, INCIDENTS, NOTIFICATIONS, CREW_EVENTS, SENDS_URGENT, SENDS_ROUTINE)

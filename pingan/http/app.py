@@ -56,12 +56,26 @@ def json_error(status: int, message: str) -> web.Response:
     return json_response({"error": message}, status=status)
 
 
-def token_ok(presented: str, accepted: tuple[str, ...]) -> bool:
+def token_name(presented: str, accepted: tuple[str, ...]) -> str | None:
+    """Which configured token this is: entries are "name=token" (the name is who acts,
+    in the audit and for the two-person rule) or a bare token ("token-N")."""
+    found = None
     # Compare against every token so timing says nothing about which one nearly matched.
-    found = False
-    for token in accepted:
-        found |= hmac.compare_digest(presented.encode(), token.encode())
+    for n, entry in enumerate(accepted, start=1):
+        name, sep, token = entry.partition("=")
+        if not sep:
+            name, token = f"token-{n}", entry
+        if hmac.compare_digest(presented.encode(), token.encode()):
+            found = name
     return found
+
+
+def token_ok(presented: str, accepted: tuple[str, ...]) -> bool:
+    return token_name(presented, accepted) is not None
+
+
+def actor_of(request: web.Request) -> str:
+    return str(request.get("actor", "api"))
 
 
 @web.middleware
@@ -83,10 +97,16 @@ async def api_auth_middleware(request: web.Request, handler: Handler) -> web.Str
     if request.path.startswith("/api/"):
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token_ok(token.strip(), ctx(request).api_tokens):
+        name = (
+            token_name(token.strip(), ctx(request).api_tokens)
+            if scheme.lower() == "bearer"
+            else None
+        )
+        if name is None:
             response = json_error(401, "missing or invalid bearer token")
             response.headers["WWW-Authenticate"] = 'Bearer realm="pingan"'
             return response
+        request["actor"] = name
     return await handler(request)
 
 
@@ -98,7 +118,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def build_http_app(context: Context) -> web.Application:
-    from pingan.http import api, crew, hotline, open311
+    from pingan.http import api, crew, hotline, open311, warnings_api
 
     app = web.Application(
         middlewares=[errors_middleware, api_auth_middleware], client_max_size=MAX_BODY
@@ -109,4 +129,5 @@ def build_http_app(context: Context) -> web.Application:
     api.add_routes(app)
     hotline.add_routes(app)
     crew.add_routes(app)
+    warnings_api.add_routes(app)
     return app

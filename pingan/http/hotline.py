@@ -15,6 +15,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from alerts.render import sms_reply_text
+from alerts.subscribers import opt_keyword, set_opt_out
 from pingan.actions import (
     NotAllowed,
     NotFound,
@@ -75,6 +76,16 @@ async def sms_inbound(request: web.Request) -> web.Response:
     if crew is not None:  # a crew answering its assignment, not a citizen
         return twiml(await asyncio.to_thread(apply_sms_reply, c.store, crew.id, body))
     now = utcnow()
+    keyword = opt_keyword(body)
+    if keyword is not None:  # STOP/退订/TD, START: honoured at once, confirmed once
+        changed = await asyncio.to_thread(set_opt_out, c.store, phone, keyword == "stop", now)
+        if changed:
+            return twiml(
+                "【漯河城管】您已退订预警短信，回复START可重新订阅。"
+                if keyword == "stop"
+                else "【漯河城管】已恢复订阅预警短信。回复TD退订。"
+            )
+        return twiml(None)
     if body in ("1", "2", "3", "4", "5"):
         rated = await asyncio.to_thread(record_satisfaction, c.store, phone, int(body), now)
         if rated is not None:

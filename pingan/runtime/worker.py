@@ -7,7 +7,7 @@ import sys
 
 import faust
 
-from alerts.channels.local_outbox import LocalOutboxChannel
+from alerts.channels.factory import build_channels
 from pingan.links import CrewLinks
 from pingan.runtime.secrets import ensure_secret
 from pingan.settings import Settings
@@ -33,7 +33,11 @@ def run_worker(settings: Settings) -> int:
         settings.link_secret or ensure_secret(settings.data_dir, "link_secret"),
         settings.effective_public_url,
     )
-    built = build_app(settings, store, registry, LocalOutboxChannel(store), links=links)
+    twilio_token = settings.twilio_auth_token or ensure_secret(
+        settings.data_dir, "twilio_auth_token"
+    )
+    channels = build_channels(settings, store, twilio_token)
+    built = build_app(settings, store, registry, channels["sms"], links=links, channels=channels)
     worker = faust.Worker(built.app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()  # returns via SystemExit when stopped
     return 0

@@ -246,8 +246,10 @@ sends = Table(
     Column("channel", String(32), nullable=False),
     Column("recipient", String(64), nullable=False),
     Column("body", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # pending, sent, failed
-    Column("provider_id", String(128)),
+    Column("status", String(16), nullable=False),  # pending, sent, delivered, failed, ...
+    Column("provider_id", String(128), index=True),
+    Column("warning_id", Integer, index=True),  # citizen warnings: which and to whom
+    Column("subscriber_id", Integer),
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -312,4 +314,47 @@ threshold_state = Table(
     Column("band", Float),
     Column("value", Float),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Citizens who receive warnings. District columns (not a JSON list) so audience queries
+# over a million rows use an index.
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("phone", String(32), unique=True),  # E.164
+    Column("openid", String(64), unique=True),  # WeChat Official Account user
+    Column("home_district", String(64), index=True),
+    Column("work_district", String(64), index=True),
+    Column("language", String(8), nullable=False, default="zh"),
+    Column("channels", String(32), nullable=False, default="sms"),  # preference: sms,wechat
+    Column("consent_source", String(64), nullable=False),
+    Column("consent_at", DateTime(timezone=True), nullable=False),
+    Column("opted_out_at", DateTime(timezone=True)),
+)
+
+# Warnings to citizens: drafted (by a dispatcher or a playbook), approved, sent;
+# corrections point at what they correct and go to exactly its recipients.
+citizen_warnings = Table(
+    "citizen_warnings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event", String(32), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("districts", JSON, nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("text_zh", Text, nullable=False),
+    Column("text_en", Text, nullable=False),
+    Column("channels", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # draft, approved, sent, cancelled
+    Column("recipients", Integer, nullable=False, default=0),
+    Column("drafted_by", String(128), nullable=False),
+    Column("approved_by", String(128)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("approved_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("corrects", Integer),  # the warning this one updates or cancels
+    Column("msg_type", String(16), nullable=False, default="Alert"),  # CAP: Alert/Update/Cancel
+    Column("source_warning", String(200)),  # the official warning it relays, if any
 )

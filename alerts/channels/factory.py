@@ -1,0 +1,35 @@
+"""Which channel carries which kind of message, from the settings: Twilio and the
+WeChat Official Account when configured, the local outbox otherwise."""
+
+from __future__ import annotations
+
+from alerts.channels.base import Channel
+from alerts.channels.local_outbox import LocalOutboxChannel
+from pingan.settings import Settings
+from pingan.store import Store
+
+
+def build_channels(settings: Settings, store: Store, twilio_auth_token: str) -> dict[str, Channel]:
+    local = LocalOutboxChannel(store)
+    channels: dict[str, Channel] = {"sms": local, "wechat": local}
+    if settings.twilio_account_sid:
+        from alerts.channels.twilio_sms import TwilioSmsChannel
+
+        channels["sms"] = TwilioSmsChannel(
+            settings.twilio_account_sid,
+            twilio_auth_token,
+            settings.twilio_from,
+            settings.twilio_messaging_service_sid,
+            status_callback=f"{settings.effective_public_url}/webhooks/twilio/status",
+            base_url=settings.twilio_api_base or None,
+        )
+    if settings.wechat_appid:
+        from alerts.channels.wechat import OfficialAccountChannel
+
+        channels["wechat"] = OfficialAccountChannel(
+            settings.wechat_appid,
+            settings.wechat_secret,
+            settings.wechat_template_id,
+            settings.wechat_api_base,
+        )
+    return channels

@@ -1,0 +1,121 @@
+"""SMS through Twilio's Messages API with the real `twilio` SDK (async).
+
+The SDK has no base-URL setting, so requests go through an httpx-based AsyncHttpClient
+that can redirect api.twilio.com elsewhere (a test server speaking Twilio's API).
+Twilio's error codes decide whether a failure is worth retrying."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from twilio.base.exceptions import TwilioRestException
+from twilio.http import AsyncHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from alerts.channels.base import Message, PermanentError, RetryableError
+from pingan.privacy import mask_phone
+
+log = logging.getLogger("pingan.alerts.twilio")
+
+# https://www.twilio.com/docs/api/errors: the recipient cannot or will not receive.
+PERMANENT_CODES = {
+    21211,  # invalid 'To' number
+    21408,  # region not enabled
+    21610,  # recipient replied STOP (opted out)
+    21612,  # cannot route to this number
+    21614,  # not a mobile number
+    30003,
+    30005,
+    30006,  # unreachable, unknown, landline
+}
+OPTED_OUT = 21610
+
+
+class HttpxTwilioClient(AsyncHttpClient):
+    def __init__(self, base_url: str | None = None, timeout: float = 10.0) -> None:
+        super().__init__(logger=log, is_async=True, timeout=timeout)
+        self.base = urlsplit(base_url) if base_url else None
+        self.client = httpx.AsyncClient(timeout=timeout)
+
+    async def request(
+        self,
+        method,
+        uri,
+        params=None,
+        data=None,
+        headers=None,  # type: ignore[no-untyped-def, override]
+        auth=None,
+        timeout=None,
+        allow_redirects=False,
+    ) -> Response:
+        if self.base is not None:
+            parts = urlsplit(uri)
+            uri = urlunsplit(
+                (
+                    self.base.scheme,
+                    self.base.netloc,
+                    self.base.path.rstrip("/") + parts.path,
+                    parts.query,
+                    "",
+                )
+            )
+        reply = await self.client.request(
+            method,
+            uri,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout or self.timeout,
+            follow_redirects=allow_redirects,
+        )
+        return Response(reply.status_code, reply.text, dict(reply.headers))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class TwilioSmsChannel:
+    name = "sms"
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str = "",
+        messaging_service_sid: str = "",
+        status_callback: str = "",
+        base_url: str | None = None,
+        validity_s: int = 3600,
+    ) -> None:
+        if not from_number and not messaging_service_sid:
+            raise ValueError("a From number or a Messaging Service SID is required")
+        self.http = HttpxTwilioClient(base_url)
+        self.client = Client(account_sid, auth_token, http_client=self.http)
+        self.from_number, self.service = from_number, messaging_service_sid
+        self.status_callback, self.validity_s = status_callback, validity_s
+
+    async def send(self, message: Message) -> str:
+        extra: dict[str, object] = {"validity_period": self.validity_s}
+        if self.service:
+            extra["messaging_service_sid"] = self.service
+        else:
+            extra["from_"] = self.from_number
+        if self.status_callback:
+            extra["status_callback"] = self.status_callback
+        try:
+            created = await self.client.messages.create_async(
+                to=message.recipient, body=message.body, **extra
+            )
+        except TwilioRestException as exc:
+            code = exc.code or 0
+            where = f"twilio {exc.status} code {code} to {mask_phone(message.recipient)}"
+            if code in PERMANENT_CODES or (400 <= exc.status < 500 and exc.status != 429):
+                raise PermanentError(f"{where}: {exc.msg}") from None
+            raise RetryableError(f"{where}: {exc.msg}") from None
+        except httpx.HTTPError as exc:
+            raise RetryableError(f"twilio unreachable: {exc.__class__.__name__}") from None
+        return str(created.sid)

@@ -1,0 +1,293 @@
+"""Citizen warnings over HTTP: draft, preview, approve (two-person rule), update or
+cancel; Twilio delivery receipts; and every sent warning as CAP 1.2 and in an Atom
+feed so other systems can relay it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from typing import Any
+from xml.etree.ElementTree import Element, SubElement, tostring
+
+from aiohttp import web
+from sqlalchemy import select, update
+from twilio.request_validator import RequestValidator
+
+from alerts import warnings as cw
+from pingan.city import load_city
+from pingan.clock import utcnow
+from pingan.http.app import actor_of, ctx, json_error, json_response
+from pingan.http.hotline import _public_url
+from pingan.store import as_utc, record_audit
+from pingan.store.schema import citizen_warnings, sends, subscribers
+
+CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
+SENDER = "warnings@luohe-cgj.example.cn"
+SEVERITY = {"blue": "Minor", "yellow": "Moderate", "orange": "Severe", "red": "Extreme"}
+EVENT_ZH = {
+    "blizzard": "暴雪",
+    "rainstorm": "暴雨",
+    "gale": "大风",
+    "road_icing": "道路结冰",
+    "cold_wave": "寒潮",
+}
+RECEIPT_STATUSES = {"queued", "sending", "sent", "delivered", "undelivered", "failed"}
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise cw.WarningRefused(f"body: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise cw.WarningRefused("body: expected a JSON object")
+    return data
+
+
+async def draft(request: web.Request) -> web.Response:
+    try:
+        data = await _body(request)
+        expires = datetime.fromisoformat(data["expires"]) if data.get("expires") else None
+        result = await asyncio.to_thread(
+            cw.create_draft,
+            ctx(request).store,
+            str(data.get("event", "")),
+            str(data.get("level", "")),
+            list(data.get("districts", [])),
+            str(data.get("template", "")),
+            list(data.get("channels", ["sms"])),
+            actor_of(request),
+            utcnow(),
+            expires,
+        )
+    except (cw.WarningRefused, ValueError) as exc:
+        return json_error(400, str(exc))
+    return json_response(result, status=201)
+
+
+async def preview(request: web.Request) -> web.Response:
+    districts = [d for d in request.query.get("districts", "").split(",") if d]
+    unknown = [d for d in districts if d not in load_city().districts]
+    if not districts or unknown:
+        return json_error(400, f"districts: {unknown or 'at least one'}")
+    with ctx(request).store.read() as conn:
+        return json_response(cw.preview(conn, districts))
+
+
+def _id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise web.HTTPNotFound(reason=f"warning {raw!r} not found")
+    return int(raw)
+
+
+async def approve(request: web.Request) -> web.Response:
+    try:
+        chunks = await asyncio.to_thread(
+            cw.approve, ctx(request).store, _id(request), actor_of(request), utcnow()
+        )
+    except cw.WarningRefused as exc:
+        status = 403 if "two-person rule" in str(exc) else 409
+        return json_error(status, str(exc))
+    return json_response({"id": _id(request), "status": "sending", "chunks": chunks})
+
+
+async def correct(request: web.Request) -> web.Response:
+    try:
+        data = await _body(request)
+        text = str(data.get("text", "")).strip()
+        if not text:
+            raise cw.WarningRefused("text: required (what the correction says)")
+        correction = await asyncio.to_thread(
+            cw.correct,
+            ctx(request).store,
+            _id(request),
+            str(data.get("msg_type", "")),
+            text,
+            actor_of(request),
+            utcnow(),
+        )
+    except cw.WarningRefused as exc:
+        return json_error(400 if "msg_type" in str(exc) or "text" in str(exc) else 409, str(exc))
+    return json_response({"id": correction, "corrects": _id(request)}, status=201)
+
+
+async def show(request: web.Request) -> web.Response:
+    warning_id = _id(request)
+    with ctx(request).store.read() as conn:
+        row = conn.execute(
+            select(citizen_warnings).where(citizen_warnings.c.id == warning_id)
+        ).first()
+        if row is None:
+            return json_error(404, f"warning {warning_id} not found")
+        stats = cw.stats(conn, warning_id)
+    return json_response(
+        {
+            "id": row.id,
+            "event": row.event,
+            "level": row.level,
+            "districts": row.districts,
+            "status": row.status,
+            "msg_type": row.msg_type,
+            "corrects": row.corrects,
+            "text_zh": row.text_zh,
+            "text_en": row.text_en,
+            "recipients": row.recipients,
+            "drafted_by": row.drafted_by,
+            "approved_by": row.approved_by,
+            "stats": stats,
+        }
+    )
+
+
+async def status_callback(request: web.Request) -> web.Response:
+    """Twilio's delivery receipts update the ledger; forged ones are refused."""
+    c = ctx(request)
+    form = await request.post()
+    params = {k: v for k, v in form.items() if isinstance(v, str)}
+    if not RequestValidator(c.twilio_auth_token).validate(
+        _public_url(request), params, request.headers.get("X-Twilio-Signature", "")
+    ):
+        with c.store.transaction() as conn:
+            record_audit(
+                conn,
+                utcnow(),
+                "webhook",
+                "webhook.signature_refused",
+                "webhook",
+                request.path,
+                {"remote": request.remote or ""},
+            )
+        return json_error(403, "X-Twilio-Signature: missing or not valid for this request")
+    sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "")
+    if status not in RECEIPT_STATUSES:
+        return json_error(400, f"MessageStatus: {status!r} unknown")
+    now = utcnow()
+    with c.store.transaction() as conn:
+        conn.execute(
+            update(sends)
+            .where(sends.c.provider_id == sid)
+            .values(
+                status="sent" if status in ("queued", "sending") else status,
+                error=params.get("ErrorCode") or None,
+                updated_at=now,
+            )
+        )
+        if params.get("ErrorCode") == "21610":  # the recipient has opted out at Twilio
+            conn.execute(
+                update(subscribers)
+                .where(subscribers.c.phone == params.get("To"))
+                .values(opted_out_at=now)
+            )
+    return web.Response(status=204)
+
+
+def _cap(row: Any) -> Element:
+    alert = Element("alert", xmlns=CAP_NS)
+    sent = as_utc(row.approved_at or row.created_at)
+    for name, value in (
+        ("identifier", f"LUOHE-CGJ-{row.id}"),
+        ("sender", SENDER),
+        ("sent", sent.strftime("%Y-%m-%dT%H:%M:%S+00:00")),  # type: ignore[union-attr]
+        ("status", "Actual"),
+        ("msgType", row.msg_type),
+        ("scope", "Public"),
+    ):
+        SubElement(alert, name).text = value
+    if row.corrects:
+        SubElement(
+            alert, "references"
+        ).text = f"{SENDER},LUOHE-CGJ-{row.corrects},{sent.strftime('%Y-%m-%dT%H:%M:%S+00:00')}"  # type: ignore[union-attr]
+    city = load_city()
+    for language, text, event in (
+        ("zh-CN", row.text_zh, EVENT_ZH.get(row.event, row.event)),
+        ("en-US", row.text_en, row.event),
+    ):
+        info = SubElement(alert, "info")
+        SubElement(info, "language").text = language
+        SubElement(info, "category").text = "Met"
+        SubElement(info, "event").text = event
+        SubElement(info, "urgency").text = "Immediate" if row.level == "red" else "Expected"
+        SubElement(info, "severity").text = SEVERITY.get(row.level, "Unknown")
+        SubElement(info, "certainty").text = "Likely"
+        if row.expires_at:
+            SubElement(info, "expires").text = as_utc(row.expires_at).strftime(  # type: ignore[union-attr]
+                "%Y-%m-%dT%H:%M:%S+00:00"
+            )
+        SubElement(info, "senderName").text = "漯河市城市管理局 Luohe Urban Management Bureau"
+        SubElement(info, "headline").text = text[:160]
+        SubElement(info, "description").text = text
+        param = SubElement(info, "parameter")
+        SubElement(param, "valueName").text = "level"
+        SubElement(param, "value").text = row.level
+        area = SubElement(info, "area")
+        SubElement(area, "areaDesc").text = "、".join(
+            city.districts[d].zh if language == "zh-CN" else city.districts[d].en
+            for d in row.districts
+        )
+        for d in row.districts:
+            if city.districts[d].gbt2260:
+                code = SubElement(area, "geocode")
+                SubElement(code, "valueName").text = "GB/T 2260"
+                SubElement(code, "value").text = city.districts[d].gbt2260
+    return alert
+
+
+def _published(conn: Any) -> list[Any]:
+    return conn.execute(
+        select(citizen_warnings)
+        .where(citizen_warnings.c.status.in_(("sent", "cancelled")))
+        .order_by(citizen_warnings.c.id.desc())
+        .limit(200)
+    ).all()
+
+
+async def cap_alert(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    with ctx(request).store.read() as conn:
+        row = conn.execute(
+            select(citizen_warnings).where(
+                citizen_warnings.c.id == int(raw) if raw.isdigit() else False
+            )
+        ).first()
+    if row is None or row.status not in ("sent", "cancelled"):
+        return json_error(404, f"no published warning {raw!r}")
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        + tostring(_cap(row), encoding="unicode").encode()
+    )
+    return web.Response(body=body, content_type="application/cap+xml", charset="utf-8")
+
+
+async def cap_feed(request: web.Request) -> web.Response:
+    base = ctx(request).settings.effective_public_url.rstrip("/")
+    with ctx(request).store.read() as conn:
+        rows = _published(conn)
+    feed = Element("feed", xmlns="http://www.w3.org/2005/Atom")
+    SubElement(feed, "id").text = f"{base}/cap/feed.atom"
+    SubElement(feed, "title").text = "漯河市城市管理局 预警 Luohe urban-management warnings"
+    updated = max((as_utc(r.approved_at or r.created_at) for r in rows), default=utcnow())
+    SubElement(feed, "updated").text = updated.isoformat()  # type: ignore[union-attr]
+    SubElement(SubElement(feed, "author"), "name").text = "漯河市城市管理局"
+    for row in rows:
+        entry = SubElement(feed, "entry")
+        SubElement(entry, "id").text = f"{base}/cap/alerts/{row.id}.xml"
+        SubElement(entry, "title").text = row.text_zh[:80]
+        SubElement(entry, "updated").text = as_utc(row.approved_at or row.created_at).isoformat()  # type: ignore[union-attr]
+        SubElement(
+            entry, "link", href=f"{base}/cap/alerts/{row.id}.xml", type="application/cap+xml"
+        )
+    body = b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(feed, encoding="unicode").encode()
+    return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/citizen-warnings", draft)
+    app.router.add_get("/api/citizen-warnings/preview", preview)
+    app.router.add_get("/api/citizen-warnings/{id}", show)
+    app.router.add_post("/api/citizen-warnings/{id}/approve", approve)
+    app.router.add_post("/api/citizen-warnings/{id}/correct", correct)
+    app.router.add_post("/webhooks/twilio/status", status_callback)
+    app.router.add_get("/cap/alerts/{id}.xml", cap_alert)
+    app.router.add_get("/cap/feed.atom", cap_feed)

@@ -1,0 +1,193 @@
+"""Citizen warnings on a real database: import, audience, approval, sending through
+the ledger once, opt-out, corrections to exactly the original recipients, failover,
+and CAP output that validates against the OASIS schema."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import timedelta
+from pathlib import Path
+from xml.etree.ElementTree import tostring
+
+import pytest
+import xmlschema
+from sqlalchemy import select
+
+from alerts.channels.base import Message, PermanentError
+from alerts.fanout import send_chunk
+from alerts.subscribers import import_csv, set_opt_out
+from alerts.warnings import WarningRefused, approve, correct, create_draft, preview, stats
+from pingan.http.warnings_api import _cap
+from pingan.store import Store
+from pingan.store.schema import citizen_warnings, outbox
+from tests.conftest import NOW
+
+XSD = Path(__file__).parent.parent / "data" / "cap-schema" / "cap12.xsd"
+CSV = """phone,openid,home_district,work_district,language,channels,consent_source,consent_at
+13800000001,,yuanhui,,zh,sms,hotline,2026-01-01T00:00:00+08:00
+138 0000 0002,oid-2,yancheng,yuanhui,en,"sms,wechat",wechat-menu,
++8613800000003,oid-3,shaoling,,zh,"wechat,sms",street-sign,
+13800000001,,yuanhui,,zh,sms,hotline,
+12345,,yuanhui,,zh,sms,hotline,
+13800000005,,mars,,zh,sms,hotline,
+13800000006,,yuanhui,,fr,sms,hotline,
+,oid-7,yuanhui,,zh,wechat,,
+"""
+
+
+class Recorder:
+    def __init__(self, name: str, fail: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.name, self.fail, self.sent = name, fail, []
+
+    async def send(self, message: Message) -> str:
+        if message.recipient in self.fail:
+            raise PermanentError("number unreachable")
+        self.sent.append((message.idempotency_key, message.recipient, message.body))
+        return f"{self.name}-{len(self.sent)}"
+
+
+@pytest.fixture
+def people(store: Store) -> Store:
+    result = import_csv(store, io.StringIO(CSV), NOW)
+    assert (result.rows, result.imported, result.duplicates) == (8, 3, 1)
+    assert [line for line, _ in result.errors] == [6, 7, 8, 9]
+    assert "phone: '12345' is not a mobile number" in result.errors[0][1]
+    assert "home_district: unknown district 'mars'" in result.errors[1][1]
+    assert "language: 'fr'" in result.errors[2][1]
+    assert "consent_source: required" in result.errors[3][1]
+    return store
+
+
+def _chunks(store: Store, warning_id: int) -> list[dict]:
+    with store.read() as conn:
+        return [
+            p
+            for p in conn.execute(select(outbox.c.payload)).scalars()
+            if p.get("warning_id") == warning_id
+        ]
+
+
+def _send(store: Store, warning_id: int, channels: dict) -> None:
+    for chunk in _chunks(store, warning_id):
+        asyncio.run(send_chunk(store, channels, warning_id, chunk["from_id"], chunk["to_id"], NOW))
+
+
+def test_audience_send_opt_out_and_exact_correction(people: Store) -> None:
+    with people.read() as conn:
+        assert preview(conn, ["yuanhui"])["per_district"] == {"yuanhui": 2}  # home or work
+    draft = create_draft(
+        people,
+        "blizzard",
+        "orange",
+        ["yuanhui"],
+        "blizzard-orange",
+        ["sms", "wechat"],
+        "alice",
+        NOW,
+    )
+    assert draft["recipients"] == 2 and not draft["needs_second_person"]
+    approve(people, draft["id"], "alice", NOW)
+    sms, wechat = Recorder("sms"), Recorder("wechat")
+    _send(people, draft["id"], {"sms": sms, "wechat": wechat})
+    _send(people, draft["id"], {"sms": sms, "wechat": wechat})  # redelivered: nothing twice
+    assert sorted(r for _, r, _ in sms.sent) == ["+8613800000001", "+8613800000002"]
+    english = next(body for _, r, body in sms.sent if r == "+8613800000002")
+    assert english.startswith("[Luohe] Snowstorm orange warning")
+    with people.read() as conn:
+        assert stats(conn, draft["id"])["sent"] == 2
+
+    # Someone joins yuanhui, someone opts out: the cancel goes to exactly those who got it
+    # and have not opted out since.
+    import_csv(
+        people, io.StringIO(CSV.splitlines()[0] + "\n13800000009,,yuanhui,,zh,sms,hotline,\n"), NOW
+    )
+    assert set_opt_out(people, "+8613800000002", True, NOW) is True
+    assert set_opt_out(people, "+8613800000002", True, NOW) is False  # confirmed once
+    cancel = correct(
+        people,
+        draft["id"],
+        "Cancel",
+        "【漯河城管】暴雪橙色预警已解除。",
+        "alice",
+        NOW + timedelta(hours=1),
+    )
+    later = Recorder("sms")
+    _send(people, cancel, {"sms": later, "wechat": Recorder("wechat")})
+    assert [r for _, r, _ in later.sent] == ["+8613800000001"]
+    with people.read() as conn:
+        original = conn.execute(
+            select(citizen_warnings.c.status).where(citizen_warnings.c.id == draft["id"])
+        ).scalar_one()
+    assert original == "cancelled"
+
+
+def test_opted_out_gets_nothing_further(people: Store) -> None:
+    set_opt_out(people, "+8613800000001", True, NOW)
+    draft = create_draft(
+        people, "rainstorm", "red", ["yuanhui"], "rainstorm-red", ["sms"], "alice", NOW
+    )
+    approve(people, draft["id"], "bob", NOW)
+    sms = Recorder("sms")
+    _send(people, draft["id"], {"sms": sms})
+    assert "+8613800000001" not in [r for _, r, _ in sms.sent]
+
+
+def test_permanent_failure_fails_over_to_the_other_channel(people: Store) -> None:
+    draft = create_draft(
+        people, "gale", "yellow", ["yancheng"], "gale-yellow", ["sms", "wechat"], "alice", NOW
+    )
+    approve(people, draft["id"], "alice", NOW)
+    sms, wechat = Recorder("sms", fail={"+8613800000002"}), Recorder("wechat")
+    _send(people, draft["id"], {"sms": sms, "wechat": wechat})
+    assert sms.sent == [] and [r for _, r, _ in wechat.sent] == ["oid-2"]
+    with people.read() as conn:
+        assert stats(conn, draft["id"]) | {} == {
+            "queued": 0,
+            "sent": 1,
+            "delivered": 0,
+            "failed": 1,
+            "undelivered": 0,
+            "opted_out": 0,
+        }
+
+
+def test_two_person_rule_above_the_threshold(store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import alerts.warnings as cw
+
+    monkeypatch.setattr(cw, "APPROVAL_THRESHOLD", 0)
+    import_csv(store, io.StringIO(CSV), NOW)
+    draft = create_draft(
+        store, "blizzard", "yellow", ["yuanhui"], "blizzard-yellow", ["sms"], "alice", NOW
+    )
+    with pytest.raises(WarningRefused, match="the drafter cannot approve"):
+        approve(store, draft["id"], "alice", NOW)
+    assert approve(store, draft["id"], "bob", NOW) >= 1
+    with pytest.raises(WarningRefused, match="not a draft"):
+        approve(store, draft["id"], "carol", NOW)
+
+
+def test_cap_output_validates_against_the_cap_1_2_schema(people: Store) -> None:
+    schema = xmlschema.XMLSchema(str(XSD))
+    draft = create_draft(
+        people,
+        "blizzard",
+        "red",
+        ["yuanhui", "yancheng"],
+        "blizzard-red",
+        ["sms"],
+        "alice",
+        NOW,
+        expires=NOW + timedelta(hours=12),
+    )
+    approve(people, draft["id"], "bob", NOW)
+    cancel = correct(people, draft["id"], "Cancel", "已解除", "bob", NOW)
+    with people.read() as conn:
+        for warning_id in (draft["id"], cancel):
+            row = conn.execute(
+                select(citizen_warnings).where(citizen_warnings.c.id == warning_id)
+            ).one()
+            xml = tostring(_cap(row), encoding="unicode")
+            schema.validate(xml)  # raises with the reason if not valid
+            assert ("<msgType>Cancel</msgType>" in xml) == (warning_id == cancel)
+    assert "<geocode><valueName>GB/T 2260</valueName><value>411102</value>" in xml
