@@ -50,12 +50,15 @@ def draft_texts(template: str, districts: Sequence[str]) -> Draft:
     return Draft(text_zh, text_en, zh.segments, en.segments, zh.encoding)
 
 
-def needs_second_person(recipients: int, approval: str) -> bool:
-    return approval != "auto" and recipients > APPROVAL_THRESHOLD
+def needs_second_person(recipients: int, approval: str, threshold: int | None = None) -> bool:
+    limit = APPROVAL_THRESHOLD if threshold is None else threshold
+    return approval != "auto" and recipients > limit
 
 
-def check_approver(drafted_by: str, approver: str, recipients: int, approval: str) -> None:
-    if needs_second_person(recipients, approval) and approver == drafted_by:
+def check_approver(
+    drafted_by: str, approver: str, recipients: int, approval: str, threshold: int | None = None
+) -> None:
+    if needs_second_person(recipients, approval, threshold) and approver == drafted_by:
         raise WarningRefused(
             f"two-person rule: {recipients} recipients need a second dispatcher's approval; "
             "the drafter cannot approve their own warning"
@@ -89,6 +92,68 @@ def preview(conn: Connection, districts: Sequence[str]) -> dict[str, object]:
     return {"total": total, "per_district": per_district, "per_channel_preference": by_channel}
 
 
+def draft_for_incident(
+    conn: Connection,
+    incident_id: int,
+    event: str,
+    level: str,
+    districts: Sequence[str],
+    template: str,
+    channels: Sequence[str],
+    approval: str,
+    now: datetime,
+) -> int:
+    """A playbook's notify_citizens action: a draft for dispatchers to approve, or, when
+    the level is marked auto-send, approved and sending at once. Once per incident,
+    level and template: citizens never get the same warning twice."""
+    drafted_by = f"playbook:incident-{incident_id}"
+    existing = conn.execute(
+        select(citizen_warnings.c.id).where(
+            citizen_warnings.c.drafted_by == drafted_by,
+            citizen_warnings.c.level == level,
+            citizen_warnings.c.template == template,
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return int(existing)
+    draft = draft_texts(template, districts)
+    recipients = preview(conn, districts)["total"]
+    auto = approval == "auto"
+    warning_id = conn.execute(
+        citizen_warnings.insert().values(
+            event=event,
+            level=level,
+            districts=list(districts),
+            template=template,
+            text_zh=draft.text_zh,
+            text_en=draft.text_en,
+            channels=list(channels),
+            status="sent" if auto else "draft",
+            recipients=recipients,
+            drafted_by=drafted_by,
+            approved_by="playbook (auto-send)" if auto else None,
+            created_at=now,
+            approved_at=now if auto else None,
+            msg_type="Alert",
+        )
+    ).inserted_primary_key[0]
+    record_audit(
+        conn,
+        now,
+        "system",
+        "citizen_warning.drafted",
+        "citizen_warning",
+        warning_id,
+        {"incident_id": incident_id, "template": template, "auto": auto, "recipients": recipients},
+    )
+    if auto:
+        row = conn.execute(
+            select(citizen_warnings).where(citizen_warnings.c.id == warning_id)
+        ).one()
+        _enqueue(conn, row, now)
+    return int(warning_id)
+
+
 def create_draft(
     store: Store,
     event: str,
@@ -100,6 +165,7 @@ def create_draft(
     now: datetime,
     expires: datetime | None = None,
     source_warning: str | None = None,
+    threshold: int | None = None,
 ) -> dict[str, object]:
     unknown = [d for d in districts if d not in load_city().districts]
     if not districts or unknown:
@@ -147,12 +213,17 @@ def create_draft(
         "segments_en": draft.segments_en,
         "encoding_zh": draft.encoding_zh,
         "estimated_cost_cny": round(recipients * draft.segments_zh * SMS_PRICE_CNY, 2),
-        "needs_second_person": needs_second_person(int(recipients), "required"),
+        "needs_second_person": needs_second_person(int(recipients), "required", threshold),
     }
 
 
 def approve(
-    store: Store, warning_id: int, actor: str, now: datetime, approval: str = "required"
+    store: Store,
+    warning_id: int,
+    actor: str,
+    now: datetime,
+    approval: str = "required",
+    threshold: int | None = None,
 ) -> int:
     """Approve and start sending: the send is split into chunks of subscriber ids, one
     event each, so several workers share it. Returns the number of chunks."""
@@ -164,7 +235,7 @@ def approve(
             raise WarningRefused(f"warning {warning_id} does not exist")
         if row.status != "draft":
             raise WarningRefused(f"warning {warning_id} is {row.status}, not a draft")
-        check_approver(row.drafted_by, actor, row.recipients, approval)
+        check_approver(row.drafted_by, actor, row.recipients, approval, threshold)
         conn.execute(
             update(citizen_warnings)
             .where(citizen_warnings.c.id == warning_id)

@@ -33,6 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
     parse = feeds_sub.add_parser("parse", help="print a feed document normalised, as JSON")
     parse.add_argument("source", help="a file path or an http(s) URL")
+    subs = sub.add_parser("subscribers", help="citizens who receive warnings")
+    subs_sub = subs.add_subparsers(dest="subscribers_command", required=True, metavar="ACTION")
+    imp = subs_sub.add_parser("import", help="import a CSV (see alerts/subscribers.py)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--errors",
+        type=Path,
+        default=None,
+        help="where to write the per-row error report (default: FILE.errors.csv)",
+    )
     hotline = sub.add_parser("hotline", help="citizen hotline tools")
     hotline_sub = hotline.add_subparsers(dest="hotline_command", required=True, metavar="ACTION")
     classify = hotline_sub.add_parser("classify", help="print how a text would be categorised")
@@ -108,6 +118,28 @@ def playbooks_command(args: argparse.Namespace, settings: Settings) -> int:
     for line in simulate(events, PlaybookIndex(found.values()), roster.crews, only=playbook_id):
         print(line)
     return 0
+
+
+def import_command(path: Path, errors: Path | None, settings: Settings) -> int:
+    from alerts.subscribers import import_file
+    from pingan.clock import utcnow
+    from pingan.store import Store
+
+    store = Store(settings.effective_database_url)
+    store.create_schema()
+    report = errors or path.with_suffix(".errors.csv")
+    try:
+        result = import_file(store, path, report, utcnow())
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"pingan subscribers import: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.dispose()
+    print(
+        f"{result.rows} rows: {result.imported} imported, {result.duplicates} already "
+        f"subscribed, {len(result.errors)} with problems (see {report})"
+    )
+    return 1 if result.errors else 0
 
 
 def classify_command(text: str) -> int:
@@ -195,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replay_command(args, settings)
     if args.command == "hotline":
         return classify_command(args.text)
+    if args.command == "subscribers":
+        return import_command(args.file, args.errors, settings)
     if args.command == "worker":
         from pingan.runtime.worker import run_worker
 

@@ -131,6 +131,10 @@ class Settings:
             "HMAC key for crews' signed links. Empty: generated into data_dir/link_secret."
         ),
     )
+    approval_threshold: int = field(
+        default=1000,
+        metadata=_doc("Citizen warnings to more recipients need a second dispatcher's approval."),
+    )
     twilio_account_sid: str = field(
         default="", metadata=_doc("Twilio account SID. Empty: SMS go to the local outbox.")
     )

@@ -154,7 +154,37 @@ def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) ->
         if kind == "incident.resolved":
             _tell_reporters(conn, int(_field(event, "incident_id")), now)
         elif kind in ("incident.opened", "incident.upgraded"):
-            dispatch_for_level(conn, int(_field(event, "incident_id")), now)
+            incident_id = int(_field(event, "incident_id"))
+            dispatch_for_level(conn, incident_id, now)
+            _warn_citizens(conn, incident_id, now)
+
+
+def _warn_citizens(conn: Connection, incident_id: int, now: datetime) -> None:
+    """The level's notify_citizens actions become warning drafts (or auto-sends)."""
+    from alerts.warnings import draft_for_incident
+
+    incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()
+    if incident.scope != "district" or not incident.district:
+        return
+    playbook = Playbook.model_validate(incident.playbook_snapshot)
+    for notice in playbook.actions_at(incident.level).notify_citizens:
+        districts = (
+            list(load_city().districts) if notice.districts == "all" else [incident.district]
+        )
+        event = next(
+            (t.event for t in playbook.triggers if isinstance(t, WarningTrigger)), incident.category
+        )
+        draft_for_incident(
+            conn,
+            incident_id,
+            event,
+            incident.level,
+            districts,
+            notice.template,
+            notice.channels,
+            notice.approval,
+            now,
+        )
 
 
 def _tell_reporters(conn: Connection, incident_id: int, now: datetime) -> None:

@@ -60,6 +60,7 @@ async def draft(request: web.Request) -> web.Response:
             actor_of(request),
             utcnow(),
             expires,
+            threshold=ctx(request).settings.approval_threshold,
         )
     except (cw.WarningRefused, ValueError) as exc:
         return json_error(400, str(exc))
@@ -85,7 +86,13 @@ def _id(request: web.Request) -> int:
 async def approve(request: web.Request) -> web.Response:
     try:
         chunks = await asyncio.to_thread(
-            cw.approve, ctx(request).store, _id(request), actor_of(request), utcnow()
+            cw.approve,
+            ctx(request).store,
+            _id(request),
+            actor_of(request),
+            utcnow(),
+            "required",
+            threshold=ctx(request).settings.approval_threshold,
         )
     except cw.WarningRefused as exc:
         status = 403 if "two-person rule" in str(exc) else 409

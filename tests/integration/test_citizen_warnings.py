@@ -191,3 +191,57 @@ def test_cap_output_validates_against_the_cap_1_2_schema(people: Store) -> None:
             schema.validate(xml)  # raises with the reason if not valid
             assert ("<msgType>Cancel</msgType>" in xml) == (warning_id == cancel)
     assert "<geocode><valueName>GB/T 2260</valueName><value>411102</value>" in xml
+
+
+def test_playbook_levels_draft_or_auto_send(people: Store, index) -> None:  # type: ignore[no-untyped-def]
+    from pingan.actions import accept_warning
+    from playbooks.matcher import WarningSignal
+    from streams import handlers, topics
+
+    seen: set[str] = set()
+
+    def process() -> None:
+        with people.read() as conn:
+            pending = [
+                p
+                for p in conn.execute(
+                    select(outbox.c.payload)
+                    .where(outbox.c.topic.in_([topics.WEATHER, topics.INCIDENTS]))
+                    .order_by(outbox.c.id)
+                ).scalars()
+                if p["event_id"] not in seen
+            ]
+        for event in pending:
+            seen.add(event["event_id"])
+            handle = (
+                handlers.handle_weather_event
+                if event["type"].startswith("warning")
+                else lambda s, i, e, n: handlers.handle_incident_event(s, e, n)
+            )
+            handle(people, index, event, NOW)
+            handle(people, index, event, NOW)  # a redelivery changes nothing
+        if pending:
+            process()
+
+    yellow = WarningSignal(
+        "R1", "rainstorm", "yellow", "Alert", ("yuanhui",), NOW, NOW + timedelta(hours=6)
+    )
+    red = WarningSignal(
+        "R2", "rainstorm", "red", "Update", ("yuanhui",), NOW, NOW + timedelta(hours=6), ("R1",)
+    )
+    for signal in (yellow, red):
+        accept_warning(people, signal, "", "test", NOW)
+        process()
+    with people.read() as conn:
+        made = conn.execute(
+            select(
+                citizen_warnings.c.level,
+                citizen_warnings.c.status,
+                citizen_warnings.c.template,
+                citizen_warnings.c.approved_by,
+            ).order_by(citizen_warnings.c.id)
+        ).all()
+    assert [tuple(r) for r in made] == [
+        ("yellow", "draft", "rainstorm-yellow", None),  # flood-drainage yellow: approval
+        ("red", "sent", "rainstorm-red", "playbook (auto-send)"),  # red: auto-send
+    ]
