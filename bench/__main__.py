@@ -9,12 +9,13 @@ import json
 import sys
 from collections.abc import Callable
 
-from bench.fanout import fanout
+from bench.fanout import fanout, subscriber_import
 from bench.matching import match_cost_ratio
 
 BENCHES: dict[str, Callable[[], list[dict]]] = {
     "matching": match_cost_ratio,
     "fanout": fanout,
+    "subscriber_import": subscriber_import,
 }
 
 
