@@ -28,6 +28,7 @@ $(PRISM):
 # PostgreSQL tests use the machine's server (scripts/test-postgres.sh starts it, and
 # installs it with apt-get where missing); set PINGAN_TEST_POSTGRES_URL to use another.
 test: $(STAMP) $(PRISM)
+	scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	PINGAN_TEST_POSTGRES_URL="$${PINGAN_TEST_POSTGRES_URL:-$$(scripts/test-postgres.sh || true)}" \
 		$(BIN)/python -m pytest -q -ra

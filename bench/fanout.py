@@ -137,8 +137,7 @@ def subscriber_import(n: int = SUBSCRIBERS) -> list[dict]:
 
     from alerts.subscribers import import_csv
 
-    lines = ["phone,openid,home_district,work_district,language,channels,consent_source,"
-             "consent_at"]
+    lines = ["phone,openid,home_district,work_district,language,channels,consent_source,consent_at"]
     lines += [f"138{i:08d},,yuanhui,,zh,sms,bench," for i in range(n)]
     text = "\n".join(lines) + "\n"
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,6 +147,14 @@ def subscriber_import(n: int = SUBSCRIBERS) -> list[dict]:
         result = import_csv(store, io.StringIO(text), datetime.now(UTC))
         elapsed = time.perf_counter() - start
         store.dispose()
-    return [{"bench": "subscriber_import_rows_per_s", "value": round(n / elapsed),
-             "unit": "rows/s", "rows": n, "imported": result.imported,
-             "elapsed_s": round(elapsed, 1), "target": "1,000,000 rows in minutes"}]
+    return [
+        {
+            "bench": "subscriber_import_rows_per_s",
+            "value": round(n / elapsed),
+            "unit": "rows/s",
+            "rows": n,
+            "imported": result.imported,
+            "elapsed_s": round(elapsed, 1),
+            "target": "1,000,000 rows in minutes",
+        }
+    ]

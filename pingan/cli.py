@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where to write the per-row error report (default: FILE.errors.csv)",
     )
+    users_cmd = sub.add_parser("users", help="console accounts")
+    users_sub = users_cmd.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add_user = users_sub.add_parser("add", help="create an account (password from stdin)")
+    add_user.add_argument("username")
+    add_user.add_argument(
+        "--role", required=True, choices=["viewer", "dispatcher", "supervisor", "admin"]
+    )
     hotline = sub.add_parser("hotline", help="citizen hotline tools")
     hotline_sub = hotline.add_subparsers(dest="hotline_command", required=True, metavar="ACTION")
     classify = hotline_sub.add_parser("classify", help="print how a text would be categorised")
@@ -117,6 +124,33 @@ def playbooks_command(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     for line in simulate(events, PlaybookIndex(found.values()), roster.crews, only=playbook_id):
         print(line)
+    return 0
+
+
+def add_user_command(username: str, role: str, settings: Settings) -> int:
+    import getpass
+
+    from pingan.clock import utcnow
+    from pingan.store import Store
+    from pingan.users import UserError, create_user
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {username}: ")
+        if getpass.getpass("again: ") != password:
+            print("pingan users add: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    store = Store(settings.effective_database_url)
+    store.create_schema()
+    try:
+        create_user(store, username, password, role, "cli", utcnow())
+    except UserError as exc:
+        print(f"pingan users add: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.dispose()
+    print(f"user {username} ({role}) created")
     return 0
 
 
@@ -227,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replay_command(args, settings)
     if args.command == "hotline":
         return classify_command(args.text)
+    if args.command == "users":
+        return add_user_command(args.username, args.role, settings)
     if args.command == "subscribers":
         return import_command(args.file, args.errors, settings)
     if args.command == "worker":

@@ -131,6 +131,9 @@ class Settings:
             "HMAC key for crews' signed links. Empty: generated into data_dir/link_secret."
         ),
     )
+    session_idle_min: float = field(
+        default=30.0, metadata=_doc("Console sessions end after this many idle minutes.")
+    )
     approval_threshold: int = field(
         default=1000,
         metadata=_doc("Citizen warnings to more recipients need a second dispatcher's approval."),

@@ -19,7 +19,7 @@ from pingan.actions import (
 )
 from pingan.assignments import CrewAction, TransitionRefused
 from pingan.clock import utcnow
-from pingan.http.app import ctx, json_error, json_response
+from pingan.http.app import actor_of, ctx, json_error, json_response
 from pingan.incidents import IncidentStatus
 from pingan.kpis import compute as compute_kpis
 from pingan.kpis import to_csv as kpis_csv
@@ -60,7 +60,12 @@ def _crew_action(action: CrewAction):  # type: ignore[no-untyped-def]
         store = ctx(request).store
         try:
             result = await asyncio.to_thread(
-                apply_crew_action, store, assignment_id, action, "api", utcnow()
+                apply_crew_action,
+                store,
+                assignment_id,
+                action,
+                f"{actor_of(request)} for the crew",
+                utcnow(),
             )
         except NotFound as exc:
             return json_error(404, str(exc))

@@ -92,24 +92,6 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return json_error(500, "internal error; it has been logged")
 
 
-@web.middleware
-async def api_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/api/"):
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        name = (
-            token_name(token.strip(), ctx(request).api_tokens)
-            if scheme.lower() == "bearer"
-            else None
-        )
-        if name is None:
-            response = json_error(401, "missing or invalid bearer token")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="pingan"'
-            return response
-        request["actor"] = name
-    return await handler(request)
-
-
 async def healthz(request: web.Request) -> web.Response:
     from pingan.store import component_state
 
@@ -118,10 +100,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def build_http_app(context: Context) -> web.Application:
-    from pingan.http import api, crew, hotline, open311, warnings_api
+    from pingan.http import api, auth, console, crew, hotline, open311, warnings_api
+    from pingan.http.auth import auth_middleware
 
     app = web.Application(
-        middlewares=[errors_middleware, api_auth_middleware], client_max_size=MAX_BODY
+        middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY
     )
     app[CONTEXT] = context
     app.router.add_get("/healthz", healthz)
@@ -130,4 +113,6 @@ def build_http_app(context: Context) -> web.Application:
     hotline.add_routes(app)
     crew.add_routes(app)
     warnings_api.add_routes(app)
+    auth.add_routes(app)
+    console.add_routes(app)
     return app

@@ -17,6 +17,7 @@ from alerts.render import CATEGORY_ZH
 from pingan.actions import NotFound, apply_crew_action
 from pingan.assignments import ACTIVE_STATES, CrewAction, TransitionRefused
 from pingan.clock import utcnow
+from pingan.crews import CITY_TZ
 from pingan.http.app import ctx
 from pingan.links import LinkInvalid, verify_link
 from pingan.queries import first_report
@@ -206,7 +207,7 @@ async def crew_page(request: web.Request) -> web.Response:
 <div class="card"><div>状态 State: <span class="state" id="state">{state}</span></div>
 <div>地点 Where: {where or "见描述"}</div>
 <div>描述: {html.escape(first.description if first else "")}</div>
-<div>确认时限 Ack by: {due.astimezone().strftime("%H:%M") if due else "-"}</div>
+<div>确认时限 Ack by: {due.astimezone(CITY_TZ).strftime("%H:%M") if due else "-"}</div>
 <div>班组 Crew: {html.escape(row.crew_name)}</div></div>
 <div class="card"><b>要点 Checklist</b><ol>{checklist}</ol></div>
 {buttons}"""

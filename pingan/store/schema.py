@@ -358,3 +358,24 @@ citizen_warnings = Table(
     Column("msg_type", String(16), nullable=False, default="Alert"),  # CAP: Alert/Update/Cancel
     Column("source_warning", String(200)),  # the official warning it relays, if any
 )
+
+
+# People who log in to the console (machines use API tokens).
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password", String(200), nullable=False),  # scrypt$n$r$p$salt$hash
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # a hash of the cookie value
+    Column("username", String(64), ForeignKey("users.username"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,275 @@
+// The dispatcher console. Plain JavaScript, no build step, nothing from a CDN: duty
+// rooms can be offline. Data comes from /api/*; /api/stream says when to refetch.
+"use strict";
+
+const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+const T = {
+  zh: {title: "平安 应急调度台", board: "事件", map: "地图", crews: "班组", warnings: "预警",
+    review: "待核实", intake: "电话受理", kpis: "指标", health: "运行状态", handover: "交接班",
+    logout: "退出", category: "类别", level: "级别", where: "区域/路段", reports: "报告",
+    crewsCol: "班组", deadline: "确认倒计时", status: "状态", crew: "班组", unit: "单元",
+    onShift: "在班", current: "当前任务", lastContact: "最后联系", draft: "起草预警",
+    event: "事件", recipients: "人数", stats: "发送", submit: "提交", resolve: "办结",
+    dispatch: "派单", reassign: "改派", ack: "代为确认", approve: "审批发送",
+    why: "选派理由", audit: "处置记录", overdue: "已超时"},
+  en: {title: "Ping'an duty console", board: "Incidents", map: "Map", crews: "Crews",
+    warnings: "Warnings", review: "Review", intake: "Phone intake", kpis: "KPIs",
+    health: "Health", handover: "Handover", logout: "Log out", category: "Category",
+    level: "Level", where: "District/segment", reports: "Reports", crewsCol: "Crews",
+    deadline: "Ack countdown", status: "Status", crew: "Crew", unit: "Unit",
+    onShift: "On shift", current: "Current", lastContact: "Last contact",
+    draft: "Draft warning", event: "Event", recipients: "Recipients", stats: "Sent",
+    submit: "Submit", resolve: "Resolve", dispatch: "Dispatch", reassign: "Reassign",
+    ack: "Acknowledge for crew", approve: "Approve", why: "Why this crew",
+    audit: "Audit trail", overdue: "overdue"},
+};
+let lang = localStorage.getItem("lang") || "zh";
+let current = "board";
+let selected = null;
+let boardData = null;
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;",
+  ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+const t = (key) => T[lang][key] || key;
+
+async function api(path, options = {}) {
+  const init = {credentials: "same-origin", headers: {}, ...options};
+  if (init.method && init.method !== "GET") {
+    init.headers["X-CSRF-Token"] = CSRF;
+    if (init.body && typeof init.body !== "string") {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(init.body);
+    }
+  }
+  const reply = await fetch(path, init);
+  if (reply.status === 401) { location.href = "/login?next=/console/"; return null; }
+  const data = reply.headers.get("Content-Type")?.includes("json") ? await reply.json() : null;
+  if (!reply.ok) { alert((data && data.error) || reply.status); return null; }
+  return data;
+}
+
+function translate() {
+  document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+  $("#lang").textContent = lang === "zh" ? "EN" : "中文";
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+}
+
+function rowState(inc) {
+  if (inc.status === "resolved") return "resolved";
+  if (inc.held) return "held";
+  if (inc.unstaffed && !inc.assignments.length) return "unstaffed";
+  if (inc.assignments.some((a) => a.overdue)) return "late";
+  const live = inc.assignments.filter((a) => !["timed_out", "declined", "cancelled"].includes(a.state));
+  if (live.length && live.every((a) => a.state !== "assigned")) return "ok";
+  return "open";
+}
+
+function countdown(inc) {
+  const waiting = inc.assignments.filter((a) => a.state === "assigned" && a.ack_due_at);
+  if (!waiting.length) return "";
+  const due = Math.min(...waiting.map((a) => Date.parse(a.ack_due_at)));
+  const s = Math.round((due - Date.now()) / 1000);
+  if (s < 0) return `<span class="overdue">${t("overdue")} ${Math.round(-s / 60)}′</span>`;
+  return `${Math.floor(s / 60)}′${String(s % 60).padStart(2, "0")}″`;
+}
+
+function renderBoard() {
+  if (!boardData) return;
+  $("#incidents tbody").innerHTML = boardData.incidents.map((inc) => `
+    <tr data-incident="${inc.id}" class="state-${rowState(inc)}">
+      <td>${inc.id}</td><td>${esc(inc.category)}</td><td>${esc(inc.level)}</td>
+      <td>${esc(inc.district || "")} ${esc(inc.segment || "")}</td><td>${inc.reports}</td>
+      <td>${inc.assignments.map((a) => `<span class="pill ${esc(a.state)}" data-assignment="${a.id}">${esc(a.crew)}:${esc(a.state)}</span>`).join(" ")}</td>
+      <td class="countdown">${countdown(inc)}</td><td class="status">${esc(inc.status)}</td>
+    </tr>`).join("");
+}
+
+async function loadBoard() {
+  boardData = await api("/api/board");
+  renderBoard();
+  if (selected) showDetail(selected, false);
+}
+
+async function showDetail(id, scroll = true) {
+  selected = id;
+  const [inc, trail] = await Promise.all([api(`/api/incidents/${id}`),
+    api(`/api/incidents/${id}/audit`)]);
+  if (!inc) return;
+  const box = $("#detail");
+  box.hidden = false;
+  box.innerHTML = `<h3>#${inc.id} ${esc(inc.category)} · ${esc(inc.level)} · ${esc(inc.status)}</h3>
+    <div>${esc(inc.playbook.id)} v${inc.playbook.version} ${inc.held ? "· held" : ""}</div>
+    <div class="actions">
+      <button class="act" data-do="resolve">${t("resolve")}</button>
+      <button class="act" data-do="dispatch">${t("dispatch")}</button>
+      ${inc.held ? '<button class="act" data-do="release">release</button>' : ""}
+    </div>
+    <h4>${t("crews")}</h4>${inc.assignments.map((a) => `<div data-assignment-row="${a.id}">
+      <span class="pill ${esc(a.state)}">${esc(a.crew.id)}: ${esc(a.state)}</span>
+      <small>${t("why")}: ${esc(a.why)}</small>
+      ${["assigned", "acknowledged", "en_route"].includes(a.state) ? `<button class="act" data-do="reassign" data-id="${a.id}">${t("reassign")}</button>` : ""}
+      ${a.state === "assigned" ? `<button class="act" data-do="ack" data-id="${a.id}">${t("ack")}</button>` : ""}
+      </div>`).join("")}
+    <h4>${t("reports")}</h4>${inc.reports.map((r) => `<div>#${r.id} ${esc(r.received_at?.slice(11, 16))}
+      ${esc(r.description)} <small>${esc(r.contact.phone || "")}</small></div>`).join("")}
+    <h4>${t("audit")}</h4><ol>${(trail?.audit || []).map((a) => `<li>${esc(a.at.slice(11, 19))}
+      ${esc(a.actor)} ${esc(a.action)}</li>`).join("")}</ol>`;
+  box.querySelectorAll("button[data-do]").forEach((b) => b.addEventListener("click", () => act(inc.id, b)));
+  if (scroll) box.scrollTop = 0;
+}
+
+async function act(incidentId, button) {
+  const what = button.dataset.do;
+  if (what === "resolve") {
+    const reason = prompt("办结说明 Reason");
+    if (reason) await api(`/api/incidents/${incidentId}/resolve`, {method: "POST", body: {reason}});
+  } else if (what === "dispatch") {
+    await api(`/api/incidents/${incidentId}/dispatch`, {method: "POST"});
+  } else if (what === "release") {
+    await api(`/api/incidents/${incidentId}/release`, {method: "POST"});
+  } else if (what === "reassign") {
+    await api(`/api/assignments/${button.dataset.id}/reassign`, {method: "POST"});
+  } else if (what === "ack") {
+    await api(`/api/assignments/${button.dataset.id}/ack`, {method: "POST"});
+  }
+  await loadBoard();
+}
+
+function project(lon, lat, box) {
+  const [minLon, minLat, maxLon, maxLat] = box;
+  return [20 + (lon - minLon) / (maxLon - minLon) * 960, 540 - (lat - minLat) / (maxLat - minLat) * 520];
+}
+
+let districts = null;
+async function loadMap() {
+  districts = districts || await (await fetch("/console/static/districts.geojson")).json();
+  const [board, warnings] = [boardData || await api("/api/board"), await api("/api/warnings")];
+  const urban = districts.features.filter((f) => !["wuyang", "linying"].includes(f.properties.code));
+  const box = [113.89, 33.50, 114.15, 33.63];
+  const hot = new Set((warnings?.warnings || []).flatMap((w) => w.districts));
+  const shapes = urban.map((f) => {
+    const pts = f.geometry.coordinates[0].map(([lon, lat]) => project(lon, lat, box).join(",")).join(" ");
+    const ring = f.geometry.coordinates[0].slice(0, -1);
+    const [cx, cy] = project(ring.reduce((a, p) => a + p[0], 0) / ring.length,
+      ring.reduce((a, p) => a + p[1], 0) / ring.length, box);
+    return `<polygon points="${pts}" fill="${hot.has(f.properties.code) ? "#fde2b8" : "#eef3f8"}" stroke="#7a8da3" fill-opacity="0.8"/>
+      <text x="${cx}" y="${cy}" font-size="15" text-anchor="middle" fill="#3a4a5c">${esc(lang === "zh" ? f.properties.zh : f.properties.code)}</text>`;
+  }).join("");
+  const dots = board.incidents.filter((i) => i.lat).map((i) => {
+    const [x, y] = project(i.lon, i.lat, box);
+    const colour = {ok: "#2a9d55", late: "#c62828", resolved: "#999"}[rowState(i)] || "#e08a00";
+    return `<circle cx="${x}" cy="${y}" r="7" fill="${colour}" data-incident="${i.id}"><title>#${i.id} ${esc(i.category)}</title></circle>`;
+  }).join("");
+  $("#mapsvg").innerHTML = shapes + dots;
+}
+
+async function loadCrews() {
+  const data = await api("/api/crews");
+  $("#crewtable tbody").innerHTML = (data?.crews || []).map((c) => `<tr>
+    <td>${esc(c.name)}</td><td>${esc(c.unit)}</td><td>${c.on_shift ? "✓" : "—"} ${esc(c.shift)}</td>
+    <td>${c.current.map((a) => `<span class="pill ${esc(a.state)}">#${a.assignment} ${esc(a.state)}</span>`).join("")}</td>
+    <td>${esc(c.last_contact?.slice(0, 16) || "")}</td></tr>`).join("");
+}
+
+async function loadWarnings() {
+  const data = await api("/api/warnings/citizen");
+  $("#warningtable tbody").innerHTML = (data?.warnings || []).map((w) => `<tr data-warning="${w.id}">
+    <td>${w.id}</td><td>${esc(w.event)}</td><td>${esc(w.level)}</td><td>${w.recipients}</td>
+    <td class="wstatus">${esc(w.status)}</td><td class="wsent">${w.stats.sent + w.stats.delivered}</td>
+    <td>${w.status === "draft" ? `<button class="act" data-approve="${w.id}">${t("approve")}</button>` : ""}
+      <small>${esc(w.drafted_by)}${w.approved_by ? " → " + esc(w.approved_by) : ""}</small></td></tr>`).join("");
+  document.querySelectorAll("[data-approve]").forEach((b) => b.addEventListener("click", async () => {
+    await api(`/api/citizen-warnings/${b.dataset.approve}/approve`, {method: "POST"});
+    await loadWarnings();
+  }));
+}
+
+async function loadReview() {
+  const data = await api("/api/review");
+  $("#reviewtable tbody").innerHTML = (data?.reports || []).map((r) => `<tr data-review="${r.id}">
+    <td>#${r.id}</td><td>${esc(r.description)}</td><td><small>${esc(r.review_reason)}</small></td>
+    <td><select><option>fallen_tree</option><option>waterlogging</option><option>snow_ice</option>
+      <option>manhole</option><option>streetlight</option></select>
+      <input placeholder="地址 Address"><button class="act">✓</button></td></tr>`).join("");
+  document.querySelectorAll("[data-review] button").forEach((b) => b.addEventListener("click", async () => {
+    const row = b.closest("tr");
+    await api(`/api/review/${row.dataset.review}`, {method: "POST", body: {
+      service_code: row.querySelector("select").value, address: row.querySelector("input").value}});
+    await loadReview();
+  }));
+}
+
+async function loadKpis() {
+  const data = await api("/api/kpis?group=category");
+  const rows = data?.rows || [];
+  const max = Math.max(1, ...rows.map((r) => r.median_min_to_ack || 0));
+  $("#kpisvg").innerHTML = rows.map((r, n) => {
+    const w = (r.median_min_to_ack || 0) / max * 560;
+    return `<text x="10" y="${30 + n * 34}" font-size="13">${esc(r.category)}</text>
+      <rect x="160" y="${16 + n * 34}" width="${w}" height="20" fill="#3a7bd5"/>
+      <text x="${170 + w}" y="${31 + n * 34}" font-size="12">${r.median_min_to_ack ?? "–"} min · ${r.pct_ack_within_deadline ?? "–"}%</text>`;
+  }).join("");
+  $("#kpitable tbody").innerHTML = rows.map((r) => `<tr><td>${esc(r.category)}</td><td>${r.assignments}</td>
+    <td>${r.median_min_to_ack ?? ""}</td><td>${r.median_min_to_arrive ?? ""}</td><td>${r.median_min_to_resolve ?? ""}</td></tr>`).join("");
+}
+
+async function loadHealth() {
+  const data = await api("/api/health");
+  $("#healthtable tbody").innerHTML = Object.entries(data?.components || {}).map(([name, c]) =>
+    `<tr class="${c.state === "ok" || c.state === "ready" || c.state === "running" ? "state-ok" : "state-late"}">
+      <td>${esc(name)}</td><td>${esc(c.state)}</td><td><small>${esc(c.detail)}</small></td></tr>`).join("");
+}
+
+const loaders = {board: loadBoard, map: loadMap, crews: loadCrews, warnings: loadWarnings,
+  review: loadReview, intake: async () => {}, kpis: loadKpis, health: loadHealth};
+
+function show(tab) {
+  current = tab;
+  document.querySelectorAll(".tab").forEach((s) => s.classList.toggle("active", s.id === tab));
+  document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === tab));
+  loaders[tab]();
+}
+
+document.querySelectorAll("#tabs button").forEach((b) => b.addEventListener("click", () => show(b.dataset.tab)));
+$("#incidents tbody").addEventListener("click", (e) => {
+  const row = e.target.closest("tr[data-incident]");
+  if (row) showDetail(Number(row.dataset.incident));
+});
+$("#lang").addEventListener("click", () => {
+  lang = lang === "zh" ? "en" : "zh";
+  localStorage.setItem("lang", lang);
+  translate();
+  loaders[current]();
+});
+$("#logout").addEventListener("click", async () => {
+  await fetch("/api/logout", {method: "POST", headers: {"X-CSRF-Token": CSRF}});
+  location.href = "/login";
+});
+$("#draftform").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  const level = f.get("level");
+  await api("/api/citizen-warnings", {method: "POST", body: {event: f.get("event"), level,
+    districts: f.get("districts").split(",").map((d) => d.trim()).filter(Boolean),
+    template: `${f.get("event")}-${level}`, channels: ["sms"]}});
+  await loadWarnings();
+});
+$("#intakeform").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  const result = await api("/api/reports", {method: "POST", body: {text: f.get("text"),
+    phone: f.get("phone"), address: f.get("address")}});
+  $("#intakeresult").textContent = JSON.stringify(result, null, 2);
+});
+
+const events = new EventSource("/api/stream");
+events.addEventListener("change", () => { $("#live").classList.add("on"); loaders[current](); });
+events.onerror = () => $("#live").classList.remove("on");
+setInterval(() => document.querySelectorAll("#incidents tbody tr").forEach((row) => {
+  const inc = boardData?.incidents.find((i) => i.id === Number(row.dataset.incident));
+  if (inc) row.querySelector(".countdown").innerHTML = countdown(inc);
+}), 1000);
+
+translate();
+show("board");

@@ -1,0 +1,401 @@
+"""The dispatcher console: one page (console/ holds its HTML, JS, CSS and the bundled
+district map; nothing from a CDN, no build step), the JSON it reads, live updates by
+server-sent events, and the shift handover page."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, select, update
+
+from pingan import queries
+from pingan.clock import utcnow
+from pingan.http.app import actor_of, ctx, json_error, json_response
+from pingan.settings import PROJECT_ROOT
+from pingan.store import as_utc, record_audit
+from pingan.store.schema import (
+    assignments,
+    audit,
+    citizen_warnings,
+    components,
+    incidents,
+    reports,
+)
+
+CONSOLE = PROJECT_ROOT / "console"
+STATIC = {
+    "app.js": "application/javascript",
+    "style.css": "text/css",
+    "districts.geojson": "application/geo+json",
+}
+STREAM_POLL_S = 1.0
+
+
+async def page(request: web.Request) -> web.Response:
+    text = (CONSOLE / "index.html").read_text(encoding="utf-8")
+    text = text.replace("{{csrf}}", html.escape(str(request.get("csrf", ""))))
+    text = text.replace("{{user}}", html.escape(actor_of(request)))
+    text = text.replace("{{role}}", html.escape(str(request.get("role", ""))))
+    return web.Response(text=text, content_type="text/html", charset="utf-8")
+
+
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in STATIC:
+        raise web.HTTPNotFound(reason="no such file")
+    return web.Response(body=(CONSOLE / name).read_bytes(), content_type=STATIC[name])
+
+
+def board(conn: Any, now: Any) -> dict[str, Any]:
+    recent = now - timedelta(hours=2)
+    rows = conn.execute(
+        select(incidents)
+        .where((incidents.c.status != "resolved") | (incidents.c.resolved_at >= recent))
+        .order_by(incidents.c.id.desc())
+        .limit(300)
+    ).all()
+    ids = [r.id for r in rows]
+    counts = (
+        dict(
+            conn.execute(
+                select(reports.c.incident_id, func.count())
+                .where(reports.c.incident_id.in_(ids))
+                .group_by(reports.c.incident_id)
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    places = (
+        dict(
+            conn.execute(
+                select(reports.c.incident_id, func.max(reports.c.district))
+                .where(reports.c.incident_id.in_(ids))
+                .group_by(reports.c.incident_id)
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    segments = (
+        dict(
+            conn.execute(
+                select(reports.c.incident_id, func.max(reports.c.segment))
+                .where(reports.c.incident_id.in_(ids))
+                .group_by(reports.c.incident_id)
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    crews_of: dict[int, list[dict[str, Any]]] = {}
+    for a in (
+        conn.execute(
+            select(assignments).where(assignments.c.incident_id.in_(ids)).order_by(assignments.c.id)
+        )
+        if ids
+        else []
+    ):
+        due = as_utc(a.ack_due_at)
+        crews_of.setdefault(a.incident_id, []).append(
+            {
+                "id": a.id,
+                "crew": a.crew_id,
+                "state": a.state,
+                "why": a.why,
+                "ack_due_at": due.isoformat() if due else None,
+                "overdue": bool(due and a.state == "assigned" and due < now),
+            }
+        )
+    return {
+        "now": now.isoformat(),
+        "incidents": [
+            {
+                "id": r.id,
+                "status": r.status,
+                "category": r.category,
+                "level": r.level,
+                "playbook": f"{r.playbook_id} v{r.playbook_version}",
+                "district": r.district or places.get(r.id),
+                "segment": segments.get(r.id),
+                "lat": r.lat,
+                "lon": r.lon,
+                "reports": counts.get(r.id, 0),
+                "unstaffed": bool(r.unstaffed),
+                "held": bool(r.held),
+                "assignments": crews_of.get(r.id, []),
+            }
+            for r in rows
+        ],
+    }
+
+
+async def board_json(request: web.Request) -> web.Response:
+    with ctx(request).store.read() as conn:
+        return json_response(board(conn, utcnow()))
+
+
+async def health(request: web.Request) -> web.Response:
+    c = ctx(request)
+    with c.store.read() as conn:
+        parts = {
+            r.name: {
+                "state": r.state,
+                "detail": r.detail,
+                "updated_at": as_utc(r.updated_at).isoformat(),
+            }  # type: ignore[union-attr]
+            for r in conn.execute(select(components))
+        }
+    parts["playbooks(http)"] = {
+        "state": "invalid" if c.playbooks.error else "ok",
+        "detail": c.playbooks.error or c.playbooks.versions(),
+        "updated_at": utcnow().isoformat(),
+    }
+    return json_response({"components": parts})
+
+
+async def me(request: web.Request) -> web.Response:
+    return json_response({"user": actor_of(request), "role": request.get("role")})
+
+
+async def warnings_list(request: web.Request) -> web.Response:
+    from alerts.warnings import stats
+
+    with ctx(request).store.read() as conn:
+        rows = conn.execute(
+            select(citizen_warnings).order_by(citizen_warnings.c.id.desc()).limit(50)
+        ).all()
+        out = [
+            {
+                "id": r.id,
+                "event": r.event,
+                "level": r.level,
+                "districts": r.districts,
+                "status": r.status,
+                "msg_type": r.msg_type,
+                "recipients": r.recipients,
+                "drafted_by": r.drafted_by,
+                "approved_by": r.approved_by,
+                "text_zh": r.text_zh,
+                "stats": stats(conn, r.id),
+            }
+            for r in rows
+        ]
+    return json_response({"warnings": out})
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: 'change' whenever the audit trail grows (every state change
+    writes one), so the page refetches what it shows without reloading."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    store = ctx(request).store
+    last = None
+    beat = 0
+    try:
+        while True:
+            with store.read() as conn:
+                newest = conn.execute(select(func.max(audit.c.id))).scalar_one()
+            if newest != last:
+                last = newest
+                await response.write(f"event: change\ndata: {newest or 0}\n\n".encode())
+            beat += 1
+            if beat % 15 == 0:
+                await response.write(b": keep-alive\n\n")
+            await asyncio.sleep(STREAM_POLL_S)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    return response
+
+
+def _transaction_action(request: web.Request, work: Any) -> Any:
+    with ctx(request).store.transaction() as conn:
+        return work(conn)
+
+
+async def reassign(request: web.Request) -> web.Response:
+    """A dispatcher takes a task off a crew and asks the next one (audited)."""
+    from streams.handlers import dispatch_for_level, follow_assignments
+
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        return json_error(404, f"assignment {raw!r} not found")
+    now, actor = utcnow(), actor_of(request)
+
+    def work(conn: Any) -> int | None:
+        row = conn.execute(
+            select(assignments.c.incident_id, assignments.c.state).where(
+                assignments.c.id == int(raw)
+            )
+        ).first()
+        if row is None or row.state not in ("assigned", "acknowledged", "en_route"):
+            return None
+        conn.execute(
+            update(assignments)
+            .where(assignments.c.id == int(raw))
+            .values(state="cancelled", note=f"reassigned by {actor}", updated_at=now)
+        )
+        record_audit(
+            conn,
+            now,
+            actor,
+            "assignment.reassigned",
+            "assignment",
+            raw,
+            {"incident_id": row.incident_id},
+        )
+        dispatch_for_level(conn, row.incident_id, now)
+        status = conn.execute(
+            select(incidents.c.status).where(incidents.c.id == row.incident_id)
+        ).scalar_one()
+        follow_assignments(conn, row.incident_id, status, f"reassigned by {actor}", now)
+        return int(row.incident_id)
+
+    incident_id = await asyncio.to_thread(_transaction_action, request, work)
+    if incident_id is None:
+        return json_error(409, f"assignment {raw} cannot be reassigned now")
+    with ctx(request).store.read() as conn:
+        return json_response(queries.get_incident(conn, incident_id))
+
+
+async def dispatch_now(request: web.Request) -> web.Response:
+    """Dispatch (again) what the incident's level asks for, e.g. once crews are free."""
+    from streams.handlers import dispatch_for_level
+
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        return json_error(404, f"incident {raw!r} not found")
+    now, actor = utcnow(), actor_of(request)
+
+    def work(conn: Any) -> bool:
+        if conn.execute(select(incidents.c.id).where(incidents.c.id == int(raw))).first() is None:
+            return False
+        record_audit(conn, now, actor, "incident.dispatch_requested", "incident", raw, {})
+        dispatch_for_level(conn, int(raw), now)
+        return True
+
+    if not await asyncio.to_thread(_transaction_action, request, work):
+        return json_error(404, f"incident {raw} not found")
+    with ctx(request).store.read() as conn:
+        return json_response(queries.get_incident(conn, int(raw)))
+
+
+async def audit_trail(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        return json_error(404, "not found")
+    with ctx(request).store.read() as conn:
+        ids = [
+            str(a)
+            for a in conn.execute(
+                select(assignments.c.id).where(assignments.c.incident_id == int(raw))
+            ).scalars()
+        ]
+        rows = conn.execute(
+            select(audit)
+            .where(
+                ((audit.c.entity == "incident") & (audit.c.entity_id == raw))
+                | ((audit.c.entity == "assignment") & audit.c.entity_id.in_(ids))
+            )
+            .order_by(audit.c.id)
+        ).all()
+    return json_response(
+        {
+            "audit": [
+                {
+                    "at": as_utc(r.at).isoformat(),
+                    "actor": r.actor,  # type: ignore[union-attr]
+                    "action": r.action,
+                    "entity": f"{r.entity} {r.entity_id}",
+                    "detail": r.detail,
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+async def handover(request: web.Request) -> web.Response:
+    """The shift handover on one printable page: open incidents, pending acks,
+    pending approvals, warnings in force."""
+    now = utcnow()
+    with ctx(request).store.read() as conn:
+        data = board(conn, now)
+        in_force = queries.warnings_in_force(conn, now)
+        drafts = conn.execute(
+            select(citizen_warnings).where(citizen_warnings.c.status == "draft")
+        ).all()
+    open_rows = [i for i in data["incidents"] if i["status"] != "resolved"]
+    pending = [(i, a) for i in open_rows for a in i["assignments"] if a["state"] == "assigned"]
+    esc = html.escape
+    body = [
+        f"<h1>交接班 Shift handover</h1><p>{esc(now.isoformat(timespec='minutes'))} · "
+        f"{esc(actor_of(request))}</p>",
+        f"<h2>未结事件 Open incidents ({len(open_rows)})</h2><table><tr><th>#</th>"
+        "<th>类别</th><th>级别</th><th>区域</th><th>状态</th><th>报告</th></tr>",
+    ]
+    body += [
+        f"<tr><td>{i['id']}</td><td>{esc(i['category'])}</td><td>{esc(i['level'])}</td>"
+        f"<td>{esc(i['district'] or i['segment'] or '')}</td><td>{esc(i['status'])}</td>"
+        f"<td>{i['reports']}</td></tr>"
+        for i in open_rows
+    ]
+    body.append(f"</table><h2>待确认 Pending acknowledgements ({len(pending)})</h2><ul>")
+    body += [
+        f"<li>任务{a['id']} {esc(a['crew'])}（事件{i['id']}）"
+        f"{'，已超时 OVERDUE' if a['overdue'] else ''}</li>"
+        for i, a in pending
+    ]
+    body.append(f"</ul><h2>待审批预警 Pending approvals ({len(drafts)})</h2><ul>")
+    body += [
+        f"<li>#{d.id} {esc(d.event)} {esc(d.level)}：{d.recipients}人，"
+        f"起草 {esc(d.drafted_by)}</li>"
+        for d in drafts
+    ]
+    body.append(f"</ul><h2>生效预警 Warnings in force ({len(in_force)})</h2><ul>")
+    body += [
+        f"<li>{esc(w['id'])} {esc(w['event'])} {esc(w['level'])} "
+        f"{esc(', '.join(w['districts']))}</li>"
+        for w in in_force
+    ]
+    body.append("</ul>")
+    if request.query.get("format") == "json":
+        return json_response(
+            {
+                "open": open_rows,
+                "pending_acks": len(pending),
+                "pending_approvals": len(drafts),
+                "warnings": in_force,
+            }
+        )
+    text = (
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>交接班</title>"
+        "<link rel='stylesheet' href='/console/static/style.css'></head>"
+        f"<body class='handover'>{''.join(body)}</body></html>"
+    )
+    return web.Response(text=text, content_type="text/html", charset="utf-8")
+
+
+async def to_console(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/console/")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/console", to_console)
+    app.router.add_get("/console/", page)
+    app.router.add_get("/console/static/{name}", static)
+    app.router.add_get("/console/handover", handover)
+    app.router.add_get("/api/board", board_json)
+    app.router.add_get("/api/health", health)
+    app.router.add_get("/api/me", me)
+    app.router.add_get("/api/stream", stream)
+    app.router.add_get("/api/warnings/citizen", warnings_list)
+    app.router.add_get("/api/incidents/{id}/audit", audit_trail)
+    app.router.add_post("/api/assignments/{id}/reassign", reassign)
+    app.router.add_post("/api/incidents/{id}/dispatch", dispatch_now)

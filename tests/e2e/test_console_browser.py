@@ -1,0 +1,182 @@
+"""The console in a real headless Chromium (Debian's, driven by Playwright): log in; a
+report POSTed through Open311 appears on the board without a reload; a dispatcher
+reassigns the crew; the new crew acknowledges through its signed link on a phone-sized
+page and the row turns green live; a warning drafted by one user is approved by another
+and its delivery count moves. Screenshots of each step go to test-artifacts/console/."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import select
+
+from pingan.settings import PROJECT_ROOT
+from pingan.store.schema import local_messages
+from tests.conftest import ROSTER
+from tests.e2e.harness import Stack, wait_for
+
+pytestmark = pytest.mark.e2e
+ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "console"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22", "vera": "vera-password-3"}
+PEOPLE = """phone,openid,home_district,work_district,language,channels,consent_source,consent_at
+13900000001,,yuanhui,,zh,sms,hotline,
+13900000002,,yuanhui,,zh,sms,hotline,
+13900000003,,yuanhui,,zh,sms,hotline,
+"""
+
+
+def pingan_cli(data_dir: Path, *args: str, stdin: str = "") -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINGAN_")}
+    env.update(PINGAN_DATA_DIR=str(data_dir), PINGAN_CONFIG=str(data_dir / "absent.toml"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pingan", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode in (0, 1), done.stderr
+
+
+def make_people(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name, role in (("alice", "dispatcher"), ("bob", "dispatcher"), ("vera", "viewer")):
+        pingan_cli(data_dir, "users", "add", name, "--role", role, stdin=PASSWORDS[name] + "\n")
+    (data_dir / "people.csv").write_text(PEOPLE, encoding="utf-8")
+    pingan_cli(data_dir, "subscribers", "import", str(data_dir / "people.csv"))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("console") / "data"
+    make_people(data)
+    running = Stack(data, {"PINGAN_ROSTER_FILE": str(ROSTER), "PINGAN_APPROVAL_THRESHOLD": "2"})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            "Debian's chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)"
+        )
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def login(browser: Browser, stack: Stack, user: str) -> Page:
+    page = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
+    page.goto(f"{stack.base_url}/console/")
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", PASSWORDS[user])
+    page.click("button[type=submit]")
+    expect(page.locator("#user")).to_have_text(user)
+    return page
+
+
+def test_the_duty_room_flow(stack: Stack, browser: Browser) -> None:
+    alice = login(browser, stack, "alice")
+    shot(alice, "01-logged-in")
+    alice.evaluate("window.__sameDocument = true")
+
+    assert stack.report(lat=33.5712, long=114.0153, description="人民路大树倒了").status_code == 200
+    row = alice.locator("tr[data-incident]").first
+    expect(row).to_contain_text("tree-near:assigned", timeout=20_000)
+    assert alice.evaluate("window.__sameDocument") is True  # no reload happened
+    shot(alice, "02-report-on-the-board")
+
+    row.click()
+    expect(alice.locator("#detail")).to_contain_text("owns road segment yuanhui-01")
+    alice.click("#detail button[data-do=reassign]")
+    expect(row).to_contain_text("tree-far:assigned", timeout=20_000)
+    expect(row).to_contain_text("tree-near:cancelled")
+    shot(alice, "03-crew-dispatched")
+
+    def far_link() -> str | None:
+        with stack.store.read() as conn:
+            for body in conn.execute(
+                select(local_messages.c.body).where(local_messages.c.recipient == "+8610000000102")
+            ).scalars():
+                found = re.search(r"(http://\S+/c/\S+)", body)
+                if found:
+                    return found.group(1)
+        return None
+
+    link = wait_for(far_link, what="the new crew's SMS with its link")
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    ).new_page()
+    phone.goto(link)
+    expect(phone.locator("#state")).to_have_text("待接单")
+    accept = phone.get_by_role("button", name="接单 Accept")
+    box = accept.bounding_box()
+    assert box is not None and box["width"] > 300  # a thumb-sized button on a phone
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
+    shot(phone, "04-crew-page-390x844")
+    accept.click()
+    expect(phone.locator("#state")).to_have_text("已接单")
+    shot(phone, "05-crew-acknowledged")
+    expect(row).to_have_class(re.compile(r"state-ok"), timeout=20_000)  # green, live
+    shot(alice, "06-row-green-live")
+
+    alice.click("button[data-tab=warnings]")
+    alice.select_option("#draftform select[name=event]", "blizzard")
+    alice.select_option("#draftform select[name=level]", "orange")
+    alice.fill("#draftform input[name=districts]", "yuanhui")
+    alice.click("#draftform button[type=submit]")
+    draft = alice.locator("tr[data-warning]").first
+    expect(draft.locator(".wstatus")).to_have_text("draft")
+    alice.once("dialog", lambda dialog: dialog.accept())  # the two-person rule refuses
+    draft.locator("button[data-approve]").click()
+    expect(draft.locator(".wstatus")).to_have_text("draft")
+    shot(alice, "07-warning-drafted")
+
+    bob = login(browser, stack, "bob")
+    bob.click("button[data-tab=warnings]")
+    bob.locator("tr[data-warning] button[data-approve]").first.click()
+    expect(bob.locator("tr[data-warning] .wstatus").first).to_have_text("sent")
+    expect(draft.locator(".wsent")).to_have_text("3", timeout=30_000)  # stats move, live
+    shot(alice, "08-warning-approved-and-sent")
+    shot(bob, "09-approver-view")
+    for page in (alice, bob, phone):
+        page.context.close()
+
+
+def test_viewer_sees_but_cannot_act(stack: Stack, browser: Browser) -> None:
+    vera = login(browser, stack, "vera")
+    vera.locator("tr[data-incident]").first.click()
+    messages: list[str] = []
+    vera.on("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
+    vera.click("#detail button[data-do=dispatch]")
+    vera.wait_for_timeout(500)
+    assert any("role viewer may not do this" in m for m in messages)
+    vera.click("button[data-tab=health]")
+    expect(vera.locator("#healthtable")).to_contain_text("worker")
+    shot(vera, "10-viewer-health")
+    vera.context.close()
