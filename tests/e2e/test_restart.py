@@ -103,3 +103,31 @@ def test_restart_mid_flight_loses_nothing_and_notifies_once(tmp_path: Path, how:
         )
     finally:
         assert second.stop() == 0
+
+
+def test_a_broker_crash_does_not_stop_intake(tmp_path: Path) -> None:
+    import os
+
+    from tests.e2e.harness import processes_matching
+
+    env = {"PINGAN_ROSTER_FILE": str(_roster(tmp_path / "roster.yaml"))}
+    stack = Stack(tmp_path / "data", env)
+    try:
+        [broker_pid] = processes_matching(f"tcp://{stack.broker_bootstrap}")
+        os.kill(broker_pid, signal.SIGKILL)
+        # Intake keeps answering while the broker is down and being restarted.
+        for i in range(3):
+            reply = stack.report(
+                lat=f"{33.55 + i * 0.002:.4f}", long="114.02", description=f"第{i}棵树倒了"
+            )
+            assert reply.status_code == 200
+        wait_for(
+            lambda: processes_matching(f"tcp://{stack.broker_bootstrap}"), what="broker restarted"
+        )
+        wait_for(
+            lambda: len(_snapshot(stack)[1]) == 3,
+            timeout=90,
+            what="reports dispatched after the restart",
+        )
+    finally:
+        assert stack.stop() == 0
