@@ -92,6 +92,56 @@ def preview(conn: Connection, districts: Sequence[str]) -> dict[str, object]:
     return {"total": total, "per_district": per_district, "per_channel_preference": by_channel}
 
 
+def _insert(
+    conn: Connection,
+    event: str,
+    level: str,
+    districts: Sequence[str],
+    template: str,
+    channels: Sequence[str],
+    drafted_by: str,
+    now: datetime,
+    status: str = "draft",
+    approved_by: str | None = None,
+    expires: datetime | None = None,
+    source_warning: str | None = None,
+    audit_detail: dict[str, object] | None = None,
+) -> int:
+    """A new warning from a template, its audience counted now; audited."""
+    draft = draft_texts(template, districts)
+    recipients = preview(conn, districts)["total"]
+    warning_id = conn.execute(
+        citizen_warnings.insert().values(
+            event=event,
+            level=level,
+            districts=list(districts),
+            template=template,
+            text_zh=draft.text_zh,
+            text_en=draft.text_en,
+            channels=list(channels),
+            status=status,
+            recipients=recipients,
+            drafted_by=drafted_by,
+            approved_by=approved_by,
+            created_at=now,
+            approved_at=now if approved_by else None,
+            expires_at=expires,
+            msg_type="Alert",
+            source_warning=source_warning,
+        )
+    ).inserted_primary_key[0]
+    record_audit(
+        conn,
+        now,
+        drafted_by,
+        "citizen_warning.drafted",
+        "citizen_warning",
+        warning_id,
+        {"template": template, "recipients": recipients, **(audit_detail or {})},
+    )
+    return int(warning_id)
+
+
 def draft_for_incident(
     conn: Connection,
     incident_id: int,
@@ -116,35 +166,19 @@ def draft_for_incident(
     ).scalar_one_or_none()
     if existing is not None:
         return int(existing)
-    draft = draft_texts(template, districts)
-    recipients = preview(conn, districts)["total"]
     auto = approval == "auto"
-    warning_id = conn.execute(
-        citizen_warnings.insert().values(
-            event=event,
-            level=level,
-            districts=list(districts),
-            template=template,
-            text_zh=draft.text_zh,
-            text_en=draft.text_en,
-            channels=list(channels),
-            status="sent" if auto else "draft",
-            recipients=recipients,
-            drafted_by=drafted_by,
-            approved_by="playbook (auto-send)" if auto else None,
-            created_at=now,
-            approved_at=now if auto else None,
-            msg_type="Alert",
-        )
-    ).inserted_primary_key[0]
-    record_audit(
+    warning_id = _insert(
         conn,
+        event,
+        level,
+        districts,
+        template,
+        channels,
+        drafted_by,
         now,
-        "system",
-        "citizen_warning.drafted",
-        "citizen_warning",
-        warning_id,
-        {"incident_id": incident_id, "template": template, "auto": auto, "recipients": recipients},
+        status="sent" if auto else "draft",
+        approved_by="playbook (auto-send)" if auto else None,
+        audit_detail={"incident_id": incident_id, "auto": auto},
     )
     if auto:
         row = conn.execute(
@@ -176,34 +210,21 @@ def create_draft(
         raise WarningRefused("channels: sms and/or wechat")
     draft = draft_texts(template, districts)
     with store.transaction() as conn:
-        recipients = preview(conn, districts)["total"]
-        warning_id = conn.execute(
-            citizen_warnings.insert().values(
-                event=event,
-                level=level,
-                districts=list(districts),
-                template=template,
-                text_zh=draft.text_zh,
-                text_en=draft.text_en,
-                channels=list(channels),
-                status="draft",
-                recipients=recipients,
-                drafted_by=actor,
-                created_at=now,
-                expires_at=expires,
-                msg_type="Alert",
-                source_warning=source_warning,
-            )
-        ).inserted_primary_key[0]
-        record_audit(
+        warning_id = _insert(
             conn,
-            now,
+            event,
+            level,
+            districts,
+            template,
+            channels,
             actor,
-            "citizen_warning.drafted",
-            "citizen_warning",
-            warning_id,
-            {"recipients": recipients, "template": template},
+            now,
+            expires=expires,
+            source_warning=source_warning,
         )
+        recipients = conn.execute(
+            select(citizen_warnings.c.recipients).where(citizen_warnings.c.id == warning_id)
+        ).scalar_one()
     return {
         "id": int(warning_id),
         "recipients": recipients,

@@ -59,36 +59,20 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
         .limit(300)
     ).all()
     ids = [r.id for r in rows]
-    counts = (
-        dict(
-            conn.execute(
-                select(reports.c.incident_id, func.count())
+    per_incident = (
+        {
+            r.incident_id: r
+            for r in conn.execute(
+                select(
+                    reports.c.incident_id,
+                    func.count().label("n"),
+                    func.max(reports.c.district).label("district"),
+                    func.max(reports.c.segment).label("segment"),
+                )
                 .where(reports.c.incident_id.in_(ids))
                 .group_by(reports.c.incident_id)
-            ).all()
-        )
-        if ids
-        else {}
-    )
-    places = (
-        dict(
-            conn.execute(
-                select(reports.c.incident_id, func.max(reports.c.district))
-                .where(reports.c.incident_id.in_(ids))
-                .group_by(reports.c.incident_id)
-            ).all()
-        )
-        if ids
-        else {}
-    )
-    segments = (
-        dict(
-            conn.execute(
-                select(reports.c.incident_id, func.max(reports.c.segment))
-                .where(reports.c.incident_id.in_(ids))
-                .group_by(reports.c.incident_id)
-            ).all()
-        )
+            )
+        }
         if ids
         else {}
     )
@@ -120,11 +104,11 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
                 "category": r.category,
                 "level": r.level,
                 "playbook": f"{r.playbook_id} v{r.playbook_version}",
-                "district": r.district or places.get(r.id),
-                "segment": segments.get(r.id),
+                "district": r.district or getattr(per_incident.get(r.id), "district", None),
+                "segment": getattr(per_incident.get(r.id), "segment", None),
                 "lat": r.lat,
                 "lon": r.lon,
-                "reports": counts.get(r.id, 0),
+                "reports": getattr(per_incident.get(r.id), "n", 0),
                 "unstaffed": bool(r.unstaffed),
                 "held": bool(r.held),
                 "assignments": crews_of.get(r.id, []),

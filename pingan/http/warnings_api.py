@@ -12,14 +12,13 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from aiohttp import web
 from sqlalchemy import select, update
-from twilio.request_validator import RequestValidator
 
 from alerts import warnings as cw
 from pingan.city import load_city
 from pingan.clock import utcnow
 from pingan.http.app import actor_of, ctx, json_error, json_response
-from pingan.http.hotline import _public_url
-from pingan.store import as_utc, record_audit
+from pingan.http.hotline import twilio_signed
+from pingan.store import as_utc
 from pingan.store.schema import citizen_warnings, sends, subscribers
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -153,19 +152,7 @@ async def status_callback(request: web.Request) -> web.Response:
     c = ctx(request)
     form = await request.post()
     params = {k: v for k, v in form.items() if isinstance(v, str)}
-    if not RequestValidator(c.twilio_auth_token).validate(
-        _public_url(request), params, request.headers.get("X-Twilio-Signature", "")
-    ):
-        with c.store.transaction() as conn:
-            record_audit(
-                conn,
-                utcnow(),
-                "webhook",
-                "webhook.signature_refused",
-                "webhook",
-                request.path,
-                {"remote": request.remote or ""},
-            )
+    if not await asyncio.to_thread(twilio_signed, request, params):
         return json_error(403, "X-Twilio-Signature: missing or not valid for this request")
     sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "")
     if status not in RECEIPT_STATUSES:
