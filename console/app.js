@@ -11,7 +11,8 @@ const T = {
     onShift: "在班", current: "当前任务", lastContact: "最后联系", draft: "起草预警",
     event: "事件", recipients: "人数", stats: "发送", submit: "提交", resolve: "办结",
     dispatch: "派单", reassign: "改派", ack: "代为确认", approve: "审批发送",
-    why: "选派理由", audit: "处置记录", overdue: "已超时"},
+    why: "选派理由", audit: "处置记录", overdue: "已超时", confirm: "确认立案",
+    reopen: "重新打开", merge: "合并", split: "拆分"},
   en: {title: "Ping'an duty console", board: "Incidents", map: "Map", crews: "Crews",
     warnings: "Warnings", review: "Review", intake: "Phone intake", kpis: "KPIs",
     health: "Health", handover: "Handover", logout: "Log out", category: "Category",
@@ -21,7 +22,8 @@ const T = {
     draft: "Draft warning", event: "Event", recipients: "Recipients", stats: "Sent",
     submit: "Submit", resolve: "Resolve", dispatch: "Dispatch", reassign: "Reassign",
     ack: "Acknowledge for crew", approve: "Approve", why: "Why this crew",
-    audit: "Audit trail", overdue: "overdue"},
+    audit: "Audit trail", overdue: "overdue", confirm: "Confirm", reopen: "Reopen",
+    merge: "Merge", split: "Split"},
 };
 let lang = localStorage.getItem("lang") || "zh";
 let current = "board";
@@ -104,6 +106,9 @@ async function showDetail(id, scroll = true) {
       <button class="act" data-do="resolve">${t("resolve")}</button>
       <button class="act" data-do="dispatch">${t("dispatch")}</button>
       ${inc.held ? '<button class="act" data-do="release">release</button>' : ""}
+      ${inc.level === "watch" ? `<button class="act" data-do="confirm">${t("confirm")}</button>` : ""}
+      ${inc.status === "resolved" ? `<button class="act" data-do="reopen">${t("reopen")}</button>` :
+        `<button class="act" data-do="merge">${t("merge")}</button><button class="act" data-do="split">${t("split")}</button>`}
     </div>
     <h4>${t("crews")}</h4>${inc.assignments.map((a) => `<div data-assignment-row="${a.id}">
       <span class="pill ${esc(a.state)}">${esc(a.crew.id)}: ${esc(a.state)}</span>
@@ -124,6 +129,18 @@ async function act(incidentId, button) {
   if (what === "resolve") {
     const reason = prompt("办结说明 Reason");
     if (reason) await api(`/api/incidents/${incidentId}/resolve`, {method: "POST", body: {reason}});
+  } else if (what === "confirm") {
+    await api(`/api/incidents/${incidentId}/confirm`, {method: "POST"});
+  } else if (what === "reopen") {
+    const reason = prompt("重新打开的原因 Why reopen");
+    if (reason) await api(`/api/incidents/${incidentId}/reopen`, {method: "POST", body: {reason}});
+  } else if (what === "merge") {
+    const other = prompt("并入本事件的事件号 Incident number to merge into this one");
+    if (other) await api(`/api/incidents/${incidentId}/merge`, {method: "POST", body: {merge: Number(other)}});
+  } else if (what === "split") {
+    const ids = prompt("拆出的报告号，逗号分隔 Report numbers to split off");
+    if (ids) await api(`/api/incidents/${incidentId}/split`, {method: "POST",
+      body: {reports: ids.split(",").map((x) => Number(x.trim())).filter(Boolean)}});
   } else if (what === "dispatch") {
     await api(`/api/incidents/${incidentId}/dispatch`, {method: "POST"});
   } else if (what === "release") {

@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -27,7 +28,7 @@ from pingan.store.schema import (
 )
 from pingan.warnings import signal_to_event
 from playbooks.matcher import WarningSignal
-from playbooks.model import Playbook
+from playbooks.model import LEVEL_ORDER, Playbook
 from streams import topics
 
 
@@ -497,3 +498,164 @@ def record_satisfaction(store: Store, phone: str, score: int, now: datetime) -> 
         conn.execute(update(reports).where(reports.c.id == row.id).values(satisfaction=score))
         record_audit(conn, now, "citizen", "report.rated", "report", row.id, {"score": score})
         return int(row.id)
+
+
+def _live_incident(conn: Any, incident_id: int) -> Any:
+    row = conn.execute(
+        select(incidents).where(incidents.c.id == incident_id).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"incident {incident_id} does not exist")
+    return row
+
+
+def confirm_incident(store: Store, incident_id: int, actor: str, now: datetime) -> str:
+    """A dispatcher confirms an incident. One still waiting for corroborating reports
+    (level 'watch') starts its response at the playbook's report level at once."""
+    with store.transaction() as conn:
+        row = _live_incident(conn, incident_id)
+        if row.status == "resolved":
+            raise NotAllowed(f"incident {incident_id} is resolved; reopen it first")
+        record_audit(
+            conn, now, actor, "incident.confirmed", "incident", incident_id, {"level": row.level}
+        )
+        if row.level != "watch":
+            return str(row.level)
+        playbook = Playbook.model_validate(row.playbook_snapshot)
+        levels = [
+            t.level for t in playbook.triggers if getattr(t, "category", None) == row.category
+        ]
+        level = min(levels, key=LEVEL_ORDER.index) if levels else "routine"
+        conn.execute(
+            update(incidents)
+            .where(incidents.c.id == incident_id)
+            .values(level=level, updated_at=now)
+        )
+        emit(
+            conn,
+            topics.INCIDENTS,
+            str(incident_id),
+            {"type": "incident.upgraded", "incident_id": incident_id, "from": "watch", "to": level},
+            now,
+        )
+        return level
+
+
+def merge_incidents(store: Store, keep_id: int, merge_id: int, actor: str, now: datetime) -> None:
+    """Two incidents are one: the reports move to `keep_id`; the other is resolved as
+    merged, and crews still on it stand down."""
+    from streams.decisions import resolve_incident
+
+    if keep_id == merge_id:
+        raise NotAllowed("an incident cannot be merged into itself")
+    with store.transaction() as conn:
+        keep, gone = _live_incident(conn, keep_id), _live_incident(conn, merge_id)
+        if "resolved" in (keep.status, gone.status):
+            raise NotAllowed("only open incidents can be merged")
+        if keep.category != gone.category:
+            raise NotAllowed(f"categories differ ({keep.category} / {gone.category})")
+        moved = conn.execute(
+            update(reports).where(reports.c.incident_id == merge_id).values(incident_id=keep_id)
+        ).rowcount
+        record_audit(
+            conn,
+            now,
+            actor,
+            "incident.merged",
+            "incident",
+            keep_id,
+            {"merged": merge_id, "reports_moved": moved},
+        )
+        resolve_incident(conn, merge_id, f"merged into incident {keep_id} by {actor}", actor, now)
+
+
+def split_incident(
+    store: Store, incident_id: int, report_ids: list[int], actor: str, now: datetime
+) -> int:
+    """Some reports are about something else: they become a new incident under the same
+    playbook snapshot and level, which gets its own crews."""
+    from streams.decisions import set_incident_status
+
+    with store.transaction() as conn:
+        row = _live_incident(conn, incident_id)
+        mine = set(
+            conn.execute(select(reports.c.id).where(reports.c.incident_id == incident_id)).scalars()
+        )
+        wanted = set(report_ids)
+        if not wanted or not wanted <= mine:
+            raise NotAllowed(
+                f"reports {sorted(wanted - mine) or '[]'} are not on incident {incident_id}"
+            )
+        if wanted == mine:
+            raise NotAllowed("leave at least one report on the original incident")
+        first = conn.execute(
+            select(reports.c.lat, reports.c.lon).where(reports.c.id == min(wanted))
+        ).one()
+        new_id = int(
+            conn.execute(
+                incidents.insert().values(
+                    category=row.category,
+                    status="open",
+                    level=row.level,
+                    scope=row.scope,
+                    district=row.district,
+                    thresholds_active=0,
+                    playbook_id=row.playbook_id,
+                    playbook_version=row.playbook_version,
+                    playbook_snapshot=row.playbook_snapshot,
+                    lat=first.lat,
+                    lon=first.lon,
+                    unstaffed=0,
+                    held=0,
+                    opened_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key[0]
+        )
+        conn.execute(update(reports).where(reports.c.id.in_(wanted)).values(incident_id=new_id))
+        set_incident_status(
+            conn, new_id, None, "open", f"split from incident {incident_id} by {actor}", now
+        )
+        record_audit(
+            conn,
+            now,
+            actor,
+            "incident.split",
+            "incident",
+            incident_id,
+            {"new_incident": new_id, "reports": sorted(wanted)},
+        )
+        emit(
+            conn,
+            topics.INCIDENTS,
+            str(new_id),
+            {"type": "incident.opened", "incident_id": new_id},
+            now,
+        )
+        return new_id
+
+
+def reopen_incident(store: Store, incident_id: int, reason: str, actor: str, now: datetime) -> None:
+    """The tree is back on the road: a resolved incident opens again and gets crews."""
+    from streams.decisions import set_incident_status
+
+    with store.transaction() as conn:
+        row = _live_incident(conn, incident_id)
+        if row.status != "resolved":
+            raise NotAllowed(f"incident {incident_id} is not resolved")
+        conn.execute(
+            update(incidents).where(incidents.c.id == incident_id).values(resolved_at=None)
+        )
+        set_incident_status(
+            conn, incident_id, "resolved", "open", f"reopened by {actor}: {reason}", now
+        )
+        record_audit(
+            conn, now, actor, "incident.reopened", "incident", incident_id, {"reason": reason}
+        )
+        emit(
+            conn,
+            topics.INCIDENTS,
+            str(incident_id),
+            {"type": "incident.reopened", "incident_id": incident_id},
+            now,
+        )

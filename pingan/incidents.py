@@ -25,8 +25,10 @@ def status_after_crew_change(
     live = [s for s in assignment_states if s not in ENDED]
     if live and all(s == "done" for s in live):
         return IncidentStatus.IN_PROGRESS if sources_active else IncidentStatus.RESOLVED
-    if any(s not in ("assigned",) for s in live):
-        return IncidentStatus.IN_PROGRESS
+    if any(s in ("acknowledged", "en_route", "on_scene") for s in live):
+        return IncidentStatus.IN_PROGRESS  # a crew is working on it now
+    if any(s == "assigned" for s in live):
+        return IncidentStatus.DISPATCHED  # waiting for a crew to answer
     if live:
-        return IncidentStatus.DISPATCHED
+        return IncidentStatus.IN_PROGRESS
     return IncidentStatus.OPEN

@@ -153,6 +153,8 @@ def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) ->
         kind = event.get("type")
         if kind == "incident.resolved":
             _tell_reporters(conn, int(_field(event, "incident_id")), now)
+        elif kind == "incident.reopened":
+            dispatch_for_level(conn, int(_field(event, "incident_id")), now, fresh=True)
         elif kind in ("incident.opened", "incident.upgraded"):
             incident_id = int(_field(event, "incident_id"))
             dispatch_for_level(conn, incident_id, now)
@@ -204,7 +206,7 @@ def _tell_reporters(conn: Connection, incident_id: int, now: datetime) -> None:
 
 
 def dispatch_for_level(
-    conn: Connection, incident_id: int, now: datetime, release: bool = False
+    conn: Connection, incident_id: int, now: datetime, release: bool = False, fresh: bool = False
 ) -> None:
     """Assign crews until the incident has what its current level asks for: on an
     upgrade, a decline or a timeout only the difference is dispatched, never a second
@@ -256,10 +258,15 @@ def dispatch_for_level(
             assignments.c.incident_id == incident_id
         )
     ).all()
-    on_incident = frozenset(a.crew_id for a in mine)  # a crew that declined is not re-asked
+    # A crew that declined or timed out is not asked again. After a reopen (`fresh`)
+    # finished work does not count and the crews that did it may go again.
+    counted = ACTIVE_STATES if fresh else LIVE_STATES
+    if fresh:
+        mine = [a for a in mine if a.state not in ("done", "cancelled")]
+    on_incident = frozenset(a.crew_id for a in mine)
     short: list[str] = []
     for action in playbook.actions_at(incident.level).dispatch:
-        have = sum(1 for a in mine if a.skill == action.skill and a.state in LIVE_STATES)
+        have = sum(1 for a in mine if a.skill == action.skill and a.state in counted)
         wanted = action.crews - have
         if wanted <= 0:
             continue

@@ -15,7 +15,11 @@ from pingan.actions import (
     NotFound,
     accept_warning,
     apply_crew_action,
+    confirm_incident,
+    merge_incidents,
+    reopen_incident,
     resolve_by_dispatcher,
+    split_incident,
 )
 from pingan.assignments import CrewAction, TransitionRefused
 from pingan.clock import utcnow
@@ -240,7 +244,45 @@ async def kpis(request: web.Request) -> web.Response:
     )
 
 
+def _incident_command(name: str):  # type: ignore[no-untyped-def]
+    """confirm / merge / split / reopen: the body's fields go to the command."""
+
+    async def handler(request: web.Request) -> web.Response:
+        incident_id = _int_id(request, "id")
+        try:
+            body = await request.json(loads=json.loads) if request.can_read_body else {}
+            if not isinstance(body, dict):
+                raise ValueError("expected a JSON object")
+            store, actor, now = ctx(request).store, actor_of(request), utcnow()
+            if name == "confirm":
+                await asyncio.to_thread(confirm_incident, store, incident_id, actor, now)
+            elif name == "merge":
+                other = int(body["merge"])
+                await asyncio.to_thread(merge_incidents, store, incident_id, other, actor, now)
+            elif name == "split":
+                ids = [int(i) for i in body["reports"]]
+                new = await asyncio.to_thread(split_incident, store, incident_id, ids, actor, now)
+                return json_response({"incident": incident_id, "new_incident": new}, status=201)
+            else:
+                reason = str(body.get("reason", "")).strip()
+                if not reason:
+                    raise ValueError("reason: required")
+                await asyncio.to_thread(reopen_incident, store, incident_id, reason, actor, now)
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+            return json_error(400, f"body: {exc}")
+        except NotFound as exc:
+            return json_error(404, str(exc))
+        except NotAllowed as exc:
+            return json_error(409, str(exc))
+        with ctx(request).store.read() as conn:
+            return json_response(queries.get_incident(conn, incident_id))
+
+    return handler
+
+
 def add_routes(app: web.Application) -> None:
+    for command in ("confirm", "merge", "split", "reopen"):
+        app.router.add_post(f"/api/incidents/{{id}}/{command}", _incident_command(command))
     app.router.add_post("/api/incidents/{id}/release", release_incident)
     app.router.add_get("/api/crews", crew_board)
     app.router.add_post("/api/crews/{id}/overrides", add_crew_override)

@@ -142,3 +142,70 @@ def test_kpis(staffed_store: Store, index) -> None:
         "pct_ack_within_deadline": 100.0,
     }
     assert to_csv(compute(facts, "crew")).splitlines()[0].startswith("crew,assignments")
+
+
+def _incident(store: Store, iid: int):  # type: ignore[no-untyped-def]
+    with store.read() as conn:
+        return conn.execute(select(incidents).where(incidents.c.id == iid)).one()
+
+
+def test_merge_split_reopen_confirm(staffed_store: Store, index) -> None:
+    from pingan.actions import (
+        NotAllowed,
+        confirm_incident,
+        merge_incidents,
+        reopen_incident,
+        split_incident,
+    )
+    from pingan.store.schema import reports
+
+    _dispatched(staffed_store, index, lat=33.5712)
+    _dispatched(staffed_store, index, lat=33.5900)  # a second tree, far enough apart
+    merge_incidents(staffed_store, 1, 2, "alice", NOW)
+    assert _incident(staffed_store, 2).status == "resolved"
+    with staffed_store.read() as conn:
+        assert set(conn.execute(select(reports.c.incident_id)).scalars()) == {1}
+        assert conn.execute(
+            select(assignments.c.state).where(assignments.c.incident_id == 2)
+        ).scalars().all() == ["cancelled"]
+    import pytest
+
+    with pytest.raises(NotAllowed, match="only open incidents"):
+        merge_incidents(staffed_store, 1, 2, "alice", NOW)
+
+    new = split_incident(staffed_store, 1, [2], "alice", NOW)
+    assert _incident(staffed_store, new).status == "open"
+    with pytest.raises(NotAllowed, match="leave at least one report"):
+        split_incident(staffed_store, 1, [1], "alice", NOW)
+    for event in events(staffed_store, topics.INCIDENTS):
+        handlers.handle_incident_event(staffed_store, event, NOW)
+    with staffed_store.read() as conn:
+        assert conn.execute(select(assignments).where(assignments.c.incident_id == new)).all()
+
+    with staffed_store.read() as conn:
+        first = (
+            conn.execute(select(assignments.c.id).where(assignments.c.incident_id == 1))
+            .scalars()
+            .first()
+        )
+    apply_crew_action(staffed_store, first, CrewAction.ACK, "crew", NOW)
+    apply_crew_action(staffed_store, first, CrewAction.DONE, "crew", NOW)
+    for event in events(staffed_store, topics.CREW_EVENTS):
+        handlers.handle_crew_event(staffed_store, event, NOW)
+    assert _incident(staffed_store, 1).status == "resolved"
+    reopen_incident(staffed_store, 1, "the tree fell again", "alice", NOW)
+    for event in events(staffed_store, topics.INCIDENTS):
+        handlers.handle_incident_event(staffed_store, event, NOW)
+    with staffed_store.read() as conn:
+        states = (
+            conn.execute(
+                select(assignments.c.state)
+                .where(assignments.c.incident_id == 1)
+                .order_by(assignments.c.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert states == ["done", "assigned"]  # a crew goes again
+    assert _incident(staffed_store, 1).status == "dispatched"
+    assert confirm_incident(staffed_store, 1, "alice", NOW) == "routine"

@@ -75,3 +75,23 @@ def test_escalation_steps(notify, task, time_out, replace, tell, stop) -> None: 
 )
 def test_arrival(state: str, late: bool, expected: str | None) -> None:
     assert arrival_check(state, late) == expected
+
+
+@pytest.mark.parametrize(
+    ("states", "sources", "status"),
+    [
+        ([], False, "open"),
+        (["assigned"], False, "dispatched"),
+        (["assigned", "acknowledged"], False, "in_progress"),
+        (["done", "assigned"], False, "dispatched"),  # e.g. reopened: waiting for the crew
+        (["done", "on_scene"], False, "in_progress"),
+        (["done", "done"], False, "resolved"),
+        (["done", "timed_out", "declined"], False, "resolved"),
+        (["done"], True, "in_progress"),  # the warning still drives it
+        (["cancelled"], False, "open"),
+    ],
+)
+def test_incident_status_follows_assignments(states, sources, status) -> None:  # type: ignore[no-untyped-def]
+    from pingan.incidents import status_after_crew_change
+
+    assert status_after_crew_change(states, sources) == status
