@@ -48,10 +48,11 @@ def list_incidents(conn: Connection, status: str | None = None, limit: int = 500
     return [_incident_summary(r) for r in conn.execute(query).all()]
 
 
-def report_view(row: Any) -> dict[str, Any]:
-    """A report as the API shows it: the caller's phone masked."""
+def report_view(row: Any, reveal: bool = False) -> dict[str, Any]:
+    """A report as the API shows it: the caller's phone masked, unless a dispatcher
+    (who may need to call back) is asking."""
     contact = dict(row.contact or {})
-    if "phone" in contact:
+    if "phone" in contact and not reveal:
         contact["phone"] = mask_phone(contact["phone"])
     return {
         "id": row.id,
@@ -67,13 +68,13 @@ def report_view(row: Any) -> dict[str, Any]:
     }
 
 
-def get_incident(conn: Connection, incident_id: int) -> dict[str, Any] | None:
+def get_incident(conn: Connection, incident_id: int, reveal: bool = False) -> dict[str, Any] | None:
     row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
     if row is None:
         return None
     out = _incident_summary(row)
     out["reports"] = [
-        report_view(r)
+        report_view(r, reveal)
         for r in conn.execute(
             select(reports).where(reports.c.incident_id == incident_id).order_by(reports.c.id)
         ).all()

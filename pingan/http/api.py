@@ -23,7 +23,7 @@ from pingan.actions import (
 )
 from pingan.assignments import CrewAction, TransitionRefused
 from pingan.clock import utcnow
-from pingan.http.app import actor_of, ctx, json_error, json_response
+from pingan.http.app import actor_of, ctx, json_error, json_response, may_see_phones
 from pingan.incidents import IncidentStatus
 from pingan.kpis import compute as compute_kpis
 from pingan.kpis import to_csv as kpis_csv
@@ -52,7 +52,7 @@ async def list_incidents(request: web.Request) -> web.Response:
 async def get_incident(request: web.Request) -> web.Response:
     incident_id = _int_id(request, "id")
     with ctx(request).store.read() as conn:
-        found = queries.get_incident(conn, incident_id)
+        found = queries.get_incident(conn, incident_id, may_see_phones(request))
     if found is None:
         return json_error(404, f"incident {incident_id} not found")
     return json_response(found)

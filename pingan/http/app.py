@@ -78,6 +78,14 @@ def actor_of(request: web.Request) -> str:
     return str(request.get("actor", "api"))
 
 
+def may_see_phones(request: web.Request) -> bool:
+    """Dispatchers logged in as people see callers' numbers (to call back); machines
+    and viewers see them masked."""
+    from pingan.users import role_at_least
+
+    return "csrf" in request and role_at_least(str(request.get("role")), "dispatcher")
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """No stack trace ever reaches a client: unknown failures become a short 500."""

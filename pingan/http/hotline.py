@@ -24,7 +24,7 @@ from pingan.actions import (
     resolve_review,
 )
 from pingan.clock import utcnow
-from pingan.http.app import ctx, json_error, json_response
+from pingan.http.app import ctx, json_error, json_response, may_see_phones
 from pingan.http.crew import apply_sms_reply, crew_for_phone
 from pingan.http.ratelimit import RateLimited
 from pingan.privacy import mask_phone
@@ -212,7 +212,7 @@ async def review_queue(request: web.Request) -> web.Response:
         {
             "reports": [
                 {
-                    **report_view(r),
+                    **report_view(r, may_see_phones(request)),
                     "review_reason": r.review_reason,
                     "classification": r.classification,
                 }

@@ -131,6 +131,29 @@ def test_login_throttled_and_sessions_expire_when_idle(stack: Stack, tmp_path: P
         clock.write_text("0")
 
 
+def test_callers_numbers_only_for_dispatchers(stack: Stack) -> None:
+    reply = stack.report(lat=33.5712, long=114.0153, description="树倒了", phone="+8613811112222")
+    request_id = reply.json()[0]["service_request_id"]
+    from tests.e2e.harness import wait_for
+
+    def incident_of(client: httpx.Client) -> dict | None:
+        for summary in client.get("/api/board").json()["incidents"]:
+            found = client.get(f"/api/incidents/{summary['id']}").json()
+            if any(r["service_request_id"] == request_id for r in found["reports"]):
+                return found
+        return None
+
+    alice, _ = session(stack, "alice")
+    vera, _ = session(stack, "vera")
+    seen = wait_for(lambda: incident_of(alice), what="incident with the report")
+    phones = {r["contact"].get("phone") for r in seen["reports"]}
+    assert "+8613811112222" in phones
+    masked = {r["contact"].get("phone") for r in incident_of(vera)["reports"]}  # type: ignore[index]
+    assert "+86138****2222" in masked and "+8613811112222" not in masked
+    machine = stack.incident(seen["id"])  # API token: a machine
+    assert "+8613811112222" not in {r["contact"].get("phone") for r in machine["reports"]}
+
+
 def test_passwords_are_stored_as_scrypt_hashes(stack: Stack) -> None:
     with stack.store.read() as conn:
         stored = dict(conn.execute(select(users.c.username, users.c.password)).all())
