@@ -354,13 +354,7 @@ def resolve_by_dispatcher(
     from streams.decisions import resolve_incident
 
     with store.transaction() as conn:
-        row = conn.execute(
-            select(incidents.c.status, incidents.c.playbook_snapshot)
-            .where(incidents.c.id == incident_id)
-            .with_for_update()
-        ).first()
-        if row is None:
-            raise NotFound(f"incident {incident_id} does not exist")
+        row = _live_incident(conn, incident_id)
         if row.status == "resolved":
             raise NotAllowed(f"incident {incident_id} is already resolved")
         allowed = row.playbook_snapshot.get("resolution", {}).get("when", [])

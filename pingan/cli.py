@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pingan.settings import Settings, SettingsError, describe, load_settings
 
@@ -127,11 +129,23 @@ def playbooks_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@contextmanager
+def open_store(settings: Settings) -> Iterator[Any]:
+    """The configured database, schema ensured, closed afterwards (for commands)."""
+    from pingan.store import Store
+
+    store = Store(settings.effective_database_url)
+    store.create_schema()
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
 def add_user_command(username: str, role: str, settings: Settings) -> int:
     import getpass
 
     from pingan.clock import utcnow
-    from pingan.store import Store
     from pingan.users import UserError, create_user
 
     if sys.stdin.isatty():
@@ -141,15 +155,12 @@ def add_user_command(username: str, role: str, settings: Settings) -> int:
             return 2
     else:
         password = sys.stdin.readline().rstrip("\n")
-    store = Store(settings.effective_database_url)
-    store.create_schema()
-    try:
-        create_user(store, username, password, role, "cli", utcnow())
-    except UserError as exc:
-        print(f"pingan users add: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.dispose()
+    with open_store(settings) as store:
+        try:
+            create_user(store, username, password, role, "cli", utcnow())
+        except UserError as exc:
+            print(f"pingan users add: {exc}", file=sys.stderr)
+            return 2
     print(f"user {username} ({role}) created")
     return 0
 
@@ -157,18 +168,14 @@ def add_user_command(username: str, role: str, settings: Settings) -> int:
 def import_command(path: Path, errors: Path | None, settings: Settings) -> int:
     from alerts.subscribers import import_file
     from pingan.clock import utcnow
-    from pingan.store import Store
 
-    store = Store(settings.effective_database_url)
-    store.create_schema()
     report = errors or path.with_suffix(".errors.csv")
-    try:
-        result = import_file(store, path, report, utcnow())
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"pingan subscribers import: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.dispose()
+    with open_store(settings) as store:
+        try:
+            result = import_file(store, path, report, utcnow())
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"pingan subscribers import: {exc}", file=sys.stderr)
+            return 2
     print(
         f"{result.rows} rows: {result.imported} imported, {result.duplicates} already "
         f"subscribed, {len(result.errors)} with problems (see {report})"
@@ -204,7 +211,6 @@ def classify_command(text: str) -> int:
 
 
 def replay_command(args: argparse.Namespace, settings: Settings) -> int:
-    from pingan.store import Store
     from playbooks.loader import PlaybookError
     from playbooks.registry import PlaybookRegistry
     from streams.feeds.replay import ReplayError, replay
@@ -217,15 +223,12 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     except PlaybookError as exc:
         print(f"pingan replay: {exc}", file=sys.stderr)
         return 2
-    store = Store(settings.effective_database_url)
-    store.create_schema()
-    try:
-        return asyncio.run(replay(args.file, store, registry.index, args.speed))
-    except ReplayError as exc:
-        print(f"pingan replay: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.dispose()
+    with open_store(settings) as store:
+        try:
+            return asyncio.run(replay(args.file, store, registry.index, args.speed))
+        except ReplayError as exc:
+            print(f"pingan replay: {exc}", file=sys.stderr)
+            return 2
 
 
 def _playbook_paths(paths: Sequence[Path]) -> list[Path]:
