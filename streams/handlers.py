@@ -641,7 +641,22 @@ async def handle_send_chunk(
     if result.retry:
         raise RetryLater(f"{result.retry} sends to retry: {result.errors[:3]}")
     with store.transaction() as conn:
-        claim_event(conn, "sends", event_id, now)
+        if claim_event(conn, "sends", event_id, now):
+            # Also what tells the console's live view that delivery counts moved.
+            record_audit(
+                conn,
+                now,
+                SYSTEM,
+                "citizen_warning.chunk_sent",
+                "citizen_warning",
+                event["warning_id"],
+                {
+                    "from_id": event["from_id"],
+                    "sent": result.sent,
+                    "failed": result.failed,
+                    "failed_over": result.failed_over,
+                },
+            )
     if result.sent or result.failed:
         log.info(
             "warning chunk sent warning=%s from=%s sent=%d failed=%d failed_over=%d skipped=%d",

@@ -185,10 +185,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         while True:
             with store.read() as conn:
-                newest = conn.execute(select(func.max(audit.c.id))).scalar_one()
+                newest = (
+                    conn.execute(select(func.max(audit.c.id))).scalar_one(),
+                    conn.execute(select(func.max(components.c.updated_at))).scalar_one(),
+                )
             if newest != last:
                 last = newest
-                await response.write(f"event: change\ndata: {newest or 0}\n\n".encode())
+                await response.write(f"event: change\ndata: {newest[0] or 0}\n\n".encode())
             beat += 1
             if beat % 15 == 0:
                 await response.write(b": keep-alive\n\n")

@@ -18,7 +18,7 @@ from pingan.city import load_city
 from pingan.clock import utcnow
 from pingan.http.app import actor_of, ctx, json_error, json_response
 from pingan.http.hotline import twilio_signed
-from pingan.store import as_utc
+from pingan.store import as_utc, mark_component
 from pingan.store.schema import citizen_warnings, sends, subscribers
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -31,6 +31,7 @@ EVENT_ZH = {
     "road_icing": "道路结冰",
     "cold_wave": "寒潮",
 }
+_last_receipt_mark = [0.0]  # when a delivery receipt last touched the live views
 RECEIPT_STATUSES = {"queued", "sending", "sent", "delivered", "undelivered", "failed"}
 
 
@@ -174,6 +175,9 @@ async def status_callback(request: web.Request) -> web.Response:
                 .where(subscribers.c.phone == params.get("To"))
                 .values(opted_out_at=now)
             )
+    if now.timestamp() - _last_receipt_mark[0] > 1.0:  # tell live views, at most 1/s
+        _last_receipt_mark[0] = now.timestamp()
+        mark_component(c.store, "deliveries", "ok", f"last receipt {sid} {status}", now)
     return web.Response(status=204)
 
 
