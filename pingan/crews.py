@@ -77,12 +77,6 @@ class Roster:
     crews: tuple[Crew, ...]
     staff: tuple[Staff, ...] = field(default=())
 
-    def supervisor_of(self, unit: str) -> Staff | None:
-        return next((s for s in self.staff if s.role == "supervisor" and s.unit == unit), None)
-
-    def duty_leader(self) -> Staff | None:
-        return next((s for s in self.staff if s.role == "duty_leader"), None)
-
 
 @dataclass(frozen=True)
 class CrewChoice:

@@ -4,7 +4,7 @@ decision out. The caller schedules and carries it out (pingan/timers in streams)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pingan.assignments import WORKING, AssignmentState
 
@@ -16,7 +16,6 @@ class EscalationDecision:
     tell: tuple[str, ...] = ()  # roles to alert: supervisor, duty_leader
     reason: str = ""
     stop: bool = False  # somebody acknowledged: nothing to do
-    notes: list[str] = field(default_factory=list)
 
 
 def escalation_step(

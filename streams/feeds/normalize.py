@@ -106,18 +106,23 @@ def _iso(value: Any) -> str | None:
 
 
 def normalize_cap(alert: CapAlert, city: City | None = None) -> list[dict[str, Any]]:
+    """One record per <info> (the warning in one language); an alert without <info>
+    (a bare Cancel or Ack) is one record with only the alert's own fields."""
     city = city or load_city()
+    header = {
+        "id": alert.identifier,
+        "sender": alert.sender,
+        "sent": _iso(alert.sent),
+        "status": alert.status,
+        "msg_type": alert.msg_type,
+        "references": list(alert.references),
+    }
     records = []
-    for info in alert.infos or ():
+    for info in alert.infos:
         mapped = map_info(info, city)
         records.append(
             {
-                "id": alert.identifier,
-                "sender": alert.sender,
-                "sent": _iso(alert.sent),
-                "status": alert.status,
-                "msg_type": alert.msg_type,
-                "references": list(alert.references),
+                **header,
                 "event": info.event,
                 "kind": mapped.kind,
                 "level": mapped.level,
@@ -132,22 +137,7 @@ def normalize_cap(alert: CapAlert, city: City | None = None) -> list[dict[str, A
                 "districts": list(mapped.districts),
             }
         )
-    if not records:  # a bare Cancel or Ack carries no info
-        records.append(
-            {
-                "id": alert.identifier,
-                "sender": alert.sender,
-                "sent": _iso(alert.sent),
-                "status": alert.status,
-                "msg_type": alert.msg_type,
-                "references": list(alert.references),
-                "event": None,
-                "kind": None,
-                "level": None,
-                "districts": [],
-            }
-        )
-    return records
+    return records or [{**header, "event": None, "kind": None, "level": None, "districts": []}]
 
 
 class NotActionable(ValueError):
