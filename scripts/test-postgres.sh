@@ -3,8 +3,11 @@
 # role that may create test databases. Prints the URL for PINGAN_TEST_POSTGRES_URL.
 # Everything it says goes to stderr, so `URL=$(scripts/test-postgres.sh)` works.
 set -euo pipefail
+# fd 3 is the caller's stdout. Only the last line writes to it; everything else runs
+# with it closed, because a server started here (pg_ctlcluster, apt-get's postinst)
+# would inherit it and `$(...)` would wait for that server to exit: forever.
 exec 3>&1 1>&2
-
+{
 if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /usr/lib/postgresql 2>/dev/null)" ]; then
   if [ "$(id -u)" != 0 ]; then echo "test-postgres: PostgreSQL missing and not root"; exit 1; fi
   echo "test-postgres: installing PostgreSQL with apt-get"
@@ -26,4 +29,5 @@ su postgres -c "psql -p $port -qtAc \"select 1 from pg_roles where rolname='ping
   su postgres -c "psql -p $port -qc \"create role pingan_test login createdb password 'pingan_test'\""
 su postgres -c "psql -p $port -qtAc \"select 1 from pg_database where datname='pingan_test'\"" | grep -q 1 ||
   su postgres -c "psql -p $port -qc 'create database pingan_test owner pingan_test'"
+} 3>&-
 echo "postgresql+psycopg://pingan_test:pingan_test@127.0.0.1:$port/pingan_test" >&3
