@@ -4,8 +4,12 @@ Citizens' phone numbers are masked where they are logged (pingan.privacy)."""
 from __future__ import annotations
 
 import logging
-import sys
+import logging.config
 import time
+from typing import Any
+
+# Libraries that log every poll or request at INFO; their warnings still show.
+NOISY_LOGGERS = ("kafka", "aiokafka", "aiohttp.access", "httpx")
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -14,17 +18,32 @@ class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
         level = record.levelname.lower()
-        line = f'ts={ts} level={level} logger={record.name} msg="{record.getMessage()}"'
+        # Escaped so that a message body with newlines or quotes stays one parseable line.
+        msg = record.getMessage().replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        line = f'ts={ts} level={level} logger={record.name} msg="{msg}"'
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
 
 
-def setup_logging(level: str, stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(LogfmtFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for noisy in ("kafka", "aiokafka", "aiohttp.access", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def logging_config(level: str) -> dict[str, Any]:
+    """The one logging set-up, as a dictConfig: used by every pingan process, and handed
+    to Faust's worker so that its lines (and the agents' lines) are logfmt too."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"logfmt": {"()": LogfmtFormatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "logfmt",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {name: {"level": "WARNING"} for name in NOISY_LOGGERS},
+    }
+
+
+def setup_logging(level: str) -> None:
+    logging.config.dictConfig(logging_config(level))

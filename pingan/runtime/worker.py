@@ -9,6 +9,7 @@ import faust
 
 from alerts.channels.factory import build_channels
 from pingan.links import CrewLinks
+from pingan.logs import logging_config
 from pingan.runtime.secrets import ensure_secret
 from pingan.settings import Settings
 from pingan.store import Store, mark_component
@@ -38,6 +39,11 @@ def run_worker(settings: Settings) -> int:
     )
     channels = build_channels(settings, store, twilio_token)
     built = build_app(settings, store, registry, channels["sms"], links=links, channels=channels)
-    worker = faust.Worker(built.app, loglevel=settings.log_level.lower(), quiet=True)
+    worker = faust.Worker(
+        built.app,
+        loglevel=settings.log_level.lower(),
+        logging_config=logging_config(settings.log_level),
+        quiet=True,
+    )
     worker.execute_from_commandline()  # returns via SystemExit when stopped
     return 0

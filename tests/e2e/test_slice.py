@@ -4,6 +4,7 @@ dispatched, acknowledged, resolved incident, driven over HTTP only."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,3 +279,32 @@ def _worker_pid(stack: Stack) -> int:
         return conn.execute(
             select(components.c.pid).where(components.c.name == "worker")
         ).scalar_one()
+
+
+def test_logs_are_logfmt_and_mask_the_caller(stack: Stack) -> None:
+    """Every process of the stack logs one logfmt line per event (the Faust worker too,
+    into worker.log), and the caller's number never appears in full."""
+    reply = stack.report(
+        lat=33.5801, long=114.0302, description="公园门口树倒了", phone="+8613900139000"
+    )
+    assert reply.status_code == 200, reply.text
+    wait_for(
+        lambda: "to=+86139****9000" in (stack.data_dir / "worker.log").read_text(),
+        what="the citizen's receipt logged by the worker",
+    )
+    run_log = stack.output().splitlines()
+    worker_log = (stack.data_dir / "worker.log").read_text().splitlines()
+    assert not [line for line in run_log + worker_log if "13900139000" in line]
+    assert any("phone=+86139****9000" in line for line in run_log)
+    loggers = {
+        line.split(" logger=")[1].split(" ")[0] for line in worker_log if line.startswith("ts=")
+    }
+    assert {"faust.worker", "pingan.streams", "pingan.alerts.local_outbox"} <= loggers
+    not_logfmt = [
+        line
+        for line in worker_log
+        if not re.fullmatch(r'ts=\S+Z level=[a-z]+ logger=\S+ msg=".*"', line)
+    ]
+    assert not_logfmt == [], not_logfmt[:10]
+    supervisor_lines = [line for line in run_log if line.startswith("ts=")]
+    assert supervisor_lines and all(' msg="' in line for line in supervisor_lines)
