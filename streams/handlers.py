@@ -25,7 +25,7 @@ from alerts.render import (
 )
 from pingan.assignments import ACTIVE_STATES, LIVE_STATES, AssignmentState
 from pingan.city import load_city
-from pingan.crews import Crew, Override, choose_crews, crew_from_row
+from pingan.crews import Crew, CrewChoice, Override, choose_crews, crew_from_row
 from pingan.incidents import IncidentStatus, status_after_crew_change
 from pingan.links import CrewLinks
 from pingan.queries import first_report, warnings_in_force
@@ -43,7 +43,7 @@ from pingan.store.schema import (
 )
 from pingan.warnings import WarningInvalid, signal_from_event, threshold_from_event
 from playbooks.matcher import ClockTick, PlaybookIndex, ReportReceived, match
-from playbooks.model import Playbook, WarningTrigger
+from playbooks.model import DispatchAction, Playbook, WarningTrigger
 from streams import topics
 from streams.decisions import (
     SYSTEM,
@@ -127,8 +127,18 @@ def handle_weather_event(
 
 
 def handle_clock_tick(store: Store, index: PlaybookIndex, now: datetime) -> int:
-    """Expire warnings whose time has passed. Returns decisions applied."""
+    """Expire warnings whose time has passed, and ask again for crews where an
+    unstaffed incident could now be staffed. Returns decisions applied."""
     with store.transaction() as conn:
+        for incident_id in restaffable_incidents(conn, now):
+            # Dispatch happens in the incident's own partition, like every other change.
+            emit(
+                conn,
+                topics.INCIDENTS,
+                str(incident_id),
+                {"type": "incident.restaff", "incident_id": incident_id},
+                now,
+            )
         due = conn.execute(
             select(func.count())
             .select_from(incident_warnings)
@@ -145,8 +155,9 @@ def handle_clock_tick(store: Store, index: PlaybookIndex, now: datetime) -> int:
 
 
 def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) -> None:
-    """Dispatch crews when an incident opens or its level rises; other incident events
-    need nothing from dispatch yet but are claimed all the same."""
+    """Dispatch crews when an incident opens, is reopened, its level rises or crews
+    became free for it; other incident events need nothing from dispatch yet but are
+    claimed all the same."""
     with store.transaction() as conn:
         if not claim_event(conn, "dispatch", _field(event, "event_id"), now):
             return
@@ -155,6 +166,8 @@ def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) ->
             _tell_reporters(conn, int(_field(event, "incident_id")), now)
         elif kind == "incident.reopened":
             dispatch_for_level(conn, int(_field(event, "incident_id")), now, fresh=True)
+        elif kind == "incident.restaff":
+            dispatch_for_level(conn, int(_field(event, "incident_id")), now, restaff=True)
         elif kind in ("incident.opened", "incident.upgraded"):
             incident_id = int(_field(event, "incident_id"))
             dispatch_for_level(conn, incident_id, now)
@@ -205,12 +218,107 @@ def _tell_reporters(conn: Connection, incident_id: int, now: datetime) -> None:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class StaffingNeed:
+    """One dispatch action of the incident's level that lacks crews, and whom the
+    policy would send now (possibly fewer than wanted, possibly nobody)."""
+
+    action: DispatchAction
+    wanted: int
+    choices: list[CrewChoice]
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffingPlan:
+    needs: list[StaffingNeed]
+    segment: str | None
+    roster: list[Crew]
+
+    @property
+    def short(self) -> list[str]:
+        return [
+            f"{n.wanted - len(n.choices)} x {n.action.skill}"
+            for n in self.needs
+            if len(n.choices) < n.wanted
+        ]
+
+
+def plan_staffing(
+    conn: Connection, incident: Any, playbook: Playbook, now: datetime, fresh: bool = False
+) -> StaffingPlan:
+    """Read-only: which crews the incident's current level still needs, and whom the
+    assignment policy would choose for them now."""
+    roster = load_crews(conn)
+    load = dict(
+        conn.execute(
+            select(assignments.c.crew_id, func.count())
+            .where(assignments.c.state.in_([s.value for s in ACTIVE_STATES]))
+            .group_by(assignments.c.crew_id)
+        ).all()
+    )
+    recent = dict(
+        conn.execute(
+            select(assignments.c.crew_id, func.count())
+            .where(assignments.c.created_at >= now - timedelta(hours=24))
+            .group_by(assignments.c.crew_id)
+        ).all()
+    )
+    segment = conn.execute(
+        select(reports.c.segment)
+        .where(reports.c.incident_id == incident.id, reports.c.segment.is_not(None))
+        .order_by(reports.c.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    mine = conn.execute(
+        select(assignments.c.crew_id, assignments.c.skill, assignments.c.state).where(
+            assignments.c.incident_id == incident.id
+        )
+    ).all()
+    # A crew that declined or timed out is not asked again. After a reopen (`fresh`)
+    # finished work does not count and the crews that did it may go again.
+    counted = ACTIVE_STATES if fresh else LIVE_STATES
+    if fresh:
+        mine = [a for a in mine if a.state not in ("done", "cancelled")]
+    on_incident = frozenset(a.crew_id for a in mine)
+    needs: list[StaffingNeed] = []
+    for action in playbook.actions_at(incident.level).dispatch:
+        have = sum(1 for a in mine if a.skill == action.skill and a.state in counted)
+        wanted = action.crews - have
+        if wanted <= 0:
+            continue
+        choices = choose_crews(
+            action.skill,
+            wanted,
+            incident.lat,
+            incident.lon,
+            roster,
+            load,
+            on_incident,
+            action.equipment,
+            segment,
+            now,
+            recent,
+        )
+        for choice in choices:  # a crew chosen for one action is busier for the next
+            load[choice.crew.id] = load.get(choice.crew.id, 0) + 1
+            on_incident |= {choice.crew.id}
+        needs.append(StaffingNeed(action, wanted, choices))
+    return StaffingPlan(needs, segment, roster)
+
+
 def dispatch_for_level(
-    conn: Connection, incident_id: int, now: datetime, release: bool = False, fresh: bool = False
+    conn: Connection,
+    incident_id: int,
+    now: datetime,
+    release: bool = False,
+    fresh: bool = False,
+    restaff: bool = False,
 ) -> None:
     """Assign crews until the incident has what its current level asks for: on an
     upgrade, a decline or a timeout only the difference is dispatched, never a second
-    full response. Each new batch of crews gets its escalation timers."""
+    full response. Each new batch of crews gets its escalation timers. `restaff` is a
+    retry for an unstaffed incident: the supervisor was told already, so only a change
+    is reported."""
     incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
     if incident is None:
         raise BadEvent(f"incident {incident_id} does not exist")
@@ -232,75 +340,26 @@ def dispatch_for_level(
         )
         log.info("incident held incident=%s (citywide red warning)", incident_id)
         return
-    roster = load_crews(conn)
-    load = dict(
-        conn.execute(
-            select(assignments.c.crew_id, func.count())
-            .where(assignments.c.state.in_([s.value for s in ACTIVE_STATES]))
-            .group_by(assignments.c.crew_id)
-        ).all()
-    )
-    recent = dict(
-        conn.execute(
-            select(assignments.c.crew_id, func.count())
-            .where(assignments.c.created_at >= now - timedelta(hours=24))
-            .group_by(assignments.c.crew_id)
-        ).all()
-    )
-    segment = conn.execute(
-        select(reports.c.segment)
-        .where(reports.c.incident_id == incident_id, reports.c.segment.is_not(None))
-        .order_by(reports.c.id)
-        .limit(1)
-    ).scalar_one_or_none()
-    mine = conn.execute(
-        select(assignments.c.crew_id, assignments.c.skill, assignments.c.state).where(
-            assignments.c.incident_id == incident_id
-        )
-    ).all()
-    # A crew that declined or timed out is not asked again. After a reopen (`fresh`)
-    # finished work does not count and the crews that did it may go again.
-    counted = ACTIVE_STATES if fresh else LIVE_STATES
-    if fresh:
-        mine = [a for a in mine if a.state not in ("done", "cancelled")]
-    on_incident = frozenset(a.crew_id for a in mine)
-    short: list[str] = []
-    for action in playbook.actions_at(incident.level).dispatch:
-        have = sum(1 for a in mine if a.skill == action.skill and a.state in counted)
-        wanted = action.crews - have
-        if wanted <= 0:
-            continue
-        choices = choose_crews(
-            action.skill,
-            wanted,
-            incident.lat,
-            incident.lon,
-            roster,
-            load,
-            on_incident,
-            action.equipment,
-            segment,
-            now,
-            recent,
-        )
+    plan = plan_staffing(conn, incident, playbook, now, fresh)
+    sent: list[str] = []
+    for need in plan.needs:
         first_new: int | None = None
-        for choice in choices:
+        for choice in need.choices:
             assignment_id = conn.execute(
                 assignments.insert().values(
                     incident_id=incident_id,
                     crew_id=choice.crew.id,
-                    skill=action.skill,
+                    skill=need.action.skill,
                     state=AssignmentState.ASSIGNED,
                     why=choice.why,
                     level=incident.level,
-                    ack_due_at=now + timedelta(minutes=action.ack_within_min),
+                    ack_due_at=now + timedelta(minutes=need.action.ack_within_min),
                     created_at=now,
                     updated_at=now,
                 )
             ).inserted_primary_key[0]
             first_new = first_new or int(assignment_id)
-            load[choice.crew.id] = load.get(choice.crew.id, 0) + 1
-            on_incident |= {choice.crew.id}
+            sent.append(choice.crew.id)
             record_audit(
                 conn,
                 now,
@@ -332,23 +391,29 @@ def dispatch_for_level(
             schedule_escalation(
                 conn,
                 incident_id,
-                action.skill,
+                need.action.skill,
                 incident.level,
                 first_new,
-                escalation_steps(playbook, incident.level, action.skill),
+                escalation_steps(playbook, incident.level, need.action.skill),
                 now,
             )
-        if len(choices) < wanted:
-            short.append(f"{wanted - len(choices)} x {action.skill}")
+    short = plan.short
     conn.execute(
         update(incidents).where(incidents.c.id == incident_id).values(unstaffed=1 if short else 0)
     )
-    if short:
+    if incident.unstaffed and not short:
+        record_audit(
+            conn, now, SYSTEM, "incident.staffed", "incident", incident_id, {"crews": sent}
+        )
+        log.info("incident staffed incident=%s crews=%s", incident_id, ",".join(sent))
+    if short and not (restaff and incident.unstaffed and not sent):
         record_audit(
             conn, now, SYSTEM, "incident.unstaffed", "incident", incident_id, {"missing": short}
         )
         log.warning("incident unstaffed incident=%s missing=%s", incident_id, short)
-        owner_unit = next((c.unit for c in roster if segment and segment in c.segments), "")
+        owner_unit = next(
+            (c.unit for c in plan.roster if plan.segment and plan.segment in c.segments), ""
+        )
         alert_staff(
             conn,
             "supervisor",
@@ -358,6 +423,25 @@ def dispatch_for_level(
             now,
         )
     follow_assignments(conn, incident_id, incident.status, "crews assigned", now)
+
+
+def restaffable_incidents(conn: Connection, now: datetime) -> list[int]:
+    """Open, unheld incidents flagged unstaffed for which the policy would now find at
+    least one crew (a crew came on shift, finished other work, or joined the roster)."""
+    found = []
+    for incident in conn.execute(
+        select(incidents)
+        .where(
+            incidents.c.unstaffed == 1,
+            incidents.c.held == 0,
+            incidents.c.status != IncidentStatus.RESOLVED,
+        )
+        .order_by(incidents.c.id)
+    ):
+        playbook = Playbook.model_validate(incident.playbook_snapshot)
+        if any(need.choices for need in plan_staffing(conn, incident, playbook, now).needs):
+            found.append(int(incident.id))
+    return found
 
 
 def load_crews(conn: Connection) -> list[Crew]:

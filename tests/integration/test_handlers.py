@@ -24,6 +24,7 @@ from pingan.store.schema import (
     processed_events,
     reports,
     sends,
+    staff_alerts,
 )
 from streams import handlers, topics
 from tests.conftest import NOW
@@ -136,6 +137,62 @@ def test_no_crew_available_flags_incident_unstaffed(store: Store, index) -> None
         actions = conn.execute(select(audit.c.action)).scalars().all()
     assert row.status == "open" and row.unstaffed == 1
     assert "incident.unstaffed" in actions
+
+
+def test_unstaffed_incident_gets_a_crew_once_one_is_free(staffed_store: Store, index) -> None:
+    """Both tree crews busy: the third fallen tree is unstaffed and the supervisor told
+    once. When a crew finishes, the next clock tick asks again and the incident is
+    staffed, in its own partition, exactly once."""
+    store = staffed_store
+    spots = [(33.5712, 114.0153), (33.6000, 114.0600), (33.5300, 113.9500)]
+    for n, (lat, lon) in enumerate(spots):
+        accept_report(store, draft(lat, lon, phone=f"+861380000000{n}"), "open311", "t", NOW)
+    for event in events(store, topics.REPORTS):
+        handlers.handle_report_accepted(store, index, event, NOW)
+    for event in events(store, topics.INCIDENTS):
+        handlers.handle_incident_event(store, event, NOW)
+
+    def state() -> tuple[list[int], list[tuple[int, str, str]], int]:
+        with store.read() as conn:
+            flagged = conn.execute(select(incidents.c.id).where(incidents.c.unstaffed == 1))
+            rows = conn.execute(
+                select(
+                    assignments.c.incident_id, assignments.c.crew_id, assignments.c.state
+                ).order_by(assignments.c.id)
+            ).all()
+            alerts = conn.execute(select(func.count()).select_from(staff_alerts)).scalar_one()
+        return list(flagged.scalars()), [tuple(r) for r in rows], alerts
+
+    assert state() == ([3], [(1, "tree-near", "assigned"), (2, "tree-far", "assigned")], 1)
+
+    def restaff_events() -> list[dict]:
+        return [e for e in events(store, topics.INCIDENTS) if e["type"] == "incident.restaff"]
+
+    later = NOW + timedelta(minutes=5)
+    handlers.handle_clock_tick(store, index, later)  # nobody free: nothing to ask
+    assert restaff_events() == []
+    # A retry that still finds nobody (another incident took the crew first) stays quiet.
+    quiet = {"event_id": "retry-1", "type": "incident.restaff", "incident_id": 3}
+    handlers.handle_incident_event(store, quiet, later)
+    assert state()[2] == 1
+
+    apply_crew_action(store, 1, CrewAction.ACK, "crew", later)
+    apply_crew_action(store, 1, CrewAction.DONE, "crew", later)
+    handlers.handle_clock_tick(store, index, later)
+    [restaff] = restaff_events()
+    assert restaff["incident_id"] == 3
+    handlers.handle_incident_event(store, restaff, later)
+    handlers.handle_incident_event(store, restaff, later)  # redelivery
+    handlers.handle_clock_tick(store, index, later)  # staffed now: not asked again
+    assert len(restaff_events()) == 1
+    flagged, rows, alerts = state()
+    assert flagged == [] and alerts == 1
+    assert rows[-1] == (3, "tree-near", "assigned") and len(rows) == 3
+    with store.read() as conn:
+        staffed = conn.execute(
+            select(audit.c.detail).where(audit.c.action == "incident.staffed")
+        ).scalar_one()
+    assert staffed == {"crews": ["tree-near"]}
 
 
 def test_crew_is_notified_once_across_redeliveries(staffed_store: Store, index) -> None:
