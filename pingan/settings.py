@@ -191,6 +191,13 @@ class Settings:
             "(handlers are idempotent, so this only costs a duplicate)."
         ),
     )
+    retention_days: float = field(
+        default=30.0,
+        metadata=_doc(
+            "Processed outbox events and their processed marks older than this are deleted "
+            "(hourly, by the relay). Keep it above the broker's topic retention."
+        ),
+    )
     log_level: str = field(default="INFO", metadata=_doc("Python log level."))
     open311_rate_per_min: float = field(
         default=300.0, metadata=_doc("Open311 requests per minute per api_key (429 beyond).")
@@ -279,7 +286,10 @@ def load_settings(
             values[name] = _coerce(name, str(f.type), environ[env_name], env_name)
         elif name in from_file:
             values[name] = _coerce(name, str(f.type), from_file[name], str(path))
-    return Settings(**values)
+    settings = Settings(**values)
+    if settings.retention_days < 1:
+        raise SettingsError(f"retention_days = {settings.retention_days}: must be at least 1 day")
+    return settings
 
 
 def describe() -> str:

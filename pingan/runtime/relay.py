@@ -16,11 +16,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, select, update
 
 from pingan.clock import utcnow
+from pingan.retention import prune
 from pingan.store import Store
 from pingan.store.schema import outbox, processed_events
 
 log = logging.getLogger("pingan.relay")
 BATCH = 500
+PRUNE_EVERY = timedelta(hours=1)
 
 
 class OutboxRelay:
@@ -82,8 +84,15 @@ class OutboxRelay:
             log.info("relay requeued unprocessed events count=%d", count)
         return count
 
-    async def run(self, stop: asyncio.Event, interval_s: float, redeliver_after_s: float) -> None:
+    async def run(
+        self,
+        stop: asyncio.Event,
+        interval_s: float,
+        redeliver_after_s: float,
+        retention_days: float,
+    ) -> None:
         last_sweep = utcnow()
+        last_prune: datetime | None = None
         while not stop.is_set():
             try:
                 sent = await asyncio.to_thread(self.publish_pending)
@@ -94,6 +103,16 @@ class OutboxRelay:
                     last_sweep = now
                     cutoff = now - timedelta(seconds=redeliver_after_s)
                     await asyncio.to_thread(self.requeue_unprocessed, cutoff)
+                if last_prune is None or now - last_prune >= PRUNE_EVERY:
+                    last_prune = now
+                    pruned = await asyncio.to_thread(prune, self.store, now, retention_days)
+                    if pruned.outbox or pruned.processed:
+                        log.info(
+                            "relay pruned outbox=%d processed_marks=%d older_than_days=%s",
+                            pruned.outbox,
+                            pruned.processed,
+                            retention_days,
+                        )
             except Exception as exc:  # keep relaying; the rows stay pending
                 log.error("relay error (will retry): %s", exc)
                 sent = 0

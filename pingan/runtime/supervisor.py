@@ -154,7 +154,12 @@ async def run(
         await asyncio.to_thread(relay.requeue_unprocessed)
         tasks.append(
             asyncio.create_task(
-                relay.run(stopping, settings.relay_interval_s, settings.redeliver_after_s)
+                relay.run(
+                    stopping,
+                    settings.relay_interval_s,
+                    settings.redeliver_after_s,
+                    settings.retention_days,
+                )
             )
         )
 
