@@ -2,11 +2,12 @@
 
 The ledger row (warning, subscriber, channel) is written before the send, in one batch
 per chunk with insert-or-ignore, so a redelivered chunk or a restart sends nothing
-twice: only rows still 'pending' are sent. The window no ledger closes (the provider
-accepted, the 'sent' update not yet written) is the time of one chunk's sends; after a
-crash those rows are still 'pending' and are sent again. For Twilio they can be
-reconciled against the provider's message list (by recipient and time) before
-resending; the local and in-process channels are idempotent by key.
+twice: only rows still 'pending' are sent. The window no ledger closes alone (the
+provider accepted, the 'sent' update not yet written) is the time of one chunk's
+sends; after a crash those rows are still 'pending'. A row written by an earlier
+attempt is first looked up with a channel that can (Twilio: by recipient and time),
+so what the provider already took is recorded, not sent again; the local and
+in-process channels are idempotent by key.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from alerts.channels.base import Channel, Message, PermanentError, RetryableError
+from alerts.channels.base import Channel, Message, PermanentError, Reconciling, RetryableError
+from alerts.ledger import taken_before
 from alerts.warnings import RECEIVED, audience_filter
-from pingan.store import Store
+from pingan.store import Store, as_utc
 from pingan.store.schema import citizen_warnings, sends, subscribers
 
 log = logging.getLogger("pingan.fanout")
@@ -73,23 +75,24 @@ def _insert_ignore(store: Store):  # type: ignore[no-untyped-def]
     return (sqlite_insert if store.is_sqlite else pg_insert)(sends)
 
 
-def _ledger(store: Store, rows: list[dict[str, Any]]) -> set[str]:
-    """Write pending rows (ignoring ones already there); return the keys still to send."""
+def _ledger(store: Store, rows: list[dict[str, Any]]) -> dict[str, datetime]:
+    """Write pending rows (ignoring ones already there); return the keys still to send,
+    each with when its row was first written."""
     if not rows:
-        return set()
+        return {}
     with store.transaction() as conn:
         stmt = _insert_ignore(store).on_conflict_do_nothing(index_elements=["dedup_key", "channel"])
         conn.execute(stmt, rows)
         keys = [r["dedup_key"] for r in rows]
-        pending = set()
+        pending: dict[str, datetime] = {}
         for start in range(0, len(keys), 900):  # stay under SQLite's parameter limit
             pending.update(
                 conn.execute(
-                    select(sends.c.dedup_key).where(
+                    select(sends.c.dedup_key, sends.c.created_at).where(
                         sends.c.dedup_key.in_(keys[start : start + 900]),
                         sends.c.status == "pending",
                     )
-                ).scalars()
+                ).all()
             )
     return pending
 
@@ -157,6 +160,8 @@ async def send_chunk(
         )
     pending = _ledger(store, rows)
     result.skipped += len(rows) - len(pending)
+    # Rows an earlier attempt wrote: the provider may have taken these already.
+    earlier = {key: as_utc(at) for key, at in pending.items() if as_utc(at) < now}
     texts = {r["dedup_key"]: r["body"] for r in rows}
     outcomes: list[dict[str, Any]] = []
     failover: list[tuple[Any, str]] = []
@@ -167,8 +172,12 @@ async def send_chunk(
         async with gate:
             if clock is not None and result.first_send_at is None:
                 result.first_send_at = clock()
+            message = Message(key, address, texts[key])
+            provider, provider_id = channels[channel], None
+            if key in earlier and isinstance(provider, Reconciling):
+                provider_id = await taken_before(provider, message, earlier[key])
             try:
-                provider_id = await channels[channel].send(Message(key, address, texts[key]))
+                provider_id = provider_id or await provider.send(message)
             except RetryableError as exc:
                 result.retry += 1  # stays pending; the chunk is redelivered later
                 result.errors.append(str(exc))

@@ -4,7 +4,8 @@ error that says whether trying again can help."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -30,3 +31,12 @@ class Channel(Protocol):
     name: str
 
     async def send(self, message: Message) -> str: ...
+
+
+@runtime_checkable
+class Reconciling(Protocol):
+    """A provider channel that can tell whether it already took a message: used before
+    sending again a ledger row left 'pending' (accepted by the provider, then a crash
+    before we wrote 'sent')."""
+
+    async def find_sent(self, message: Message, since: datetime) -> str | None: ...

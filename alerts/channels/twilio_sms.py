@@ -7,10 +7,11 @@ Twilio's error codes decide whether a failure is worth retrying."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -32,6 +33,9 @@ PERMANENT_CODES = {
     30006,  # unreachable, unknown, landline
 }
 OPTED_OUT = 21610
+# A message in one of these states did not reach the handset: sending again is right.
+NOT_DELIVERED = {"failed", "undelivered", "canceled"}
+CLOCK_SKEW = timedelta(minutes=2)
 
 
 class HttpxTwilioClient(AsyncHttpClient):
@@ -119,3 +123,23 @@ class TwilioSmsChannel:
         except httpx.HTTPError as exc:
             raise RetryableError(f"twilio unreachable: {exc.__class__.__name__}") from None
         return str(created.sid)
+
+    async def find_sent(self, message: Message, since: datetime) -> str | None:
+        """The sid of a message Twilio took with this body for this recipient since
+        `since` (and did not fail), or None. Newest first; a trial account's prefix is
+        allowed before the body."""
+        try:
+            recent = await self.client.messages.list_async(to=message.recipient, limit=20)
+        except TwilioException as exc:  # a page that is not 200 raises the base class
+            raise RetryableError(f"twilio could not list messages: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise RetryableError(f"twilio unreachable: {exc.__class__.__name__}") from None
+        for found in recent:
+            created = found.date_created
+            if (
+                (found.body or "").endswith(message.body)
+                and found.status not in NOT_DELIVERED
+                and (created is None or created >= since - CLOCK_SKEW)
+            ):
+                return str(found.sid)
+        return None

@@ -9,18 +9,25 @@ import asyncio
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
 from alerts.channels.base import Message, PermanentError, RetryableError
 from alerts.channels.twilio_sms import TwilioSmsChannel
 from alerts.channels.wechat import OfficialAccountChannel, WeComRobotChannel
+from alerts.ledger import SendOutcome, send_once
 from pingan.settings import PROJECT_ROOT
+from pingan.store import Store
+from pingan.store.schema import sends
 from tests.e2e.harness import free_port
 
 SPEC = Path(__file__).parent.parent / "data" / "twilio" / "twilio_api_v2010.json"
@@ -254,3 +261,127 @@ def test_unreachable_provider_is_retryable() -> None:
             await channel.send(Message("k", "robot", "x"))
 
     asyncio.run(go())
+
+
+def test_list_lookup_speaks_twilios_contract(prism: str) -> None:
+    """Prism checks the list request against Twilio's description and answers with its
+    example page; the SDK parses it and nothing there matches our message."""
+
+    async def go() -> None:
+        channel = TwilioSmsChannel(ACCOUNT, "secret", from_number="+15005550006", base_url=prism)
+        since = datetime(2026, 11, 27, tzinfo=UTC)
+        assert (
+            await channel.find_sent(Message("k", "+8613812345678", "暴雪预警 不在这里"), since)
+            is None
+        )
+        await channel.http.close()
+
+    asyncio.run(go())
+
+
+class TwilioMessages:
+    """Twilio's Messages resource, kept in memory: create (201) and list (newest first,
+    in the 2010 API's page format). Records every create so a test can count sends."""
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+        self.list_status = 200
+
+    def resource(self, to: str, body: str, status: str) -> dict[str, Any]:
+        sid = f"SM{len(self.created) + 1:032d}"
+        now = format_datetime(datetime.now(UTC), usegmt=True)
+        record = {
+            "sid": sid,
+            "account_sid": ACCOUNT,
+            "to": to,
+            "from": "+15005550006",
+            "body": body,
+            "status": status,
+            "date_created": now,
+            "date_updated": now,
+            "date_sent": None,
+            "direction": "outbound-api",
+            "uri": f"/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}.json",
+        }
+        self.created.append(record)
+        return record
+
+    async def create(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        return web.json_response(self.resource(form["To"], form["Body"], "queued"), status=201)
+
+    async def list(self, request: web.Request) -> web.Response:
+        if self.list_status != 200:
+            error = {"code": 20500, "message": "Internal Server Error", "status": 500}
+            return web.json_response(error, status=self.list_status)
+        to = request.query.get("To")
+        found = [m for m in reversed(self.created) if to is None or m["to"] == to]
+        size = int(request.query.get("PageSize", 50))
+        page = {
+            "messages": found[:size],
+            "end": min(len(found), size) - 1,
+            "first_page_uri": request.path_qs,
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": size,
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": request.path_qs,
+        }
+        return web.json_response(page)
+
+
+def test_pending_row_is_reconciled_not_sent_twice(store: Store) -> None:
+    """The crash window: Twilio took the message, we died before writing 'sent'. On
+    redelivery the ledger asks Twilio and records the message instead of re-sending;
+    where Twilio has nothing, or the earlier one failed, or cannot say, it sends."""
+    twilio = TwilioMessages()
+    path = "/2010-04-01/Accounts/{sid}/Messages.json"
+    now = datetime.now(UTC)
+
+    def crashed_after_send(message: Message, provider_status: str) -> None:
+        with store.transaction() as conn:
+            conn.execute(
+                sends.insert().values(
+                    dedup_key=message.idempotency_key,
+                    channel="sms",
+                    recipient=message.recipient,
+                    body=message.body,
+                    status="pending",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        if provider_status:
+            twilio.resource(message.recipient, message.body, provider_status)
+
+    async def test(base: str) -> list[SendOutcome]:
+        channel = TwilioSmsChannel(ACCOUNT, "secret", from_number="+15005550006", base_url=base)
+        taken = Message("crew:1", "+8613800000001", "【平安派单】任务1：倒伏树木")
+        crashed_after_send(taken, "sent")
+        nothing = Message("crew:2", "+8613800000002", "【平安派单】任务2：井盖缺失")
+        crashed_after_send(nothing, "")
+        failed = Message("crew:3", "+8613800000003", "【平安派单】任务3：路灯不亮")
+        crashed_after_send(failed, "undelivered")
+        outcomes = [await send_once(store, channel, m, now) for m in (taken, nothing, failed)]
+        twilio.list_status = 500
+        unknown = Message("crew:4", "+8613800000004", "【平安派单】任务4：积水")
+        crashed_after_send(unknown, "queued")
+        outcomes.append(await send_once(store, channel, unknown, now))
+        await channel.http.close()
+        return outcomes
+
+    outcomes = run_app({("POST", path): twilio.create, ("GET", path): twilio.list}, test)
+    assert [o.status for o in outcomes] == ["already_sent", "sent", "sent", "sent"]
+    assert outcomes[0].provider_id == "SM" + "1".zfill(32)
+    per_recipient = Counter(m["to"] for m in twilio.created)
+    # crew 1: once (before the crash); 2: once now; 3 and 4: the earlier one and now.
+    assert per_recipient == {
+        "+8613800000001": 1,
+        "+8613800000002": 1,
+        "+8613800000003": 2,
+        "+8613800000004": 2,
+    }
+    with store.read() as conn:
+        ledger = dict(conn.execute(select(sends.c.dedup_key, sends.c.status)).all())
+    assert ledger == {f"crew:{n}": "sent" for n in (1, 2, 3, 4)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from xml.etree.ElementTree import tostring
 
@@ -150,6 +150,60 @@ def test_permanent_failure_fails_over_to_the_other_channel(people: Store) -> Non
             "undelivered": 0,
             "opted_out": 0,
         }
+
+
+class CrashingProvider:
+    """An SMS provider that keeps what it took, can be asked about it (like Twilio's
+    message list), and whose client process 'dies' at a chosen recipient."""
+
+    name = "sms"
+
+    def __init__(self) -> None:
+        self.took: list[tuple[str, str]] = []
+        self.die_at: str | None = None
+
+    async def send(self, message: Message) -> str:
+        if message.recipient == self.die_at:
+            raise RuntimeError("worker killed mid-chunk")
+        self.took.append((message.recipient, message.body))
+        return f"SM{len(self.took)}"
+
+    async def find_sent(self, message: Message, since: datetime) -> str | None:
+        taken = [i for i, m in enumerate(self.took) if m == (message.recipient, message.body)]
+        return f"SM{taken[0] + 1}" if taken else None
+
+
+def test_chunk_after_a_crash_sends_only_what_the_provider_did_not_take(people: Store) -> None:
+    draft = create_draft(
+        people, "blizzard", "red", ["yuanhui"], "blizzard-red", ["sms"], "alice", NOW
+    )
+    approve(people, draft["id"], "bob", NOW)
+    [chunk] = _chunks(people, draft["id"])
+    provider = CrashingProvider()
+    provider.die_at = "+8613800000002"  # took ...01, then the process died
+    with pytest.raises(RuntimeError):
+        asyncio.run(
+            send_chunk(
+                people, {"sms": provider}, draft["id"], chunk["from_id"], chunk["to_id"], NOW
+            )
+        )
+    with people.read() as conn:
+        assert stats(conn, draft["id"])["queued"] == 2  # both rows still pending
+    provider.die_at = None
+    redelivered = asyncio.run(
+        send_chunk(
+            people,
+            {"sms": provider},
+            draft["id"],
+            chunk["from_id"],
+            chunk["to_id"],
+            NOW + timedelta(minutes=1),
+        )
+    )
+    assert sorted(r for r, _ in provider.took) == ["+8613800000001", "+8613800000002"]
+    assert redelivered.sent == 2 and redelivered.retry == 0
+    with people.read() as conn:
+        assert stats(conn, draft["id"])["sent"] == 2
 
 
 def test_two_person_rule_above_the_threshold(store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
