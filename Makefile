@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PRISM := .tools/node_modules/.bin/prism
 
-.PHONY: demo run test test-fast bench lint fmt clean
+.PHONY: demo run test test-fast bench migration lint fmt clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# After editing pingan/store/schema.py: make migration MSG="why the schema changes"
+migration: $(STAMP)
+	$(BIN)/python -m pingan.store.migrate "$(MSG)"
+	$(BIN)/ruff check --fix --quiet pingan/store/migrations/versions
+	$(BIN)/ruff format --quiet pingan/store/migrations/versions
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

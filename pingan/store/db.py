@@ -57,7 +57,10 @@ class Store:
             self.read_engine = self.engine
 
     def create_schema(self) -> None:
-        schema.metadata.create_all(self.engine)
+        """Create or upgrade the tables to the newest migration."""
+        from pingan.store.migrate import upgrade
+
+        upgrade(self.engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

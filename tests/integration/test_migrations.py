@@ -1,0 +1,100 @@
+"""Schema migrations on both databases: the migrations build exactly the tables
+schema.py declares (so a change to schema.py without a migration fails here), a
+database from before migrations is adopted, and concurrent starts migrate once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, select, text
+
+from pingan.store import Store
+from pingan.store.migrate import config
+from pingan.store.schema import metadata, outbox
+from tests.conftest import NOW, fresh_postgres_database
+
+
+@contextmanager
+def empty_database(kind: str, tmp_path: Path) -> Iterator[Store]:
+    if kind == "sqlite":
+        store = Store(f"sqlite:///{tmp_path / 'fresh.db'}")
+        yield store
+        store.dispose()
+        return
+    with fresh_postgres_database() as url:
+        store = Store(url)
+        yield store
+        store.dispose()
+
+
+def head() -> str:
+    return str(ScriptDirectory.from_config(config()).get_current_head())
+
+
+def version(store: Store) -> str:
+    with store.read() as conn:
+        return str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
+
+
+def drift(store: Store) -> list:
+    with store.read() as conn:
+        return compare_metadata(MigrationContext.configure(conn), metadata)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migrations_build_exactly_the_declared_schema(kind: str, tmp_path: Path) -> None:
+    with empty_database(kind, tmp_path) as store:
+        store.create_schema()
+        assert version(store) == head()
+        assert drift(store) == []
+        store.create_schema()  # every process runs it at start: a no-op the second time
+        assert version(store) == head()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_database_from_before_migrations_is_adopted(kind: str, tmp_path: Path) -> None:
+    with empty_database(kind, tmp_path) as store:
+        metadata.create_all(store.engine)  # how the first release created its tables
+        with store.transaction() as conn:
+            conn.execute(
+                outbox.insert().values(
+                    event_id="e1", topic="t", key="k", payload={}, created_at=NOW
+                )
+            )
+        store.create_schema()
+        assert version(store) == head()
+        assert drift(store) == []
+        with store.read() as conn:
+            assert conn.execute(select(outbox.c.event_id)).scalars().all() == ["e1"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_concurrent_starts_migrate_once(kind: str, tmp_path: Path) -> None:
+    with empty_database(kind, tmp_path) as first:
+        stores = [first] + [Store(first.url) for _ in range(2)]
+        errors: list[BaseException] = []
+
+        def start(store: Store) -> None:
+            try:
+                store.create_schema()
+            except BaseException as exc:  # reported below, with the others
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start, args=(s,)) for s in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for extra in stores[1:]:
+            extra.dispose()
+        assert errors == []
+        assert version(first) == head()
+        with first.read() as conn:
+            assert "reports" in inspect(conn).get_table_names()
