@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import httpx
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from pingan.actions import sync_roster
 from pingan.clock import utcnow
@@ -39,14 +38,15 @@ from pingan.runtime.children import spawn, stop
 from pingan.runtime.relay import OutboxRelay
 from pingan.runtime.secrets import ensure_secret, tokens_or_generated
 from pingan.settings import Settings
-from pingan.store import Store, component_state, mark_component
+from pingan.store import Store, component_state, mark_component, take_lease
 from playbooks.loader import PlaybookError
 from playbooks.registry import PlaybookRegistry
 from streams import topics
-from streams.feeds.poller import build_scheduler, take_scheduler_lease
+from streams.feeds.poller import build_scheduler
 
 log = logging.getLogger("pingan.run")
 WORKER_READY_TIMEOUT_S = 90
+SCHEDULER_LEASE_S = 30.0
 
 
 class StartupError(RuntimeError):
@@ -131,7 +131,6 @@ async def run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     tasks: list[asyncio.Task[None]] = []
-    feeds = None
     exit_code = 0
     try:
         if settings.kafka_url:
@@ -192,7 +191,8 @@ async def run(
             keys[0] if key_generated else None,
         )
 
-        feeds = await _start_scheduler(settings, store, playbooks)
+        if settings.feeds and settings.run_scheduler:
+            tasks.append(asyncio.create_task(_feed_scheduler(settings, store, playbooks, stopping)))
 
         if scenario:
             running = Running(settings, base_url, api_tokens[0], keys[0], store)
@@ -217,11 +217,6 @@ async def run(
             except Exception as exc:
                 log.error("task ended with error: %s", exc)
                 exit_code = exit_code or 1
-        if feeds is not None:
-            scheduler, client = feeds
-            scheduler.shutdown(wait=False)
-            await client.aclose()
-            mark_component(store, "scheduler", "stopped")
         if runner is not None:
             await runner.cleanup()
         if worker is not None:
@@ -237,20 +232,41 @@ async def run(
     return exit_code
 
 
-async def _start_scheduler(
-    settings: Settings, store: Store, registry: PlaybookRegistry
-) -> tuple[AsyncIOScheduler, httpx.AsyncClient] | None:
-    """The feed scheduler, if configured, allowed here, and no other process runs one."""
-    if not settings.feeds or not settings.run_scheduler:
-        return None
-    if not await asyncio.to_thread(take_scheduler_lease, store, utcnow()):
-        log.warning("another process runs the feed scheduler; this one will not")
-        return None
+async def _feed_scheduler(
+    settings: Settings, store: Store, registry: PlaybookRegistry, stopping: asyncio.Event
+) -> None:
+    """Poll the feeds while this process holds the scheduler lease: exactly one
+    scheduler per deployment. Others wait and take over when the holder stops or its
+    lease lapses (SCHEDULER_LEASE_S); a holder that lost its lease pauses."""
     client = httpx.AsyncClient(follow_redirects=True, headers={"User-Agent": "pingan-feeds/0.1"})
     scheduler, _ = build_scheduler(settings.feeds, store, lambda: registry.index, client)
-    scheduler.start()
-    log.info("feed scheduler started feeds=%s", ",".join(f.name for f in settings.feeds))
-    return scheduler, client
+    names = ",".join(f.name for f in settings.feeds)
+    held, first = False, True
+    try:
+        while not stopping.is_set():
+            holds = await asyncio.to_thread(
+                take_lease, store, "scheduler", SCHEDULER_LEASE_S, utcnow()
+            )
+            if holds and not held:
+                if scheduler.running:
+                    scheduler.resume()
+                else:
+                    scheduler.start()
+                log.info("feed scheduler started feeds=%s", names)
+            elif held and not holds:
+                scheduler.pause()
+                log.warning("feed scheduler lease lost to another process; polling paused")
+            elif first and not holds:
+                log.info("another process runs the feed scheduler; this one waits")
+            held, first = holds, False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=SCHEDULER_LEASE_S / 3)
+    finally:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        await client.aclose()
+        if held:
+            mark_component(store, "scheduler", "stopped")
 
 
 async def _refresh_playbooks(registry: PlaybookRegistry, stopping: asyncio.Event) -> None:

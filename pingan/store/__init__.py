@@ -8,7 +8,9 @@ from pingan.store.db import (
     emit,
     mark_component,
     new_event_id,
+    process_id,
     record_audit,
+    take_lease,
 )
 
 __all__ = [
@@ -19,5 +21,7 @@ __all__ = [
     "emit",
     "mark_component",
     "new_event_id",
+    "process_id",
     "record_audit",
+    "take_lease",
 ]

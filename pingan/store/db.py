@@ -4,14 +4,15 @@ an audit row, and an outbox event announcing it, all in one transaction."""
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from pingan.store import schema
@@ -163,6 +164,54 @@ def mark_component(
                 name=name, pid=os.getpid(), state=state, detail=detail, updated_at=at
             )
         )
+
+
+def process_id() -> str:
+    """Who this process is across a deployment: host and pid (in containers every
+    process may be pid 1, so the pid alone says nothing)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _holder_is_dead(holder: str) -> bool:
+    """A holder on this host whose process is gone (killed -9, then restarted)."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def take_lease(store: Store, name: str, ttl_s: float, now: datetime) -> bool:
+    """Take or renew the lease `name` (a `components` row whose detail is the holder).
+    True while this process holds it; False while another live process does. One
+    transaction (and on PostgreSQL an advisory lock), so two processes never both win."""
+    me = process_id()
+    with store.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": f"lease:{name}"})
+        row = conn.execute(
+            select(schema.components).where(schema.components.c.name == name)
+        ).first()
+        if (
+            row is not None
+            and row.state == "running"
+            and row.detail != me
+            and as_utc(row.updated_at) > now - timedelta(seconds=ttl_s)  # type: ignore[operator]
+            and not _holder_is_dead(row.detail)
+        ):
+            return False
+        conn.execute(delete(schema.components).where(schema.components.c.name == name))
+        conn.execute(
+            insert(schema.components).values(
+                name=name, pid=os.getpid(), state="running", detail=me, updated_at=now
+            )
+        )
+    return True
 
 
 def component_state(store: Store, name: str) -> str | None:

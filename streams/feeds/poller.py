@@ -7,9 +7,7 @@ Each feed's health (ok / down, with the reason) is recorded as component
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
-from datetime import datetime, timedelta
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -18,15 +16,14 @@ from sqlalchemy import select
 from pingan.city import load_city
 from pingan.clock import utcnow
 from pingan.settings import FeedConfig
-from pingan.store import Store, as_utc, mark_component
-from pingan.store.schema import components, feed_state
+from pingan.store import Store, mark_component
+from pingan.store.schema import feed_state
 from playbooks.matcher import PlaybookIndex
 from streams.feeds.cap import CapAlert, FeedRejected, parse_document
 from streams.feeds.fetch import JSON_TYPES, XML_TYPES, Fetcher, FetchError
 from streams.feeds.ingest import IngestResult, ingest_alert, ingest_cma_json, ingest_forecast
 
 log = logging.getLogger("pingan.feeds")
-LEASE_S = 30.0
 
 
 class FeedPoller:
@@ -127,21 +124,6 @@ def _merge(total: IngestResult, part: IngestResult) -> None:
     total.ignored += part.ignored
 
 
-def take_scheduler_lease(store: Store, now: datetime) -> bool:
-    """True if no other live process holds the scheduler lease (then we hold it)."""
-    with store.read() as conn:
-        row = conn.execute(select(components).where(components.c.name == "scheduler")).first()
-    if (
-        row
-        and row.pid != os.getpid()
-        and row.state == "running"
-        and as_utc(row.updated_at) > now - timedelta(seconds=LEASE_S)
-    ):  # type: ignore[operator]
-        return False
-    mark_component(store, "scheduler", "running", now=now)
-    return True
-
-
 def build_scheduler(
     feeds: tuple[FeedConfig, ...],
     store: Store,
@@ -164,11 +146,4 @@ def build_scheduler(
             next_run_time=now,
             replace_existing=True,
         )
-    scheduler.add_job(
-        lambda: mark_component(store, "scheduler", "running"),
-        "interval",
-        seconds=LEASE_S / 3,
-        id="scheduler-lease",
-        replace_existing=True,
-    )
     return scheduler, pollers
