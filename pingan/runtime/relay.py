@@ -17,12 +17,14 @@ from sqlalchemy import and_, select, update
 
 from pingan.clock import utcnow
 from pingan.retention import prune
-from pingan.store import Store
+from pingan.store import Store, mark_component, take_lease
 from pingan.store.schema import outbox, processed_events
 
 log = logging.getLogger("pingan.relay")
 BATCH = 500
 PRUNE_EVERY = timedelta(hours=1)
+LEASE_S = 30.0  # a relay silent this long is replaced by another
+LEASE_RENEW = timedelta(seconds=LEASE_S / 3)
 
 
 class OutboxRelay:
@@ -91,34 +93,53 @@ class OutboxRelay:
         redeliver_after_s: float,
         retention_days: float,
     ) -> None:
+        """Publish while this process holds the relay lease (one relay per deployment
+        keeps each key's events in order); other relays wait to take over."""
         last_sweep = utcnow()
         last_prune: datetime | None = None
+        last_lease: datetime | None = None
+        held: bool | None = None  # unknown until the first look at the lease
         while not stop.is_set():
+            sent = 0
             try:
-                sent = await asyncio.to_thread(self.publish_pending)
-                if sent:
-                    log.debug("relay published count=%d", sent)
                 now = utcnow()
-                if (now - last_sweep).total_seconds() >= redeliver_after_s / 4:
-                    last_sweep = now
-                    cutoff = now - timedelta(seconds=redeliver_after_s)
-                    await asyncio.to_thread(self.requeue_unprocessed, cutoff)
-                if last_prune is None or now - last_prune >= PRUNE_EVERY:
-                    last_prune = now
-                    pruned = await asyncio.to_thread(prune, self.store, now, retention_days)
-                    if pruned.outbox or pruned.processed:
+                if last_lease is None or now - last_lease >= LEASE_RENEW:
+                    last_lease = now
+                    holds = await asyncio.to_thread(take_lease, self.store, "relay", LEASE_S, now)
+                    if holds != held:
                         log.info(
-                            "relay pruned outbox=%d processed_marks=%d older_than_days=%s",
-                            pruned.outbox,
-                            pruned.processed,
-                            retention_days,
+                            "relay %s",
+                            "publishing"
+                            if holds
+                            else "standing by (another relay holds the lease)",
                         )
+                    held = holds
+                if held:
+                    sent = await asyncio.to_thread(self.publish_pending)
+                    if sent:
+                        log.debug("relay published count=%d", sent)
+                    if (now - last_sweep).total_seconds() >= redeliver_after_s / 4:
+                        last_sweep = now
+                        cutoff = now - timedelta(seconds=redeliver_after_s)
+                        await asyncio.to_thread(self.requeue_unprocessed, cutoff)
+                    if last_prune is None or now - last_prune >= PRUNE_EVERY:
+                        last_prune = now
+                        pruned = await asyncio.to_thread(prune, self.store, now, retention_days)
+                        if pruned.outbox or pruned.processed:
+                            log.info(
+                                "relay pruned outbox=%d processed_marks=%d older_than_days=%s",
+                                pruned.outbox,
+                                pruned.processed,
+                                retention_days,
+                            )
             except Exception as exc:  # keep relaying; the rows stay pending
                 log.error("relay error (will retry): %s", exc)
                 sent = 0
             if not sent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        if held:
+            await asyncio.to_thread(mark_component, self.store, "relay", "stopped")
 
     def reconnect(self) -> None:
         """After the broker was replaced: a new producer, and everything not yet

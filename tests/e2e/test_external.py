@@ -47,8 +47,32 @@ def test_external_broker_and_postgres_with_separate_worker(tmp_path: Path) -> No
                     what="dispatched on PostgreSQL via the external broker",
                 )
                 assert incident[0]["playbook"]["id"] == "fallen-trees"
+
+                # A second `pingan http` (a scaled service) stands by as relay and
+                # takes over when the first stops; nothing waits in its outbox.
+                second = Stack(tmp_path / "http2", env, command="http")
+                try:
+                    wait_for(
+                        lambda: "relay standing by" in second.output(), what="second relay waits"
+                    )
+                    assert http.stop() == 0
+                    wait_for(
+                        lambda: "relay publishing" in second.output(),
+                        timeout=30,
+                        what="second relay takes over",
+                    )
+                    assert second.report(lat=33.6000, long=114.0600).status_code == 200
+                    wait_for(
+                        lambda: (
+                            len([i for i in second.incidents() if i["status"] == "dispatched"]) == 2
+                        ),
+                        timeout=60,
+                        what="a report through the second service dispatched",
+                    )
+                finally:
+                    assert second.stop() == 0
             finally:
                 stop(worker, 20)
-                assert http.stop() == 0
+                http.stop()
     finally:
         broker.stop()
