@@ -12,7 +12,12 @@ const T = {
     event: "事件", recipients: "人数", stats: "发送", submit: "提交", resolve: "办结",
     dispatch: "派单", reassign: "改派", ack: "代为确认", approve: "审批发送",
     why: "选派理由", audit: "处置记录", overdue: "已超时", confirm: "确认立案",
-    reopen: "重新打开", merge: "合并", split: "拆分"},
+    reopen: "重新打开", merge: "合并", split: "拆分",
+    // incident statuses and assignment states
+    s_open: "待派单", s_dispatched: "已派单", s_in_progress: "处置中",
+    s_resolved: "已办结", s_assigned: "待确认", s_acknowledged: "已确认", s_en_route: "在途",
+    s_on_scene: "已到场", s_done: "已完成", s_declined: "已拒绝", s_timed_out: "超时未确认",
+    s_cancelled: "已取消"},
   en: {title: "Ping'an duty console", board: "Incidents", map: "Map", crews: "Crews",
     warnings: "Warnings", review: "Review", intake: "Phone intake", kpis: "KPIs",
     health: "Health", handover: "Handover", logout: "Log out", category: "Category",
@@ -34,6 +39,10 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;",
   ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const t = (key) => T[lang][key] || key;
+// A status or assignment state in this language (English shows the code, with spaces).
+const st = (code) => T[lang]["s_" + code] || String(code ?? "").replaceAll("_", " ");
+// An incident's category, district or level as the server names it in this language.
+const label = (inc, key) => inc.labels?.[key]?.[lang] ?? inc[key] ?? "";
 
 async function api(path, options = {}) {
   const init = {credentials: "same-origin", headers: {}, ...options};
@@ -80,10 +89,10 @@ function renderBoard() {
   if (!boardData) return;
   $("#incidents tbody").innerHTML = boardData.incidents.map((inc) => `
     <tr data-incident="${inc.id}" class="state-${rowState(inc)}">
-      <td>${inc.id}</td><td>${esc(inc.category)}</td><td>${esc(inc.level)}</td>
-      <td>${esc(inc.district || "")} ${esc(inc.segment || "")}</td><td>${inc.reports}</td>
-      <td>${inc.assignments.map((a) => `<span class="pill ${esc(a.state)}" data-assignment="${a.id}">${esc(a.crew)}:${esc(a.state)}</span>`).join(" ")}</td>
-      <td class="countdown">${countdown(inc)}</td><td class="status">${esc(inc.status)}</td>
+      <td>${inc.id}</td><td>${esc(label(inc, "category"))}</td><td>${esc(label(inc, "level"))}</td>
+      <td>${esc(label(inc, "district"))} ${esc(inc.segment || "")}</td><td>${inc.reports}</td>
+      <td>${inc.assignments.map((a) => `<span class="pill ${esc(a.state)}" data-assignment="${a.id}">${esc(a.crew)}:${esc(st(a.state))}</span>`).join(" ")}</td>
+      <td class="countdown">${countdown(inc)}</td><td class="status">${esc(st(inc.status))}</td>
     </tr>`).join("");
 }
 
@@ -100,7 +109,7 @@ async function showDetail(id, scroll = true) {
   if (!inc) return;
   const box = $("#detail");
   box.hidden = false;
-  box.innerHTML = `<h3>#${inc.id} ${esc(inc.category)} · ${esc(inc.level)} · ${esc(inc.status)}</h3>
+  box.innerHTML = `<h3>#${inc.id} ${esc(label(inc, "category"))} · ${esc(label(inc, "level"))} · ${esc(st(inc.status))}</h3>
     <div>${esc(inc.playbook.id)} v${inc.playbook.version} ${inc.held ? "· held" : ""}</div>
     <div class="actions">
       <button class="act" data-do="resolve">${t("resolve")}</button>
@@ -111,7 +120,7 @@ async function showDetail(id, scroll = true) {
         `<button class="act" data-do="merge">${t("merge")}</button><button class="act" data-do="split">${t("split")}</button>`}
     </div>
     <h4>${t("crews")}</h4>${inc.assignments.map((a) => `<div data-assignment-row="${a.id}">
-      <span class="pill ${esc(a.state)}">${esc(a.crew.id)}: ${esc(a.state)}</span>
+      <span class="pill ${esc(a.state)}">${esc(a.crew.id)}: ${esc(st(a.state))}</span>
       <small>${t("why")}: ${esc(a.why)}</small>
       ${["assigned", "acknowledged", "en_route"].includes(a.state) ? `<button class="act" data-do="reassign" data-id="${a.id}">${t("reassign")}</button>` : ""}
       ${a.state === "assigned" ? `<button class="act" data-do="ack" data-id="${a.id}">${t("ack")}</button>` : ""}
@@ -176,7 +185,7 @@ async function loadMap() {
   const dots = board.incidents.filter((i) => i.lat).map((i) => {
     const [x, y] = project(i.lon, i.lat, box);
     const colour = {ok: "#2a9d55", late: "#c62828", resolved: "#999"}[rowState(i)] || "#e08a00";
-    return `<circle cx="${x}" cy="${y}" r="7" fill="${colour}" data-incident="${i.id}"><title>#${i.id} ${esc(i.category)}</title></circle>`;
+    return `<circle cx="${x}" cy="${y}" r="7" fill="${colour}" data-incident="${i.id}"><title>#${i.id} ${esc(label(i, "category"))}</title></circle>`;
   }).join("");
   $("#mapsvg").innerHTML = shapes + dots;
 }
@@ -185,7 +194,7 @@ async function loadCrews() {
   const data = await api("/api/crews");
   $("#crewtable tbody").innerHTML = (data?.crews || []).map((c) => `<tr>
     <td>${esc(c.name)}</td><td>${esc(c.unit)}</td><td>${c.on_shift ? "✓" : "—"} ${esc(c.shift)}</td>
-    <td>${c.current.map((a) => `<span class="pill ${esc(a.state)}">#${a.assignment} ${esc(a.state)}</span>`).join("")}</td>
+    <td>${c.current.map((a) => `<span class="pill ${esc(a.state)}">#${a.assignment} ${esc(st(a.state))}</span>`).join("")}</td>
     <td>${esc(c.last_contact?.slice(0, 16) || "")}</td></tr>`).join("");
 }
 

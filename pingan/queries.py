@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from pingan.labels import incident_labels
 from pingan.privacy import mask_phone
 from pingan.store import as_utc
 from pingan.store.schema import (
@@ -38,6 +39,7 @@ def _incident_summary(row: Any) -> dict[str, Any]:
         "opened_at": _iso(row.opened_at),
         "updated_at": _iso(row.updated_at),
         "resolved_at": _iso(row.resolved_at),
+        "labels": incident_labels(row.category, row.district, row.level),
     }
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from pingan import queries
 from pingan.clock import utcnow
 from pingan.http.app import actor_of, ctx, json_error, json_response
+from pingan.labels import incident_labels
 from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc, record_audit
 from pingan.store.schema import (
@@ -112,6 +113,11 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
                 "unstaffed": bool(r.unstaffed),
                 "held": bool(r.held),
                 "assignments": crews_of.get(r.id, []),
+                "labels": incident_labels(
+                    r.category,
+                    r.district or getattr(per_incident.get(r.id), "district", None),
+                    r.level,
+                ),
             }
             for r in rows
         ],
@@ -328,8 +334,10 @@ async def handover(request: web.Request) -> web.Response:
         "<th>类别</th><th>级别</th><th>区域</th><th>状态</th><th>报告</th></tr>",
     ]
     body += [
-        f"<tr><td>{i['id']}</td><td>{esc(i['category'])}</td><td>{esc(i['level'])}</td>"
-        f"<td>{esc(i['district'] or i['segment'] or '')}</td><td>{esc(i['status'])}</td>"
+        f"<tr><td>{i['id']}</td><td>{esc(i['labels']['category']['zh'])}</td>"
+        f"<td>{esc(i['labels']['level']['zh'])}</td>"
+        f"<td>{esc((i['labels']['district'] or {}).get('zh', ''))} {esc(i['segment'] or '')}</td>"
+        f"<td>{esc(i['status'])}</td>"
         f"<td>{i['reports']}</td></tr>"
         for i in open_rows
     ]

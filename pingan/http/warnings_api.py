@@ -18,19 +18,13 @@ from pingan.city import load_city
 from pingan.clock import utcnow
 from pingan.http.app import actor_of, ctx, json_error, json_response
 from pingan.http.hotline import twilio_signed
+from pingan.labels import EVENT_ZH
 from pingan.store import as_utc, mark_component
 from pingan.store.schema import citizen_warnings, sends, subscribers
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SENDER = "warnings@luohe-cgj.example.cn"
 SEVERITY = {"blue": "Minor", "yellow": "Moderate", "orange": "Severe", "red": "Extreme"}
-EVENT_ZH = {
-    "blizzard": "暴雪",
-    "rainstorm": "暴雨",
-    "gale": "大风",
-    "road_icing": "道路结冰",
-    "cold_wave": "寒潮",
-}
 _last_receipt_mark = [0.0]  # when a delivery receipt last touched the live views
 RECEIPT_STATUSES = {"queued", "sending", "sent", "delivered", "undelivered", "failed"}
 

@@ -159,3 +159,41 @@ def test_passwords_are_stored_as_scrypt_hashes(stack: Stack) -> None:
         stored = dict(conn.execute(select(users.c.username, users.c.password)).all())
     assert all(h.startswith("scrypt$16384$8$1$") for h in stored.values())
     assert not any(PASSWORDS[u] in h for u, h in stored.items())
+
+
+def test_shift_handover_page_and_export(stack: Stack) -> None:
+    """The handover names open incidents the way the board does (in Chinese), with the
+    crews still to acknowledge and the drafts still to approve; `?format=json` exports
+    the same. Viewers may read it."""
+    from tests.e2e.harness import wait_for
+
+    assert stack.report(lat=33.5880, long=114.0070, description="大树倒在路上").status_code == 200
+    alice, csrf = session(stack, "alice")
+    draft = alice.post(
+        "/api/citizen-warnings",
+        json={
+            "event": "gale",
+            "level": "yellow",
+            "districts": ["yancheng"],
+            "template": "gale-yellow",
+            "channels": ["sms"],
+        },
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert draft.status_code in (200, 201), draft.text
+
+    def exported() -> dict | None:
+        data = alice.get("/console/handover?format=json").json()
+        pending = [i for i in data["open"] if i["assignments"]]
+        return data if data["pending_acks"] and pending else None
+
+    data = wait_for(exported, what="an open incident with a crew to acknowledge")
+    assert data["pending_approvals"] >= 1
+    tree = next(i for i in data["open"] if i["category"] == "fallen_tree")
+    assert tree["labels"]["category"] == {"zh": "倒伏树木", "en": "Fallen tree"}
+    vera, _ = session(stack, "vera")
+    page = vera.get("/console/handover")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for words in ("交接班", "未结事件", "倒伏树木", "待确认", "待审批预警", "gale yellow"):
+        assert words in page.text, words
+    assert "fallen_tree" not in page.text

@@ -107,15 +107,15 @@ def test_the_duty_room_flow(stack: Stack, browser: Browser) -> None:
 
     assert stack.report(lat=33.5712, long=114.0153, description="人民路大树倒了").status_code == 200
     row = alice.locator("tr[data-incident]").first
-    expect(row).to_contain_text("tree-near:assigned", timeout=20_000)
+    expect(row).to_contain_text("tree-near:待确认", timeout=20_000)
     assert alice.evaluate("window.__sameDocument") is True  # no reload happened
     shot(alice, "02-report-on-the-board")
 
     row.click()
     expect(alice.locator("#detail")).to_contain_text("owns road segment yuanhui-01")
     alice.click("#detail button[data-do=reassign]")
-    expect(row).to_contain_text("tree-far:assigned", timeout=20_000)
-    expect(row).to_contain_text("tree-near:cancelled")
+    expect(row).to_contain_text("tree-far:待确认", timeout=20_000)
+    expect(row).to_contain_text("tree-near:已取消")
     shot(alice, "03-crew-dispatched")
 
     def far_link() -> str | None:

@@ -70,3 +70,27 @@ def test_crew_sms_says_what_where_and_deadline() -> None:
 )
 def test_phone_numbers_in_free_text_are_masked(text: str, logged: str) -> None:
     assert mask_phones_in_text(text) == logged
+
+
+def test_incident_labels_for_every_kind_of_category() -> None:
+    from pingan.labels import incident_labels
+    from playbooks.model import METRICS
+
+    assert incident_labels("fallen_tree", "yuanhui", "routine") == {
+        "category": {"zh": "倒伏树木", "en": "Fallen tree"},
+        "district": {"zh": "源汇区", "en": "Yuanhui District"},
+        "level": {"zh": "一般", "en": "routine"},
+    }
+    assert incident_labels("road_icing", None, "orange")["category"] == {
+        "zh": "道路结冰预警",
+        "en": "Road icing warning",
+    }
+    assert incident_labels("road_icing", None, "orange")["district"] is None
+    for metric in METRICS:  # every threshold a playbook can name has words
+        assert incident_labels(metric, None, "blue")["category"]["zh"] != metric
+    # Unknown codes stay readable as themselves rather than vanish.
+    assert incident_labels("tick", "mars", "x") == {
+        "category": {"zh": "tick", "en": "tick"},
+        "district": {"zh": "mars", "en": "mars"},
+        "level": {"zh": "x", "en": "x"},
+    }
