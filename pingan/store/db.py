@@ -156,14 +156,17 @@ def mark_component(
     store: Store, name: str, state: str, detail: str = "", now: datetime | None = None
 ) -> None:
     """Record the state of a part of this deployment (a process, the playbooks)."""
-    at = now or datetime.now(UTC)
     with store.transaction() as conn:
-        conn.execute(delete(schema.components).where(schema.components.c.name == name))
-        conn.execute(
-            insert(schema.components).values(
-                name=name, pid=os.getpid(), state=state, detail=detail, updated_at=at
-            )
+        _write_component(conn, name, state, detail, now or datetime.now(UTC))
+
+
+def _write_component(conn: Connection, name: str, state: str, detail: str, at: datetime) -> None:
+    conn.execute(delete(schema.components).where(schema.components.c.name == name))
+    conn.execute(
+        insert(schema.components).values(
+            name=name, pid=os.getpid(), state=state, detail=detail, updated_at=at
         )
+    )
 
 
 def process_id() -> str:
@@ -205,12 +208,7 @@ def take_lease(store: Store, name: str, ttl_s: float, now: datetime) -> bool:
             and not _holder_is_dead(row.detail)
         ):
             return False
-        conn.execute(delete(schema.components).where(schema.components.c.name == name))
-        conn.execute(
-            insert(schema.components).values(
-                name=name, pid=os.getpid(), state="running", detail=me, updated_at=now
-            )
-        )
+        _write_component(conn, name, "running", me, now)
     return True
 
 
