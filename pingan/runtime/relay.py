@@ -17,14 +17,12 @@ from sqlalchemy import and_, select, update
 
 from pingan.clock import utcnow
 from pingan.retention import prune
-from pingan.store import Store, mark_component, take_lease
+from pingan.store import LEASE_RENEW_S, LEASE_S, Store, mark_component, take_lease
 from pingan.store.schema import outbox, processed_events
 
 log = logging.getLogger("pingan.relay")
 BATCH = 500
 PRUNE_EVERY = timedelta(hours=1)
-LEASE_S = 30.0  # a relay silent this long is replaced by another
-LEASE_RENEW = timedelta(seconds=LEASE_S / 3)
 
 
 class OutboxRelay:
@@ -103,7 +101,7 @@ class OutboxRelay:
             sent = 0
             try:
                 now = utcnow()
-                if last_lease is None or now - last_lease >= LEASE_RENEW:
+                if last_lease is None or (now - last_lease).total_seconds() >= LEASE_RENEW_S:
                     last_lease = now
                     holds = await asyncio.to_thread(take_lease, self.store, "relay", LEASE_S, now)
                     if holds != held:

@@ -38,7 +38,14 @@ from pingan.runtime.children import spawn, stop
 from pingan.runtime.relay import OutboxRelay
 from pingan.runtime.secrets import ensure_secret, tokens_or_generated
 from pingan.settings import Settings
-from pingan.store import Store, component_state, mark_component, take_lease
+from pingan.store import (
+    LEASE_RENEW_S,
+    LEASE_S,
+    Store,
+    component_state,
+    mark_component,
+    take_lease,
+)
 from playbooks.loader import PlaybookError
 from playbooks.registry import PlaybookRegistry
 from streams import topics
@@ -46,7 +53,6 @@ from streams.feeds.poller import build_scheduler
 
 log = logging.getLogger("pingan.run")
 WORKER_READY_TIMEOUT_S = 90
-SCHEDULER_LEASE_S = 30.0
 
 
 class StartupError(RuntimeError):
@@ -237,16 +243,14 @@ async def _feed_scheduler(
 ) -> None:
     """Poll the feeds while this process holds the scheduler lease: exactly one
     scheduler per deployment. Others wait and take over when the holder stops or its
-    lease lapses (SCHEDULER_LEASE_S); a holder that lost its lease pauses."""
+    lease lapses (LEASE_S); a holder that lost its lease pauses."""
     client = httpx.AsyncClient(follow_redirects=True, headers={"User-Agent": "pingan-feeds/0.1"})
     scheduler, _ = build_scheduler(settings.feeds, store, lambda: registry.index, client)
     names = ",".join(f.name for f in settings.feeds)
     held, first = False, True
     try:
         while not stopping.is_set():
-            holds = await asyncio.to_thread(
-                take_lease, store, "scheduler", SCHEDULER_LEASE_S, utcnow()
-            )
+            holds = await asyncio.to_thread(take_lease, store, "scheduler", LEASE_S, utcnow())
             if holds and not held:
                 if scheduler.running:
                     scheduler.resume()
@@ -260,7 +264,7 @@ async def _feed_scheduler(
                 log.info("another process runs the feed scheduler; this one waits")
             held, first = holds, False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=SCHEDULER_LEASE_S / 3)
+                await asyncio.wait_for(stopping.wait(), timeout=LEASE_RENEW_S)
     finally:
         if scheduler.running:
             scheduler.shutdown(wait=False)

@@ -1,6 +1,8 @@
 """The relational store: schema, engine, and the transactional helpers every shell uses."""
 
 from pingan.store.db import (
+    LEASE_RENEW_S,
+    LEASE_S,
     Store,
     as_utc,
     claim_event,
@@ -14,6 +16,8 @@ from pingan.store.db import (
 )
 
 __all__ = [
+    "LEASE_RENEW_S",
+    "LEASE_S",
     "Store",
     "as_utc",
     "claim_event",

@@ -189,6 +189,11 @@ def _holder_is_dead(holder: str) -> bool:
     return False
 
 
+# How long a lease outlives its holder's last renewal; holders renew every third of it.
+LEASE_S = 30.0
+LEASE_RENEW_S = LEASE_S / 3
+
+
 def take_lease(store: Store, name: str, ttl_s: float, now: datetime) -> bool:
     """Take or renew the lease `name` (a `components` row whose detail is the holder).
     True while this process holds it; False while another live process does. One
