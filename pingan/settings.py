@@ -170,6 +170,22 @@ class Settings:
             "about half of it."
         ),
     )
+    worker_stall_after_s: float = field(
+        default=60.0,
+        metadata=_doc(
+            "A worker that has stopped consuming this long (a rebalance that never ends, a "
+            "handler that never returns, a blocked event loop) exits with code 75, saying "
+            "why, and its supervisor starts a fresh one."
+        ),
+    )
+    worker_max_poll_interval_s: float = field(
+        default=3600.0,
+        metadata=_doc(
+            "Kafka max.poll.interval for the worker. Long on purpose: Faust pauses polling "
+            "while its buffers are full, and a consumer idle past this leaves its group "
+            "and never rejoins. Liveness is worker_stall_after_s's job."
+        ),
+    )
     topic_partitions: int = field(
         default=1, metadata=_doc("Partitions per topic (more to spread over workers).")
     )

@@ -23,6 +23,7 @@ from pingan.store import Store, mark_component
 from playbooks.registry import PlaybookRegistry
 from streams import handlers, topics
 from streams.timers import fire_due_timers
+from streams.watchdog import Watchdog
 
 log = logging.getLogger("pingan.streams")
 
@@ -35,18 +36,26 @@ def kafka_broker_url(url: str) -> str:
 class Worker:
     app: faust.App
     agents: dict[str, Any]
+    watchdog: Watchdog
 
 
-async def _apply(store: Store, consumer: str, event: Any, handler: Callable[[Any], Any]) -> None:
+async def _apply(
+    store: Store,
+    consumer: str,
+    event: Any,
+    handler: Callable[[Any], Any],
+    watchdog: Watchdog,
+) -> None:
     """Run one handler on one event. A malformed event is rejected (audited, never
     retried); any other failure is logged and the event left unclaimed, so the relay
     delivers it again later. Either way the stream keeps moving."""
     try:
-        if not isinstance(event, dict):
-            raise handlers.BadEvent(f"not a JSON object: {str(event)[:200]!r}")
-        result = handler(event)
-        if inspect.isawaitable(result):
-            await result
+        with watchdog.handling(consumer):
+            if not isinstance(event, dict):
+                raise handlers.BadEvent(f"not a JSON object: {str(event)[:200]!r}")
+            result = handler(event)
+            if inspect.isawaitable(result):
+                await result
     except handlers.BadEvent as exc:
         log.error("agent=%s rejected event: %s", consumer, exc)
         handlers.reject_event(store, consumer, event, str(exc), utcnow())
@@ -77,7 +86,10 @@ def build_app(
         web_enabled=False,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=1.0,
-        broker_max_poll_interval=30.0,
+        # Not a liveness check here: Faust stops polling while its buffers are full,
+        # and a consumer that aiokafka saw idle this long leaves the group for good
+        # (see pingan/runtime/liveness.py). The watchdog below judges real progress.
+        broker_max_poll_interval=settings.worker_max_poll_interval_s,
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
@@ -118,10 +130,15 @@ def build_app(
             lambda e: handlers.handle_crew_event(store, e, utcnow()),
         ),
     }
+    watchdog = Watchdog(store, settings.worker_stall_after_s)
     agents = {
-        consumer: _agent(app, topic(name), store, consumer, handler)
+        consumer: _agent(app, topic(name), store, consumer, handler, watchdog)
         for consumer, (name, handler) in routes.items()
     }
+
+    @app.timer(1.0)
+    async def sample_liveness() -> None:
+        watchdog.take_sample(app.consumer.flow_active)
 
     @app.timer(tick_interval_s, on_leader=True)
     async def expire_warnings() -> None:
@@ -154,9 +171,10 @@ def build_app(
     @app.on_rebalance_complete.connect
     async def _report_ready(sender: Any, **kwargs: Any) -> None:
         mark_component(store, "worker", "ready")
+        watchdog.ready = True
         log.info("worker ready: partitions assigned")
 
-    return Worker(app, agents)
+    return Worker(app, agents, watchdog)
 
 
 def _agent(
@@ -165,10 +183,11 @@ def _agent(
     store: Store,
     consumer: str,
     handler: Callable[[dict[str, Any]], Any],
+    watchdog: Watchdog,
 ) -> Any:
     async def agent(stream: faust.StreamT) -> Any:
         async for event in stream:
-            await _apply(store, consumer, event, handler)
+            await _apply(store, consumer, event, handler, watchdog)
             yield event
 
     return app.agent(source, name=f"pingan.{consumer}", concurrency=1)(agent)

@@ -42,6 +42,8 @@ from pingan.store import (
     LEASE_RENEW_S,
     LEASE_S,
     Store,
+    as_utc,
+    component_row,
     component_state,
     mark_component,
     take_lease,
@@ -50,9 +52,12 @@ from playbooks.loader import PlaybookError
 from playbooks.registry import PlaybookRegistry
 from streams import topics
 from streams.feeds.poller import build_scheduler
+from streams.watchdog import HEARTBEAT_S, STALLED_EXIT_CODE
 
 log = logging.getLogger("pingan.run")
 WORKER_READY_TIMEOUT_S = 90
+HEALTHY_RUN_S = 60.0  # a worker that ran this long resets the restart backoff
+HEARTBEAT_GRACE_S = 30.0  # past its own stall limit, a silent worker is killed
 
 
 class StartupError(RuntimeError):
@@ -208,7 +213,7 @@ async def run(
                 )
             )
 
-        worker, broker = await _watch(stopping, settings, bootstrap, worker, broker, relay)
+        worker, broker = await _watch(stopping, settings, bootstrap, worker, broker, relay, store)
     except (BrokerError, StartupError) as exc:
         log.error("cannot start: %s", exc)
         print(f"pingan: cannot start: {exc}", file=sys.stderr)
@@ -298,11 +303,15 @@ async def _watch(
     worker: subprocess.Popen[bytes] | None,
     broker: EmbeddedBroker | None,
     relay: OutboxRelay,
+    store: Store,
 ) -> tuple[subprocess.Popen[bytes] | None, EmbeddedBroker | None]:
-    """Until asked to stop: restart a worker that died (with backoff); restart an
-    embedded broker that died on the same port, refill its topics from the outbox and
-    let the worker rejoin, so intake never stops taking reports."""
+    """Until asked to stop: restart a worker that died or stopped its heartbeat (with
+    a backoff that resets after a healthy run); restart an embedded broker that died
+    on the same port, refill its topics from the outbox and let the worker rejoin, so
+    intake never stops taking reports."""
     backoff = 1.0
+    worker_started = time.monotonic()
+    last_look = 0.0
     while not stopping.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=0.5)
@@ -332,12 +341,42 @@ async def _watch(
                 continue
             if worker is not None:
                 await asyncio.to_thread(stop, worker, 20)  # it rejoins the new broker
-        if worker is not None and worker.poll() is not None and not stopping.is_set():
-            log.error("worker exited code=%s; restarting in %.0fs", worker.returncode, backoff)
+        if worker is None:
+            continue
+        if worker.poll() is None and time.monotonic() - last_look >= HEARTBEAT_S:
+            last_look = time.monotonic()
+            if await asyncio.to_thread(_heartbeat_lost, store, settings):
+                log.error(
+                    "worker pid=%s wrote no heartbeat for over %.0fs; killing it",
+                    worker.pid,
+                    settings.worker_stall_after_s + HEARTBEAT_GRACE_S,
+                )
+                await asyncio.to_thread(stop, worker, 0)
+        if worker.poll() is not None and not stopping.is_set():
+            if time.monotonic() - worker_started >= HEALTHY_RUN_S:
+                backoff = 1.0
+            why = (
+                " (stalled: it stopped consuming)" if worker.returncode == STALLED_EXIT_CODE else ""
+            )
+            log.error(
+                "worker exited code=%s%s; restarting in %.0fs", worker.returncode, why, backoff
+            )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30)
+            mark_component(store, "worker", "starting")
             worker = _spawn_worker(settings, bootstrap)
+            worker_started = time.monotonic()
     return worker, broker
+
+
+def _heartbeat_lost(store: Store, settings: Settings) -> bool:
+    """A worker that was ready writes its heartbeat every few seconds; one silent for
+    longer than its own watchdog allows is frozen beyond the watchdog's reach."""
+    row = component_row(store, "worker")
+    if row is None or row.state != "ready":
+        return False
+    silent_s = (utcnow() - as_utc(row.updated_at)).total_seconds()
+    return silent_s > settings.worker_stall_after_s + HEARTBEAT_GRACE_S
 
 
 def _print_ready(

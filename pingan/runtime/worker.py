@@ -45,5 +45,9 @@ def run_worker(settings: Settings) -> int:
         logging_config=logging_config(settings.log_level),
         quiet=True,
     )
-    worker.execute_from_commandline()  # returns via SystemExit when stopped
+    built.watchdog.start()
+    try:
+        worker.execute_from_commandline()  # returns via SystemExit when stopped
+    finally:
+        built.watchdog.stop()
     return 0

@@ -12,7 +12,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.exc import IntegrityError
 
 from pingan.store import schema
@@ -217,8 +227,14 @@ def take_lease(store: Store, name: str, ttl_s: float, now: datetime) -> bool:
     return True
 
 
-def component_state(store: Store, name: str) -> str | None:
+def component_row(store: Store, name: str) -> Row[Any] | None:
+    """A part's state, detail and when it last said so (None: it never did)."""
     with store.read() as conn:
         return conn.execute(
-            select(schema.components.c.state).where(schema.components.c.name == name)
-        ).scalar_one_or_none()
+            select(schema.components).where(schema.components.c.name == name)
+        ).first()
+
+
+def component_state(store: Store, name: str) -> str | None:
+    row = component_row(store, name)
+    return row.state if row is not None else None
