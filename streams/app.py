@@ -72,7 +72,7 @@ def build_app(
     store: Store,
     registry: PlaybookRegistry,
     channel: Channel,
-    app_id: str = "pingan",
+    app_id: str = topics.CONSUMER_GROUP,
     links: CrewLinks | None = None,
     channels: dict[str, Channel] | None = None,
     tick_interval_s: float = 15.0,
@@ -143,7 +143,7 @@ def build_app(
     @app.timer(tick_interval_s, on_leader=True)
     async def expire_warnings() -> None:
         try:
-            handlers.handle_clock_tick(store, registry.index, utcnow())
+            await asyncio.to_thread(handlers.handle_clock_tick, store, registry.index, utcnow())
         except Exception:
             log.exception("clock tick failed (will try again)")
 

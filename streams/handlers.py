@@ -29,7 +29,7 @@ from pingan.crews import Crew, CrewChoice, Override, choose_crews, crew_from_row
 from pingan.incidents import IncidentStatus, status_after_crew_change
 from pingan.links import CrewLinks
 from pingan.queries import first_report, warnings_in_force
-from pingan.store import Store, as_utc, claim_event, emit, record_audit
+from pingan.store import Store, as_utc, claim_event, emit, new_event_id, record_audit
 from pingan.store.schema import (
     assignments,
     crew_overrides,
@@ -37,6 +37,7 @@ from pingan.store.schema import (
     incident_history,
     incident_warnings,
     incidents,
+    outbox,
     processed_events,
     reports,
     staff_alerts,
@@ -130,7 +131,8 @@ def handle_clock_tick(store: Store, index: PlaybookIndex, now: datetime) -> int:
     """Expire warnings whose time has passed, and ask again for crews where an
     unstaffed incident could now be staffed. Returns decisions applied."""
     with store.transaction() as conn:
-        for incident_id in restaffable_incidents(conn, now):
+        asked = restaffs_pending(conn)
+        for incident_id in restaffable_incidents(conn, now, skip=asked):
             # Dispatch happens in the incident's own partition, like every other change.
             emit(
                 conn,
@@ -138,6 +140,7 @@ def handle_clock_tick(store: Store, index: PlaybookIndex, now: datetime) -> int:
                 str(incident_id),
                 {"type": "incident.restaff", "incident_id": incident_id},
                 now,
+                event_id=f"{RESTAFF_EVENT_PREFIX}{incident_id}-{new_event_id()}",
             )
         due = conn.execute(
             select(func.count())
@@ -425,7 +428,30 @@ def dispatch_for_level(
     follow_assignments(conn, incident_id, incident.status, "crews assigned", now)
 
 
-def restaffable_incidents(conn: Connection, now: datetime) -> list[int]:
+RESTAFF_EVENT_PREFIX = "restaff-"
+
+
+def restaffs_pending(conn: Connection) -> set[int]:
+    """Incidents with a restaff request that dispatch has not handled yet: asking again
+    every tick would only lengthen the queue it waits in."""
+    handled = (
+        select(processed_events.c.event_id)
+        .where(processed_events.c.event_id == outbox.c.event_id)
+        .exists()
+    )
+    waiting = conn.execute(
+        select(outbox.c.event_id).where(
+            outbox.c.event_id.like(f"{RESTAFF_EVENT_PREFIX}%"), ~handled
+        )
+    ).scalars()
+    return {int(event_id.split("-")[1]) for event_id in waiting}
+
+
+def restaffable_incidents(
+    conn: Connection,
+    now: datetime,
+    skip: set[int] = frozenset(),  # type: ignore[assignment]
+) -> list[int]:
     """Open, unheld incidents flagged unstaffed for which the policy would now find at
     least one crew (a crew came on shift, finished other work, or joined the roster)."""
     found = []
@@ -438,6 +464,8 @@ def restaffable_incidents(conn: Connection, now: datetime) -> list[int]:
         )
         .order_by(incidents.c.id)
     ):
+        if incident.id in skip:
+            continue
         playbook = Playbook.model_validate(incident.playbook_snapshot)
         if any(need.choices for need in plan_staffing(conn, incident, playbook, now).needs):
             found.append(int(incident.id))

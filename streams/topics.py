@@ -13,4 +13,7 @@ CREW_EVENTS = "pingan.crew-events"  # a crew acknowledged / finished an assignme
 SENDS_URGENT = "pingan.sends.urgent"
 SENDS_ROUTINE = "pingan.sends.routine"
 
+# The worker's consumer group (the Faust app id); the relay reads its committed offsets.
+CONSUMER_GROUP = "pingan"
+
 ALL = (REPORTS, WEATHER, INCIDENTS, NOTIFICATIONS, CREW_EVENTS, SENDS_URGENT, SENDS_ROUTINE)

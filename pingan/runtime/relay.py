@@ -1,9 +1,12 @@
 """The outbox relay: publishes events that state changes wrote to the outbox table.
 
 The database is the system of record and the embedded broker keeps topics in memory,
-so the relay also refills a fresh broker: at start, and for events published long ago
-that no consumer has processed yet, it clears `published_at` and publishes again.
-Consumers are idempotent by event id, so a second copy changes nothing."""
+so the relay also refills a fresh broker: at start, everything no consumer has
+processed yet is published again. Later, an event still unprocessed long after it was
+published is published again only once the consumer group has committed past its
+offset (its handler failed); one merely waiting in a backlog is left alone, so
+redelivery never grows the backlog it waits in. Consumers are idempotent by event id,
+so a second copy changes nothing."""
 
 from __future__ import annotations
 
@@ -13,12 +16,13 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, false, or_, select, update
 
 from pingan.clock import utcnow
 from pingan.retention import prune
 from pingan.store import LEASE_RENEW_S, LEASE_S, Store, mark_component, take_lease
 from pingan.store.schema import outbox, processed_events
+from streams.topics import CONSUMER_GROUP
 
 log = logging.getLogger("pingan.relay")
 BATCH = 500
@@ -26,10 +30,12 @@ PRUNE_EVERY = timedelta(hours=1)
 
 
 class OutboxRelay:
-    def __init__(self, store: Store, bootstrap: str) -> None:
+    def __init__(self, store: Store, bootstrap: str, group: str = CONSUMER_GROUP) -> None:
         self.store = store
         self.bootstrap = bootstrap
+        self.group = group
         self.producer = self._producer()
+        self._admin = None  # made when first needed: the broker may not be up yet
 
     def _producer(self):  # type: ignore[no-untyped-def]
         from kafka import KafkaProducer
@@ -58,18 +64,53 @@ class OutboxRelay:
             return 0
         futures = [self.producer.send(r.topic, key=r.key, value=r.payload) for r in rows]
         self.producer.flush()
-        for future in futures:
-            future.get(timeout=10)  # raises if the broker refused one
+        # .get raises if the broker refused one; then none is marked and all go again.
+        placed = [(r.id, f.get(timeout=10)) for r, f in zip(rows, futures, strict=True)]
+        now = utcnow()
         with self.store.transaction() as conn:
             conn.execute(
                 update(outbox)
-                .where(outbox.c.id.in_([r.id for r in rows]))
-                .values(published_at=utcnow())
+                .where(outbox.c.id == bindparam("row_id"))
+                .values(
+                    published_at=now,
+                    kafka_partition=bindparam("partition"),
+                    kafka_offset=bindparam("offset"),
+                ),
+                [
+                    {"row_id": row_id, "partition": meta.partition, "offset": meta.offset}
+                    for row_id, meta in placed
+                ],
             )
         return len(rows)
 
-    def requeue_unprocessed(self, published_before: datetime | None = None) -> int:
-        """Mark published-but-unprocessed events for publishing again."""
+    def committed_offsets(self) -> dict[tuple[str, int], int]:
+        """Where the worker's consumer group has committed, per (topic, partition)."""
+        from kafka.admin import KafkaAdminClient
+
+        if self._admin is None:
+            self._admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap, client_id="pingan-relay-admin"
+            )
+        try:
+            offsets = self._admin.list_group_offsets({self.group: None}).get(self.group, {})
+        except Exception:
+            self._close_admin()
+            raise
+        # -1: the group has no offset there (it never committed on that partition)
+        return {
+            (tp.topic, tp.partition): meta.offset
+            for tp, meta in offsets.items()
+            if meta.offset >= 0
+        }
+
+    def requeue_unprocessed(
+        self,
+        published_before: datetime | None = None,
+        committed: dict[tuple[str, int], int] | None = None,
+    ) -> int:
+        """Mark published-but-unprocessed events for publishing again: all of them
+        (a fresh broker), or those published before `published_before` that the
+        consumer group has already committed past (`committed`)."""
         unprocessed = (
             ~select(processed_events.c.event_id)
             .where(processed_events.c.event_id == outbox.c.event_id)
@@ -77,7 +118,20 @@ class OutboxRelay:
         )
         condition = and_(outbox.c.published_at.is_not(None), unprocessed)
         if published_before is not None:
-            condition = and_(condition, outbox.c.published_at < published_before)
+            passed = [
+                and_(
+                    outbox.c.topic == topic,
+                    outbox.c.kafka_partition == partition,
+                    outbox.c.kafka_offset < offset,
+                )
+                for (topic, partition), offset in (committed or {}).items()
+            ]
+            condition = and_(
+                condition,
+                outbox.c.published_at < published_before,
+                # Published before offsets were recorded: judged by age alone.
+                or_(outbox.c.kafka_offset.is_(None), *passed) if passed else false(),
+            )
         with self.store.transaction() as conn:
             count = conn.execute(update(outbox).where(condition).values(published_at=None)).rowcount
         if count:
@@ -119,7 +173,8 @@ class OutboxRelay:
                     if (now - last_sweep).total_seconds() >= redeliver_after_s / 4:
                         last_sweep = now
                         cutoff = now - timedelta(seconds=redeliver_after_s)
-                        await asyncio.to_thread(self.requeue_unprocessed, cutoff)
+                        committed = await asyncio.to_thread(self.committed_offsets)
+                        await asyncio.to_thread(self.requeue_unprocessed, cutoff, committed)
                     if last_prune is None or now - last_prune >= PRUNE_EVERY:
                         last_prune = now
                         pruned = await asyncio.to_thread(prune, self.store, now, retention_days)
@@ -144,7 +199,15 @@ class OutboxRelay:
         processed published again."""
         old, self.producer = self.producer, self._producer()
         old.close(timeout=2)
+        self._close_admin()
         self.requeue_unprocessed()
 
+    def _close_admin(self) -> None:
+        if self._admin is not None:
+            with contextlib.suppress(Exception):
+                self._admin.close()
+            self._admin = None
+
     def close(self) -> None:
+        self._close_admin()
         self.producer.close(timeout=5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Float,
@@ -223,6 +224,10 @@ outbox = Table(
     Column("payload", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("published_at", DateTime(timezone=True)),
+    # Where the broker put it: the relay re-publishes an unprocessed event only once
+    # the consumer group has committed past this offset (it failed, not waiting).
+    Column("kafka_partition", Integer),
+    Column("kafka_offset", BigInteger),
     Index("ix_outbox_unpublished", "published_at", "id"),
 )
 

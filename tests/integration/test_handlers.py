@@ -179,6 +179,9 @@ def test_unstaffed_incident_gets_a_crew_once_one_is_free(staffed_store: Store, i
     apply_crew_action(store, 1, CrewAction.ACK, "crew", later)
     apply_crew_action(store, 1, CrewAction.DONE, "crew", later)
     handlers.handle_clock_tick(store, index, later)
+    # A backlog holds the request back: later ticks do not ask a second time.
+    handlers.handle_clock_tick(store, index, later + timedelta(seconds=15))
+    handlers.handle_clock_tick(store, index, later + timedelta(seconds=30))
     [restaff] = restaff_events()
     assert restaff["incident_id"] == 3
     handlers.handle_incident_event(store, restaff, later)
