@@ -10,13 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 
 from pingan.store import Store
-from pingan.store.migrate import config
+from pingan.store.migrate import BASELINE, config
 from pingan.store.schema import metadata, outbox
 from tests.conftest import NOW, fresh_postgres_database
 
@@ -61,7 +62,11 @@ def test_migrations_build_exactly_the_declared_schema(kind: str, tmp_path: Path)
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_database_from_before_migrations_is_adopted(kind: str, tmp_path: Path) -> None:
     with empty_database(kind, tmp_path) as store:
-        metadata.create_all(store.engine)  # how the first release created its tables
+        # How the first release created its tables: the baseline schema, unversioned.
+        with store.engine.begin() as conn:
+            cfg = config(conn)
+            command.upgrade(cfg, BASELINE)
+            conn.execute(text("DROP TABLE alembic_version"))
         with store.transaction() as conn:
             conn.execute(
                 outbox.insert().values(

@@ -23,9 +23,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("kafka_offset", sa.BigInteger(), nullable=True))
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_column("kafka_offset")
         batch_op.drop_column("kafka_partition")
-
