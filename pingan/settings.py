@@ -118,6 +118,14 @@ class Settings:
             "generated, stored in data_dir/open311_key and printed at start."
         ),
     )
+    open311_trusted_keys: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Open311 api_key values of trusted integrations (comma-separated), e.g. the "
+            "city's 12345 platform forwarding every citizen's report through one key: "
+            "accepted, and never rate-limited per key. Empty: none."
+        ),
+    )
     twilio_auth_token: str = field(
         default="",
         metadata=_doc(

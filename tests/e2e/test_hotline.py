@@ -300,7 +300,12 @@ def test_operator_enters_a_call(stack: Stack) -> None:
 
 def test_flood_of_requests_gets_429(tmp_path: Path) -> None:
     flooded = Stack(
-        tmp_path, {"PINGAN_OPEN311_RATE_PER_MIN": "10", "PINGAN_ROSTER_FILE": str(ROSTER)}
+        tmp_path,
+        {
+            "PINGAN_OPEN311_RATE_PER_MIN": "10",
+            "PINGAN_ROSTER_FILE": str(ROSTER),
+            "PINGAN_OPEN311_TRUSTED_KEYS": "the-12345-platform",
+        },
     )
     try:
         replies = [
@@ -313,6 +318,17 @@ def test_flood_of_requests_gets_429(tmp_path: Path) -> None:
         assert "too many requests from this api_key" in limited[0].json()[0]["description"]
         with flooded.store.read() as conn:
             assert len(conn.execute(select(reports)).all()) == 10
+
+        # The city's 12345 platform forwards a whole storm through one trusted key.
+        trusted = [
+            flooded.report(
+                api_key="the-12345-platform", lat=33.5712, long=114.0153, description=f"积水{n}"
+            )
+            for n in range(25)
+        ]
+        assert [r.status_code for r in trusted] == [200] * 25
+        # Still limited for everyone else on the ordinary key.
+        assert flooded.report(lat=33.5712, long=114.0153, description="又一棵").status_code == 429
     finally:
         assert flooded.stop() == 0
 
