@@ -23,9 +23,19 @@ from alerts.render import (
     crew_reminder_text,
     staff_digest_text,
 )
-from pingan.assignments import ACTIVE_STATES, LIVE_STATES, AssignmentState
+from pingan.assignments import ACTIVE_STATES, AssignmentState
 from pingan.city import load_city
-from pingan.crews import Crew, CrewChoice, Override, choose_crews, crew_from_row
+from pingan.core.dispatch import (
+    AssignmentView,
+    DispatchPlan,
+    DispatchState,
+    IncidentView,
+    Occasion,
+    WarningInForce,
+    plan_dispatch,
+    staffing_choices,
+)
+from pingan.crews import Crew, Override, crew_from_row
 from pingan.incidents import IncidentStatus, status_after_crew_change
 from pingan.links import CrewLinks
 from pingan.queries import first_report, warnings_in_force
@@ -44,7 +54,7 @@ from pingan.store.schema import (
 )
 from pingan.warnings import WarningInvalid, signal_from_event, threshold_from_event
 from playbooks.matcher import ClockTick, PlaybookIndex, ReportReceived, match
-from playbooks.model import DispatchAction, Playbook, WarningTrigger
+from playbooks.model import Playbook, WarningTrigger
 from streams import topics
 from streams.decisions import (
     SYSTEM,
@@ -52,7 +62,7 @@ from streams.decisions import (
     load_open_incidents,
     set_incident_status,
 )
-from streams.timers import alert_staff, escalation_steps, schedule_escalation
+from streams.timers import alert_staff, schedule_escalation
 
 log = logging.getLogger("pingan.streams")
 
@@ -168,9 +178,9 @@ def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) ->
         if kind == "incident.resolved":
             _tell_reporters(conn, int(_field(event, "incident_id")), now)
         elif kind == "incident.reopened":
-            dispatch_for_level(conn, int(_field(event, "incident_id")), now, fresh=True)
+            dispatch_for_level(conn, int(_field(event, "incident_id")), now, Occasion.REOPENED)
         elif kind == "incident.restaff":
-            dispatch_for_level(conn, int(_field(event, "incident_id")), now, restaff=True)
+            dispatch_for_level(conn, int(_field(event, "incident_id")), now, Occasion.RESTAFF)
         elif kind in ("incident.opened", "incident.upgraded"):
             incident_id = int(_field(event, "incident_id"))
             dispatch_for_level(conn, incident_id, now)
@@ -221,37 +231,8 @@ def _tell_reporters(conn: Connection, incident_id: int, now: datetime) -> None:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class StaffingNeed:
-    """One dispatch action of the incident's level that lacks crews, and whom the
-    policy would send now (possibly fewer than wanted, possibly nobody)."""
-
-    action: DispatchAction
-    wanted: int
-    choices: list[CrewChoice]
-
-
-@dataclasses.dataclass(frozen=True)
-class StaffingPlan:
-    needs: list[StaffingNeed]
-    segment: str | None
-    roster: list[Crew]
-
-    @property
-    def short(self) -> list[str]:
-        return [
-            f"{n.wanted - len(n.choices)} x {n.action.skill}"
-            for n in self.needs
-            if len(n.choices) < n.wanted
-        ]
-
-
-def plan_staffing(
-    conn: Connection, incident: Any, playbook: Playbook, now: datetime, fresh: bool = False
-) -> StaffingPlan:
-    """Read-only: which crews the incident's current level still needs, and whom the
-    assignment policy would choose for them now."""
-    roster = load_crews(conn)
+def load_dispatch_state(conn: Connection, incident: Any, now: datetime) -> DispatchState:
+    """What dispatch planning reads for one incident (its row given)."""
     load = dict(
         conn.execute(
             select(assignments.c.crew_id, func.count())
@@ -277,92 +258,79 @@ def plan_staffing(
             assignments.c.incident_id == incident.id
         )
     ).all()
-    # A crew that declined or timed out is not asked again. After a reopen (`fresh`)
-    # finished work does not count and the crews that did it may go again.
-    counted = ACTIVE_STATES if fresh else LIVE_STATES
-    if fresh:
-        mine = [a for a in mine if a.state not in ("done", "cancelled")]
-    on_incident = frozenset(a.crew_id for a in mine)
-    needs: list[StaffingNeed] = []
-    for action in playbook.actions_at(incident.level).dispatch:
-        have = sum(1 for a in mine if a.skill == action.skill and a.state in counted)
-        wanted = action.crews - have
-        if wanted <= 0:
-            continue
-        choices = choose_crews(
-            action.skill,
-            wanted,
-            incident.lat,
-            incident.lon,
-            roster,
-            load,
-            on_incident,
-            action.equipment,
-            segment,
-            now,
-            recent,
-        )
-        for choice in choices:  # a crew chosen for one action is busier for the next
-            load[choice.crew.id] = load.get(choice.crew.id, 0) + 1
-            on_incident |= {choice.crew.id}
-        needs.append(StaffingNeed(action, wanted, choices))
-    return StaffingPlan(needs, segment, roster)
+    view = IncidentView(
+        id=int(incident.id),
+        level=incident.level,
+        status=incident.status,
+        held=bool(incident.held),
+        unstaffed=bool(incident.unstaffed),
+        lat=incident.lat,
+        lon=incident.lon,
+        segment=segment,
+        assignments=tuple(AssignmentView(a.crew_id, a.skill, a.state) for a in mine),
+    )
+    return DispatchState(
+        incident=view,
+        playbook=Playbook.model_validate(incident.playbook_snapshot),
+        crews=tuple(load_crews(conn)),
+        active_load=load,
+        recent=recent,
+        warnings=tuple(
+            WarningInForce(w["event"], w["level"], frozenset(w["districts"]))
+            for w in warnings_in_force(conn, now)
+        ),
+        city_districts=frozenset(load_city().districts),
+    )
 
 
 def dispatch_for_level(
-    conn: Connection,
-    incident_id: int,
-    now: datetime,
-    release: bool = False,
-    fresh: bool = False,
-    restaff: bool = False,
+    conn: Connection, incident_id: int, now: datetime, occasion: Occasion = Occasion.NEED
 ) -> None:
-    """Assign crews until the incident has what its current level asks for: on an
-    upgrade, a decline or a timeout only the difference is dispatched, never a second
-    full response. Each new batch of crews gets its escalation timers. `restaff` is a
-    retry for an unstaffed incident: the supervisor was told already, so only a change
-    is reported."""
+    """The one dispatch entry point: load the incident's dispatch state, plan
+    (pingan/core/dispatch.py), write the plan."""
     incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
     if incident is None:
         raise BadEvent(f"incident {incident_id} does not exist")
-    if incident.status == IncidentStatus.RESOLVED or (incident.held and not release):
+    if incident.status == IncidentStatus.RESOLVED or (
+        incident.held and occasion is not Occasion.RELEASE
+    ):
+        return  # nothing to plan: skip loading the roster
+    state = load_dispatch_state(conn, incident, now)
+    write_dispatch_plan(conn, state, plan_dispatch(state, now, occasion), now)
+
+
+def write_dispatch_plan(
+    conn: Connection, state: DispatchState, plan: DispatchPlan, now: datetime
+) -> None:
+    incident = state.incident
+    if not plan.act:
         return
-    playbook = Playbook.model_validate(incident.playbook_snapshot)
-    if release:
-        conn.execute(update(incidents).where(incidents.c.id == incident_id).values(held=0))
-    elif _inhibited(conn, incident, playbook, now):
-        conn.execute(update(incidents).where(incidents.c.id == incident_id).values(held=1))
+    if plan.release:
+        conn.execute(update(incidents).where(incidents.c.id == incident.id).values(held=0))
+    if plan.hold:
+        conn.execute(update(incidents).where(incidents.c.id == incident.id).values(held=1))
         record_audit(
-            conn,
-            now,
-            SYSTEM,
-            "incident.held",
-            "incident",
-            incident_id,
-            {"reason": "citywide red warning in force; routine work waits"},
+            conn, now, SYSTEM, "incident.held", "incident", incident.id, {"reason": plan.hold}
         )
-        log.info("incident held incident=%s (citywide red warning)", incident_id)
+        log.info("incident held incident=%s (%s)", incident.id, plan.hold)
         return
-    plan = plan_staffing(conn, incident, playbook, now, fresh)
-    sent: list[str] = []
-    for need in plan.needs:
+    for batch in plan.batches:
         first_new: int | None = None
-        for choice in need.choices:
+        for assign in batch.assigns:
             assignment_id = conn.execute(
                 assignments.insert().values(
-                    incident_id=incident_id,
-                    crew_id=choice.crew.id,
-                    skill=need.action.skill,
+                    incident_id=incident.id,
+                    crew_id=assign.crew.id,
+                    skill=assign.skill,
                     state=AssignmentState.ASSIGNED,
-                    why=choice.why,
+                    why=assign.why,
                     level=incident.level,
-                    ack_due_at=now + timedelta(minutes=need.action.ack_within_min),
+                    ack_due_at=assign.ack_due_at,
                     created_at=now,
                     updated_at=now,
                 )
             ).inserted_primary_key[0]
             first_new = first_new or int(assignment_id)
-            sent.append(choice.crew.id)
             record_audit(
                 conn,
                 now,
@@ -371,61 +339,65 @@ def dispatch_for_level(
                 "assignment",
                 assignment_id,
                 {
-                    "incident_id": incident_id,
-                    "crew": choice.crew.id,
-                    "why": choice.why,
+                    "incident_id": incident.id,
+                    "crew": assign.crew.id,
+                    "why": assign.why,
                     "level": incident.level,
                 },
             )
             emit(
                 conn,
                 topics.NOTIFICATIONS,
-                str(incident_id),
+                str(incident.id),
                 {"type": "crew.assignment", "assignment_id": assignment_id},
                 now,
             )
             log.info(
                 "crew assigned incident=%s assignment=%s crew=%s",
-                incident_id,
+                incident.id,
                 assignment_id,
-                choice.crew.id,
+                assign.crew.id,
             )
         if first_new is not None:
             schedule_escalation(
                 conn,
-                incident_id,
-                need.action.skill,
+                incident.id,
+                batch.skill,
                 incident.level,
                 first_new,
-                escalation_steps(playbook, incident.level, need.action.skill),
+                batch.escalation,
                 now,
             )
-    short = plan.short
     conn.execute(
-        update(incidents).where(incidents.c.id == incident_id).values(unstaffed=1 if short else 0)
+        update(incidents)
+        .where(incidents.c.id == incident.id)
+        .values(unstaffed=1 if plan.unstaffed else 0)
     )
-    if incident.unstaffed and not short:
+    if incident.unstaffed and not plan.unstaffed:
         record_audit(
-            conn, now, SYSTEM, "incident.staffed", "incident", incident_id, {"crews": sent}
+            conn, now, SYSTEM, "incident.staffed", "incident", incident.id, {"crews": plan.crews}
         )
-        log.info("incident staffed incident=%s crews=%s", incident_id, ",".join(sent))
-    if short and not (restaff and incident.unstaffed and not sent):
+        log.info("incident staffed incident=%s crews=%s", incident.id, ",".join(plan.crews))
+    if plan.supervisor_alert is not None:
         record_audit(
-            conn, now, SYSTEM, "incident.unstaffed", "incident", incident_id, {"missing": short}
+            conn,
+            now,
+            SYSTEM,
+            "incident.unstaffed",
+            "incident",
+            incident.id,
+            {"missing": list(plan.short)},
         )
-        log.warning("incident unstaffed incident=%s missing=%s", incident_id, short)
-        owner_unit = next(
-            (c.unit for c in plan.roster if plan.segment and plan.segment in c.segments), ""
-        )
+        log.warning("incident unstaffed incident=%s missing=%s", incident.id, list(plan.short))
         alert_staff(
             conn,
             "supervisor",
-            owner_unit,
-            f"事件{incident_id}无可派班组（缺{'、'.join(short)}），请协调",
-            incident_id,
+            plan.supervisor_alert.unit,
+            plan.supervisor_alert.text,
+            incident.id,
             now,
         )
-    follow_assignments(conn, incident_id, incident.status, "crews assigned", now)
+    follow_assignments(conn, incident.id, incident.status, "crews assigned", now)
 
 
 RESTAFF_EVENT_PREFIX = "restaff-"
@@ -466,8 +438,8 @@ def restaffable_incidents(
     ):
         if incident.id in skip:
             continue
-        playbook = Playbook.model_validate(incident.playbook_snapshot)
-        if any(need.choices for need in plan_staffing(conn, incident, playbook, now).needs):
+        state = load_dispatch_state(conn, incident, now)
+        if any(choices for _, _, choices in staffing_choices(state, now)):
             found.append(int(incident.id))
     return found
 
@@ -489,25 +461,6 @@ def load_crews(conn: Connection) -> list[Crew]:
     return crews_now
 
 
-def _inhibited(conn: Connection, incident: Any, playbook: Playbook, now: datetime) -> bool:
-    """Routine work waits while a citywide red warning this playbook acts on is in
-    force: the crews are needed for the red response."""
-    if incident.level != "routine":
-        return False
-    events = {t.event for t in playbook.triggers if isinstance(t, WarningTrigger)}
-    if not events:
-        return False
-    everywhere = set(load_city().districts)
-    for warning in warnings_in_force(conn, now):
-        if (
-            warning["level"] == "red"
-            and warning["event"] in events
-            and everywhere <= set(warning["districts"])
-        ):
-            return True
-    return False
-
-
 def release_incident(conn: Connection, incident_id: int, actor: str, now: datetime) -> bool:
     """A dispatcher releases a held incident: crews are dispatched now."""
     held = conn.execute(
@@ -516,11 +469,8 @@ def release_incident(conn: Connection, incident_id: int, actor: str, now: dateti
     if not held:
         return False
     record_audit(conn, now, actor, "incident.released", "incident", incident_id, {})
-    dispatch_for_level(conn, incident_id, now, release=True)
+    dispatch_for_level(conn, incident_id, now, Occasion.RELEASE)
     return True
-
-
-_INHIBITION_BYPASS = False
 
 
 def _sources_active(conn: Connection, incident_id: int) -> bool:

@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from pingan.escalation import arrival_check, escalation_step
 from pingan.store import Store, emit, record_audit
 from pingan.store.schema import assignments, crews, staff, staff_alerts, timers
-from playbooks.model import Playbook
 from streams import topics
 
 log = logging.getLogger("pingan.timers")
@@ -285,14 +284,3 @@ def _digest(conn: Connection, timer: Any, now: datetime) -> None:
         update(staff_alerts).where(staff_alerts.c.id.in_(pending)).values(digest_key=timer.key)
     )
     emit(conn, topics.NOTIFICATIONS, phone, {"type": "staff.digest", "digest_key": timer.key}, now)
-
-
-def escalation_steps(playbook: Playbook, level: str, skill: str) -> list[tuple[float, list]]:
-    """The escalation steps for a task: the level's own, or by default the crew's
-    acknowledgement deadline with the next crew and the supervisor."""
-    actions = playbook.actions_at(level)
-    if actions.escalation:
-        return [(s.after_min, list(s.notify)) for s in actions.escalation]
-    action = playbook.dispatch_for(level, skill)
-    deadline = action.ack_within_min if action else 10.0
-    return [(deadline, ["next_crew", "supervisor"])]

@@ -1,0 +1,1 @@
+"""HTTP shells: one module per resource; the request context in app.py."""
