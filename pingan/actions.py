@@ -28,7 +28,8 @@ from pingan.store.schema import (
 )
 from pingan.warnings import signal_to_event
 from playbooks.matcher import WarningSignal
-from playbooks.model import LEVEL_ORDER, Playbook
+from playbooks.model import LEVEL_ORDER
+from playbooks.snapshot import playbook_from_snapshot
 from streams import topics
 
 
@@ -115,7 +116,7 @@ def apply_crew_action(
                 now,
             )
             if new is AssignmentState.ACKNOWLEDGED:
-                playbook = Playbook.model_validate(row.playbook_snapshot)
+                playbook = playbook_from_snapshot(row.playbook_snapshot)
                 action_spec = playbook.dispatch_for(row.level, row.skill)
                 target = action_spec.arrive_within_min if action_spec else None
                 if target:
@@ -515,7 +516,7 @@ def confirm_incident(store: Store, incident_id: int, actor: str, now: datetime) 
         )
         if row.level != "watch":
             return str(row.level)
-        playbook = Playbook.model_validate(row.playbook_snapshot)
+        playbook = playbook_from_snapshot(row.playbook_snapshot)
         levels = [
             t.level for t in playbook.triggers if getattr(t, "category", None) == row.category
         ]
@@ -568,7 +569,7 @@ def split_incident(
 ) -> int:
     """Some reports are about something else: they become a new incident under the same
     playbook snapshot and level, which gets its own crews."""
-    from streams.decisions import set_incident_status
+    from streams.decisions import insert_incident, set_incident_status
 
     with store.transaction() as conn:
         row = _live_incident(conn, incident_id)
@@ -585,26 +586,17 @@ def split_incident(
         first = conn.execute(
             select(reports.c.lat, reports.c.lon).where(reports.c.id == min(wanted))
         ).one()
-        new_id = int(
-            conn.execute(
-                incidents.insert().values(
-                    category=row.category,
-                    status="open",
-                    level=row.level,
-                    scope=row.scope,
-                    district=row.district,
-                    thresholds_active=0,
-                    playbook_id=row.playbook_id,
-                    playbook_version=row.playbook_version,
-                    playbook_snapshot=row.playbook_snapshot,
-                    lat=first.lat,
-                    lon=first.lon,
-                    unstaffed=0,
-                    held=0,
-                    opened_at=now,
-                    updated_at=now,
-                )
-            ).inserted_primary_key[0]
+        new_id = insert_incident(
+            conn,
+            category=row.category,
+            level=row.level,
+            scope=row.scope,
+            district=row.district,
+            playbook=playbook_from_snapshot(row.playbook_snapshot),
+            lat=first.lat,
+            lon=first.lon,
+            now=now,
+            snapshot=row.playbook_snapshot,
         )
         conn.execute(update(reports).where(reports.c.id.in_(wanted)).values(incident_id=new_id))
         set_incident_status(

@@ -5,11 +5,12 @@ and follow-up events, inside the caller's transaction."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Text, cast, func, select, update
 
 from pingan.city import load_city
 from pingan.incidents import IncidentStatus
@@ -36,6 +37,7 @@ from playbooks.matcher import (
     WarningSignal,
 )
 from playbooks.model import Playbook
+from playbooks.snapshot import playbook_from_snapshot
 from streams import topics
 
 log = logging.getLogger("pingan.incidents")
@@ -66,14 +68,70 @@ def set_incident_status(
         )
 
 
+OPEN_STATUSES = tuple(s.value for s in IncidentStatus if s != IncidentStatus.RESOLVED)
+_M_PER_DEG_LAT = 111_320.0
+
+
+def _view_columns() -> list[Any]:
+    # The snapshot as text: parsed playbooks are cached by it (playbooks/snapshot.py).
+    return [
+        incidents.c.id,
+        incidents.c.level,
+        incidents.c.scope,
+        incidents.c.district,
+        incidents.c.lat,
+        incidents.c.lon,
+        incidents.c.thresholds_active,
+        cast(incidents.c.playbook_snapshot, Text).label("snapshot"),
+    ]
+
+
 def load_open_incidents(
     conn: Connection, playbook_ids: Iterable[str] | None = None
 ) -> list[IncidentView]:
-    """Open incidents, limited to `playbook_ids` when given (the event's candidates)."""
-    query = select(incidents).where(incidents.c.status != IncidentStatus.RESOLVED)
+    """Open incidents, limited to `playbook_ids` when given."""
+    query = select(*_view_columns()).where(incidents.c.status.in_(OPEN_STATUSES))
     if playbook_ids is not None:
         query = query.where(incidents.c.playbook_id.in_(list(playbook_ids)))
-    rows = conn.execute(query).all()
+    return _views(conn, conn.execute(query).all())
+
+
+def load_report_candidates(
+    conn: Connection, event: ReportReceived, playbook_ids: Sequence[str]
+) -> list[IncidentView]:
+    """The open site incidents a report could belong to: of its playbooks, within the
+    largest correlation radius any of them has. Both lookups go through indexes, so a
+    report costs the same with ten open incidents or ten thousand."""
+    if event.lat is None or event.lon is None or not playbook_ids:
+        return []
+    radius = 0.0
+    for playbook_id in playbook_ids:
+        for status in OPEN_STATUSES:  # one index seek each (max over an index suffix)
+            found = conn.execute(
+                select(func.max(incidents.c.correlation_radius_m)).where(
+                    incidents.c.playbook_id == playbook_id,
+                    incidents.c.scope == "site",
+                    incidents.c.status == status,
+                )
+            ).scalar()
+            radius = max(radius, found or 0.0)
+    if radius <= 0:
+        return []
+    dlat = radius / _M_PER_DEG_LAT
+    dlon = radius / (_M_PER_DEG_LAT * max(math.cos(math.radians(event.lat)), 0.01))
+    rows = conn.execute(
+        select(*_view_columns()).where(
+            incidents.c.playbook_id.in_(list(playbook_ids)),
+            incidents.c.scope == "site",
+            incidents.c.status.in_(OPEN_STATUSES),
+            incidents.c.lat.between(event.lat - dlat, event.lat + dlat),
+            incidents.c.lon.between(event.lon - dlon, event.lon + dlon),
+        )
+    ).all()
+    return _views(conn, rows)
+
+
+def _views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]:
     if not rows:
         return []
     ids = [r.id for r in rows]
@@ -102,7 +160,7 @@ def load_open_incidents(
         views.append(
             IncidentView(
                 id=row.id,
-                playbook=Playbook.model_validate(row.playbook_snapshot),
+                playbook=playbook_from_snapshot(row.snapshot),
                 level=row.level,
                 scope=row.scope,
                 district=row.district,
@@ -155,6 +213,49 @@ def _link_source(conn: Connection, incident_id: int, event: Event) -> None:
         )
 
 
+def insert_incident(
+    conn: Connection,
+    *,
+    category: str,
+    level: str,
+    scope: str,
+    district: str | None,
+    playbook: Playbook,
+    lat: float | None,
+    lon: float | None,
+    now: datetime,
+    snapshot: Any = None,
+) -> int:
+    """The one way an incident row is written (opened by the matcher, or split off by a
+    dispatcher). `snapshot` keeps an existing snapshot's exact JSON."""
+    return int(
+        conn.execute(
+            incidents.insert().values(
+                category=category,
+                status=IncidentStatus.OPEN,
+                level=level,
+                scope=scope,
+                district=district,
+                thresholds_active=0,
+                playbook_id=playbook.id,
+                playbook_version=playbook.version,
+                playbook_snapshot=snapshot
+                if snapshot is not None
+                else playbook.model_dump(mode="json"),
+                correlation_radius_m=playbook.correlation.radius_m
+                if playbook.correlation
+                else None,
+                lat=lat,
+                lon=lon,
+                unstaffed=0,
+                held=0,
+                opened_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+    )
+
+
 def _open(conn: Connection, decision: OpenIncident, category: str, now: datetime) -> int:
     lat, lon = decision.lat, decision.lon
     if lat is None and decision.district:
@@ -163,25 +264,16 @@ def _open(conn: Connection, decision: OpenIncident, category: str, now: datetime
         if centre:
             lat, lon = centre.lat, centre.lon
     playbook = decision.playbook
-    incident_id = int(
-        conn.execute(
-            incidents.insert().values(
-                category=category,
-                status=IncidentStatus.OPEN,
-                level=decision.level,
-                scope=decision.scope,
-                district=decision.district,
-                thresholds_active=0,
-                playbook_id=playbook.id,
-                playbook_version=playbook.version,
-                playbook_snapshot=playbook.model_dump(mode="json"),
-                lat=lat,
-                lon=lon,
-                unstaffed=0,
-                opened_at=now,
-                updated_at=now,
-            )
-        ).inserted_primary_key[0]
+    incident_id = insert_incident(
+        conn,
+        category=category,
+        level=decision.level,
+        scope=decision.scope,
+        district=decision.district,
+        playbook=playbook,
+        lat=lat,
+        lon=lon,
+        now=now,
     )
     conn.execute(
         incident_history.insert().values(

@@ -54,12 +54,14 @@ from pingan.store.schema import (
 )
 from pingan.warnings import WarningInvalid, signal_from_event, threshold_from_event
 from playbooks.matcher import ClockTick, PlaybookIndex, ReportReceived, match
-from playbooks.model import Playbook, WarningTrigger
+from playbooks.model import WarningTrigger
+from playbooks.snapshot import playbook_from_snapshot
 from streams import topics
 from streams.decisions import (
     SYSTEM,
     apply_decisions,
     load_open_incidents,
+    load_report_candidates,
     set_incident_status,
 )
 from streams.timers import alert_staff, schedule_escalation
@@ -111,7 +113,7 @@ def handle_report_accepted(
             report.id, report.service_code, report.lat, report.lon, as_utc(report.received_at)
         )  # type: ignore[arg-type]
         playbook = index.for_report(received.category)
-        candidates = load_open_incidents(conn, [playbook.id] if playbook else [])
+        candidates = load_report_candidates(conn, received, [playbook.id] if playbook else [])
         apply_decisions(conn, received, match(received, candidates, index, now), now)
 
 
@@ -194,7 +196,7 @@ def _warn_citizens(conn: Connection, incident_id: int, now: datetime) -> None:
     incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()
     if incident.scope != "district" or not incident.district:
         return
-    playbook = Playbook.model_validate(incident.playbook_snapshot)
+    playbook = playbook_from_snapshot(incident.playbook_snapshot)
     for notice in playbook.actions_at(incident.level).notify_citizens:
         districts = (
             list(load_city().districts) if notice.districts == "all" else [incident.district]
@@ -271,7 +273,7 @@ def load_dispatch_state(conn: Connection, incident: Any, now: datetime) -> Dispa
     )
     return DispatchState(
         incident=view,
-        playbook=Playbook.model_validate(incident.playbook_snapshot),
+        playbook=playbook_from_snapshot(incident.playbook_snapshot),
         crews=tuple(load_crews(conn)),
         active_load=load,
         recent=recent,
@@ -533,7 +535,7 @@ def _crew_message(
         body = crew_reminder_text(assignment_id, row.category, link)
         return Message(f"assignment:{assignment_id}:reminder", row.phone, body)
     first = first_report(conn, row.incident_id)
-    action = Playbook.model_validate(row.playbook_snapshot).dispatch_for(row.level, row.skill)
+    action = playbook_from_snapshot(row.playbook_snapshot).dispatch_for(row.level, row.skill)
     body = crew_assignment_text(
         assignment_id,
         row.category,

@@ -23,7 +23,7 @@ from pingan.links import LinkInvalid, verify_link
 from pingan.queries import first_report
 from pingan.store import as_utc, record_audit
 from pingan.store.schema import assignments, crews, incidents
-from playbooks.model import Playbook
+from playbooks.snapshot import playbook_from_snapshot
 
 DIGITS = {
     "1": CrewAction.ACK,
@@ -179,7 +179,7 @@ async def crew_page(request: web.Request) -> web.Response:
         if row is None:
             return _refuse(request, "assignment not found for this crew")
         first = first_report(conn, row.incident_id)
-    action = Playbook.model_validate(row.playbook_snapshot).dispatch_for(row.level, row.skill)
+    action = playbook_from_snapshot(row.playbook_snapshot).dispatch_for(row.level, row.skill)
     checklist = "".join(f"<li>{html.escape(i)}</li>" for i in (action.checklist if action else ()))
     where = html.escape(first.address or "") if first and first.address else ""
     if row.lat is not None:

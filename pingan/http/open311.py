@@ -26,7 +26,7 @@ from pingan.reports import ReportInvalid, validate_report
 from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc
 from pingan.store.schema import incidents, reports
-from playbooks.model import Playbook
+from playbooks.snapshot import playbook_from_snapshot
 
 log = logging.getLogger("pingan.open311")
 PREFIX = "/open311/v2"
@@ -237,7 +237,7 @@ def expected_datetime(incident: Any) -> datetime | None:
     acknowledgement deadline plus an hour) from when the incident opened."""
     if incident is None or incident.status == "resolved":
         return None
-    playbook = Playbook.model_validate(incident.playbook_snapshot)
+    playbook = playbook_from_snapshot(incident.playbook_snapshot)
     actions = playbook.actions_at(incident.level).dispatch
     if not actions:
         return None

@@ -76,6 +76,11 @@ incidents = Table(
     Column("opened_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
+    # From the snapshot, so correlation finds its candidates through the indexes below
+    # instead of reading every open incident (site incidents only).
+    Column("correlation_radius_m", Float),
+    Index("ix_incidents_near", "playbook_id", "scope", "status", "lat"),
+    Index("ix_incidents_radius", "playbook_id", "scope", "status", "correlation_radius_m"),
 )
 
 incident_history = Table(

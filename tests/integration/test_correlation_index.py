@@ -1,0 +1,70 @@
+"""Correlation reads its candidates through indexes (nearby open site incidents of the
+report's playbook) instead of every open incident. It must decide exactly what the
+full scan decides, including for an incident whose older snapshot has a wider radius."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from pingan.store import Store
+from playbooks.matcher import PlaybookIndex, ReportReceived, match
+from streams.decisions import insert_incident, load_open_incidents, load_report_candidates
+from tests.conftest import NOW
+
+
+def test_candidates_decide_what_the_full_scan_decides(store: Store, index: PlaybookIndex) -> None:
+    trees = index.for_report("fallen_tree")
+    assert trees is not None and trees.correlation is not None
+    wide = trees.model_copy(
+        update={
+            "version": trees.version + 1,
+            "correlation": trees.correlation.model_copy(update={"radius_m": 900.0}),
+        }
+    )
+    rng = random.Random(7)
+    with store.transaction() as conn:
+        for n in range(300):
+            insert_incident(
+                conn,
+                category="fallen_tree",
+                level="routine",
+                scope="site",
+                district=None,
+                playbook=wide if n % 50 == 0 else trees,
+                lat=33.50 + rng.random() * 0.16,
+                lon=113.95 + rng.random() * 0.14,
+                now=NOW,
+            )
+        # District-wide incidents never take a report by distance.
+        insert_incident(
+            conn,
+            category="gale",
+            level="yellow",
+            scope="district",
+            district="源汇区",
+            playbook=trees,
+            lat=33.57,
+            lon=114.01,
+            now=NOW,
+        )
+    outcomes: dict[str, int] = {}
+    with store.read() as conn:
+        everything = load_open_incidents(conn, [trees.id])
+        for n in range(400):
+            report = ReportReceived(
+                n,
+                "fallen_tree",
+                33.50 + rng.random() * 0.16,
+                113.95 + rng.random() * 0.14,
+                NOW + timedelta(minutes=5),
+            )
+            near = load_report_candidates(conn, report, [trees.id])
+            assert len(near) < 40  # a handful, not 301
+            by_index = match(report, near, index, report.at)
+            by_scan = match(report, everything, index, report.at)
+            assert by_index == by_scan, (report, by_index, by_scan)
+            kind = type(by_index[0]).__name__
+            outcomes[kind] = outcomes.get(kind, 0) + 1
+    # The sample holds both answers (joins, mostly to the wide old snapshots, and opens).
+    assert outcomes.get("AttachToIncident", 0) > 5 and outcomes.get("OpenIncident", 0) > 5
