@@ -22,6 +22,7 @@ from pingan.settings import Settings
 from pingan.store import Store, mark_component
 from playbooks.registry import PlaybookRegistry
 from streams import handlers, topics
+from streams.broker_tuning import set_fetch_wait
 from streams.timers import fire_due_timers
 from streams.watchdog import Watchdog
 
@@ -53,7 +54,9 @@ async def _apply(
         with watchdog.handling(consumer):
             if not isinstance(event, dict):
                 raise handlers.BadEvent(f"not a JSON object: {str(event)[:200]!r}")
-            result = handler(event)
+            # Database work runs off the event loop, so heartbeats, timers and the
+            # other agents keep going while one handler waits on a lock or a disk.
+            result = await asyncio.to_thread(handler, event)
             if inspect.isawaitable(result):
                 await result
     except handlers.BadEvent as exc:
@@ -79,6 +82,7 @@ def build_app(
     reload_interval_s: float = 2.0,
 ) -> Worker:
     channels = channels or {"sms": channel, "wechat": channel}
+    set_fetch_wait(settings.broker_fetch_wait_ms)
     app = faust.App(
         app_id,
         broker=kafka_broker_url(settings.kafka_url or "127.0.0.1:9092"),

@@ -147,6 +147,15 @@ class OutboxRelay:
     ) -> None:
         """Publish while this process holds the relay lease (one relay per deployment
         keeps each key's events in order); other relays wait to take over."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        self.store.on_emit.append(lambda: loop.call_soon_threadsafe(wake.set))
+
+        async def wake_on_stop() -> None:
+            await stop.wait()
+            wake.set()
+
+        stop_watch = asyncio.create_task(wake_on_stop())
         last_sweep = utcnow()
         last_prune: datetime | None = None
         last_lease: datetime | None = None
@@ -188,9 +197,13 @@ class OutboxRelay:
             except Exception as exc:  # keep relaying; the rows stay pending
                 log.error("relay error (will retry): %s", exc)
                 sent = 0
-            if not sent:
+            if not sent and not stop.is_set():
+                # A commit in this process wakes us at once; the worker's own events
+                # (another process) are found by the next look, interval_s later.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=interval_s)
+                    await asyncio.wait_for(wake.wait(), timeout=interval_s)
+                wake.clear()
+        stop_watch.cancel()
         if held:
             await asyncio.to_thread(mark_component, self.store, "relay", "stopped")
 

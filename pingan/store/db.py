@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,12 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # Called (from the committing thread) after a transaction that emitted events
+        # commits: the relay in this process publishes them at once instead of polling.
+        self.on_emit: list[Callable[[], None]] = []
+        self._writer: AbstractContextManager[Any] = (
+            threading.Lock() if self.is_sqlite else nullcontext()
+        )
         if self.is_sqlite:
             path = url.removeprefix("sqlite:///")
             if path and path != ":memory:":
@@ -75,8 +82,17 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        emitted = False
+        # SQLite has one writer at a time: threads of this process queue here rather
+        # than in SQLite's busy handler, which sleeps in steps of up to 100 ms.
+        with self._writer, self.engine.begin() as conn:
+            try:
+                yield conn
+            finally:
+                emitted = bool(conn.info.pop("emitted", False))
+        if emitted:
+            for listener in self.on_emit:
+                listener()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -110,6 +126,7 @@ def emit(
     """Queue an event in the outbox, inside the caller's transaction."""
     event_id = event_id or new_event_id()
     body = {"event_id": event_id, "at": now.isoformat(), **payload}
+    conn.info["emitted"] = True
     conn.execute(
         insert(schema.outbox).values(
             event_id=event_id, topic=topic, key=key, payload=body, created_at=now

@@ -114,3 +114,22 @@ def test_a_group_that_never_committed_gets_no_copies(store: Store, broker: Embed
         assert relay.requeue_unprocessed(utcnow() + timedelta(minutes=5), committed) == 0
     finally:
         relay.close()
+
+
+def test_a_commit_that_emitted_wakes_the_relay_and_nothing_else_does(store: Store) -> None:
+    woken: list[int] = []
+    store.on_emit.append(lambda: woken.append(1))
+    with store.transaction() as conn:
+        claim_event(conn, "incidents", "no-events-here", NOW)
+    assert woken == []
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        emit(conn, "t", "k", {"type": "t"}, NOW)
+        raise RuntimeError("rolled back: nothing to publish")
+    assert woken == []
+    with store.transaction() as conn:
+        emit(conn, "t", "k", {"type": "t"}, NOW)
+        emit(conn, "t", "k", {"type": "t"}, NOW)
+    assert woken == [1]  # once per commit
+    with store.transaction() as conn:
+        claim_event(conn, "incidents", "still-none", NOW)
+    assert woken == [1]  # the flag does not outlive its transaction on a pooled connection
