@@ -17,7 +17,9 @@ const T = {
     s_open: "待派单", s_dispatched: "已派单", s_in_progress: "处置中",
     s_resolved: "已办结", s_assigned: "待确认", s_acknowledged: "已确认", s_en_route: "在途",
     s_on_scene: "已到场", s_done: "已完成", s_declined: "已拒绝", s_timed_out: "超时未确认",
-    s_cancelled: "已取消"},
+    s_cancelled: "已取消",
+    b_outbox_unpublished: "待发布事件", b_events_unprocessed: "待处理事件",
+    b_reports_unlinked: "未归案报告", waiting: "等待", oldest: "最久"},
   en: {title: "Ping'an duty console", board: "Incidents", map: "Map", crews: "Crews",
     warnings: "Warnings", review: "Review", intake: "Phone intake", kpis: "KPIs",
     health: "Health", handover: "Handover", logout: "Log out", category: "Category",
@@ -28,7 +30,9 @@ const T = {
     submit: "Submit", resolve: "Resolve", dispatch: "Dispatch", reassign: "Reassign",
     ack: "Acknowledge for crew", approve: "Approve", why: "Why this crew",
     audit: "Audit trail", overdue: "overdue", confirm: "Confirm", reopen: "Reopen",
-    merge: "Merge", split: "Split"},
+    merge: "Merge", split: "Split",
+    b_outbox_unpublished: "Events not yet published", b_events_unprocessed: "Events not yet processed",
+    b_reports_unlinked: "Reports not yet on an incident", waiting: "waiting", oldest: "oldest"},
 };
 let lang = localStorage.getItem("lang") || "zh";
 let current = "board";
@@ -240,11 +244,18 @@ async function loadKpis() {
     <td>${r.median_min_to_ack ?? ""}</td><td>${r.median_min_to_arrive ?? ""}</td><td>${r.median_min_to_resolve ?? ""}</td></tr>`).join("");
 }
 
+const BACKLOG_LATE_S = 60;  // anything waiting longer than this in a storm is shown red
+
 async function loadHealth() {
   const data = await api("/api/health");
-  $("#healthtable tbody").innerHTML = Object.entries(data?.components || {}).map(([name, c]) =>
+  const parts = Object.entries(data?.components || {}).map(([name, c]) =>
     `<tr class="${c.state === "ok" || c.state === "ready" || c.state === "running" ? "state-ok" : "state-late"}">
-      <td>${esc(name)}</td><td>${esc(c.state)}</td><td><small>${esc(c.detail)}</small></td></tr>`).join("");
+      <td>${esc(name)}</td><td>${esc(c.state)}</td><td><small>${esc(c.detail)}</small></td></tr>`);
+  const waits = Object.entries(data?.backlog || {}).map(([name, b]) =>
+    `<tr class="backlog ${b.oldest_age_s > BACKLOG_LATE_S ? "state-late" : "state-ok"}">
+      <td>${esc(t("b_" + name))}</td><td>${esc(t("waiting"))} ${b.count}</td>
+      <td><small>${esc(t("oldest"))} ${b.oldest_age_s} s</small></td></tr>`);
+  $("#healthtable tbody").innerHTML = [...waits, ...parts].join("");
 }
 
 const loaders = {board: loadBoard, map: loadMap, crews: loadCrews, warnings: loadWarnings,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -16,9 +16,13 @@ from pingan.store.schema import (
     crews,
     incident_history,
     incidents,
+    outbox,
+    processed_events,
     reports,
     warning_messages,
 )
+
+LAG_HORIZON = timedelta(days=1)  # events older than this are the relay's sweep's business
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -231,3 +235,37 @@ def first_report(conn: Connection, incident_id: int) -> Any | None:
         .order_by(reports.c.id)
         .limit(1)
     ).first()
+
+
+def backlog(conn: Connection, now: datetime) -> dict[str, dict[str, Any]]:
+    """What waits, and since when, as a dispatcher needs to see it in a storm: events
+    not yet handed to the broker, events the worker has not processed yet (its lag),
+    and reports accepted but not yet on an incident (those awaiting review aside)."""
+
+    def measured(count: int, oldest: datetime | None) -> dict[str, Any]:
+        age = (now - as_utc(oldest)).total_seconds() if oldest else 0.0  # type: ignore[operator]
+        return {"count": int(count), "oldest_age_s": round(max(age, 0.0), 1)}
+
+    unpublished = conn.execute(
+        select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
+    ).one()
+    processed = (
+        select(processed_events.c.event_id)
+        .where(processed_events.c.event_id == outbox.c.event_id)
+        .exists()
+    )
+    unprocessed = conn.execute(
+        select(func.count(), func.min(outbox.c.created_at)).where(
+            outbox.c.published_at >= now - LAG_HORIZON, ~processed
+        )
+    ).one()
+    waiting = conn.execute(
+        select(func.count(), func.min(reports.c.received_at)).where(
+            reports.c.incident_id.is_(None), reports.c.review_reason.is_(None)
+        )
+    ).one()
+    return {
+        "outbox_unpublished": measured(*unpublished),
+        "events_unprocessed": measured(*unprocessed),
+        "reports_unlinked": measured(*waiting),
+    }

@@ -140,12 +140,13 @@ async def health(request: web.Request) -> web.Response:
             }  # type: ignore[union-attr]
             for r in conn.execute(select(components))
         }
+        waiting = queries.backlog(conn, utcnow())
     parts["playbooks(http)"] = {
         "state": "invalid" if c.playbooks.error else "ok",
         "detail": c.playbooks.error or c.playbooks.versions(),
         "updated_at": utcnow().isoformat(),
     }
-    return json_response({"components": parts})
+    return json_response({"components": parts, "backlog": waiting})
 
 
 async def me(request: web.Request) -> web.Response:
