@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Text, cast, func, select, update
 
 from alerts.channels.base import Channel, Message
 from alerts.ledger import send_once
@@ -142,9 +143,10 @@ def handle_weather_event(
 def handle_clock_tick(store: Store, index: PlaybookIndex, now: datetime) -> int:
     """Expire warnings whose time has passed, and ask again for crews where an
     unstaffed incident could now be staffed. Returns decisions applied."""
+    with store.read() as conn:  # the planning needs no write lock
+        wanted = restaffable_incidents(conn, now, skip=restaffs_pending(conn))
     with store.transaction() as conn:
-        asked = restaffs_pending(conn)
-        for incident_id in restaffable_incidents(conn, now, skip=asked):
+        for incident_id in wanted:
             # Dispatch happens in the incident's own partition, like every other change.
             emit(
                 conn,
@@ -233,8 +235,9 @@ def _tell_reporters(conn: Connection, incident_id: int, now: datetime) -> None:
         )
 
 
-def load_dispatch_state(conn: Connection, incident: Any, now: datetime) -> DispatchState:
-    """What dispatch planning reads for one incident (its row given)."""
+def load_dispatch_context(conn: Connection, now: datetime) -> dict[str, Any]:
+    """What dispatch reads that is the same for every incident: the crews (with shift
+    changes), their load, the warnings in force, the city."""
     load = dict(
         conn.execute(
             select(assignments.c.crew_id, func.count())
@@ -249,39 +252,65 @@ def load_dispatch_state(conn: Connection, incident: Any, now: datetime) -> Dispa
             .group_by(assignments.c.crew_id)
         ).all()
     )
-    segment = conn.execute(
-        select(reports.c.segment)
-        .where(reports.c.incident_id == incident.id, reports.c.segment.is_not(None))
-        .order_by(reports.c.id)
-        .limit(1)
-    ).scalar_one_or_none()
-    mine = conn.execute(
-        select(assignments.c.crew_id, assignments.c.skill, assignments.c.state).where(
-            assignments.c.incident_id == incident.id
-        )
-    ).all()
-    view = IncidentView(
-        id=int(incident.id),
-        level=incident.level,
-        status=incident.status,
-        held=bool(incident.held),
-        unstaffed=bool(incident.unstaffed),
-        lat=incident.lat,
-        lon=incident.lon,
-        segment=segment,
-        assignments=tuple(AssignmentView(a.crew_id, a.skill, a.state) for a in mine),
-    )
-    return DispatchState(
-        incident=view,
-        playbook=playbook_from_snapshot(incident.playbook_snapshot),
-        crews=tuple(load_crews(conn)),
-        active_load=load,
-        recent=recent,
-        warnings=tuple(
+    return {
+        "crews": tuple(load_crews(conn)),
+        "active_load": load,
+        "recent": recent,
+        "warnings": tuple(
             WarningInForce(w["event"], w["level"], frozenset(w["districts"]))
             for w in warnings_in_force(conn, now)
         ),
-        city_districts=frozenset(load_city().districts),
+        "city_districts": frozenset(load_city().districts),
+    }
+
+
+def _incident_views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]:
+    """Incidents as dispatch sees them (their first placed segment and their
+    assignments), read for many at once."""
+    segments: dict[int, str] = {}
+    mine: dict[int, list[AssignmentView]] = {}
+    for start in range(0, len(rows), 500):
+        ids = [r.id for r in rows[start : start + 500]]
+        for r in conn.execute(
+            select(reports.c.incident_id, reports.c.segment)
+            .where(reports.c.incident_id.in_(ids), reports.c.segment.is_not(None))
+            .order_by(reports.c.id)
+        ):
+            segments.setdefault(r.incident_id, r.segment)
+        for a in conn.execute(
+            select(
+                assignments.c.incident_id,
+                assignments.c.crew_id,
+                assignments.c.skill,
+                assignments.c.state,
+            ).where(assignments.c.incident_id.in_(ids))
+        ):
+            mine.setdefault(a.incident_id, []).append(AssignmentView(a.crew_id, a.skill, a.state))
+    return [
+        IncidentView(
+            id=int(r.id),
+            level=r.level,
+            status=r.status,
+            held=bool(r.held),
+            unstaffed=bool(r.unstaffed),
+            lat=r.lat,
+            lon=r.lon,
+            segment=segments.get(r.id),
+            assignments=tuple(mine.get(r.id, ())),
+        )
+        for r in rows
+    ]
+
+
+def load_dispatch_state(
+    conn: Connection, incident: Any, now: datetime, context: dict[str, Any] | None = None
+) -> DispatchState:
+    """What dispatch planning reads for one incident (its row given)."""
+    [view] = _incident_views(conn, [incident])
+    return DispatchState(
+        incident=view,
+        playbook=playbook_from_snapshot(incident.playbook_snapshot),
+        **(context or load_dispatch_context(conn, now)),
     )
 
 
@@ -427,22 +456,44 @@ def restaffable_incidents(
     skip: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> list[int]:
     """Open, unheld incidents flagged unstaffed for which the policy would now find at
-    least one crew (a crew came on shift, finished other work, or joined the roster)."""
-    found = []
-    for incident in conn.execute(
-        select(incidents)
-        .where(
-            incidents.c.unstaffed == 1,
-            incidents.c.held == 0,
-            incidents.c.status != IncidentStatus.RESOLVED,
+    least one crew (a crew came on shift, finished other work, or joined the roster).
+    After a storm thousands may wait: the shared state is read once, the incidents in
+    bulk, and nothing at all while no crew is free."""
+    rows = [
+        r
+        for r in conn.execute(
+            select(
+                incidents.c.id,
+                incidents.c.level,
+                incidents.c.status,
+                incidents.c.held,
+                incidents.c.unstaffed,
+                incidents.c.lat,
+                incidents.c.lon,
+                cast(incidents.c.playbook_snapshot, Text).label("playbook_snapshot"),
+            )
+            .where(
+                incidents.c.unstaffed == 1,
+                incidents.c.held == 0,
+                incidents.c.status != IncidentStatus.RESOLVED,
+            )
+            .order_by(incidents.c.id)
         )
-        .order_by(incidents.c.id)
-    ):
-        if incident.id in skip:
-            continue
-        state = load_dispatch_state(conn, incident, now)
+        if r.id not in skip
+    ]
+    if not rows:
+        return []
+    context = load_dispatch_context(conn, now)
+    load = context["active_load"]
+    if not any(c.on_shift(now) and load.get(c.id, 0) < c.capacity for c in context["crews"]):
+        return []
+    found = []
+    for row, view in zip(rows, _incident_views(conn, rows), strict=True):
+        state = DispatchState(
+            incident=view, playbook=playbook_from_snapshot(row.playbook_snapshot), **context
+        )
         if any(choices for _, _, choices in staffing_choices(state, now)):
-            found.append(int(incident.id))
+            found.append(view.id)
     return found
 
 
