@@ -3,6 +3,7 @@ an audit row, and an outbox event announcing it, all in one transaction."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import threading
@@ -50,13 +51,12 @@ class Store:
         # Called (from the committing thread) after a transaction that emitted events
         # commits: the relay in this process publishes them at once instead of polling.
         self.on_emit: list[Callable[[], None]] = []
-        self._writer: AbstractContextManager[Any] = (
-            threading.Lock() if self.is_sqlite else nullcontext()
-        )
+        self._writer: AbstractContextManager[Any] = nullcontext()
         if self.is_sqlite:
             path = url.removeprefix("sqlite:///")
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._writer = _SqliteWriter(path)
             self.engine: Engine = create_engine(
                 url, connect_args={"timeout": 30, "check_same_thread": False}
             )
@@ -83,8 +83,6 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         emitted = False
-        # SQLite has one writer at a time: threads of this process queue here rather
-        # than in SQLite's busy handler, which sleeps in steps of up to 100 ms.
         with self._writer, self.engine.begin() as conn:
             try:
                 yield conn
@@ -102,6 +100,43 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+        if isinstance(self._writer, _SqliteWriter):
+            self._writer.close()
+
+
+class _SqliteWriter:
+    """SQLite has one writer at a time, and a writer that finds the lock taken sleeps
+    in SQLite's busy handler in steps of up to 100 ms, however soon the lock is free:
+    under a storm intake and the worker starved each other. Writers of every process
+    instead queue on a lock file beside the database (flock wakes a waiter at once)
+    and the threads of one process on a mutex (flock is per open file, not thread)."""
+
+    def __init__(self, db_path: str) -> None:
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        if db_path and db_path != ":memory:":
+            self._fd = os.open(f"{db_path}.writer", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
