@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, false, or_, select, update
@@ -157,6 +158,7 @@ class OutboxRelay:
 
         stop_watch = asyncio.create_task(wake_on_stop())
         last_sweep = utcnow()
+        last_publish = 0.0
         last_prune: datetime | None = None
         last_lease: datetime | None = None
         held: bool | None = None  # unknown until the first look at the lease
@@ -176,6 +178,12 @@ class OutboxRelay:
                         )
                     held = holds
                 if held:
+                    # Under a storm every commit wakes us: gather for at most one
+                    # interval, so publishing costs one write per batch, not per event.
+                    since = time.monotonic() - last_publish
+                    if since < interval_s:
+                        await asyncio.sleep(interval_s - since)
+                    last_publish = time.monotonic()
                     sent = await asyncio.to_thread(self.publish_pending)
                     if sent:
                         log.debug("relay published count=%d", sent)
