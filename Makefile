@@ -36,8 +36,10 @@ test: $(STAMP) $(PRISM)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e"
 
+# make bench BENCH=storm: one bench. The storm runs on PINGAN_DATABASE_URL and
+# PINGAN_KAFKA_URL when set (PostgreSQL, an external broker), else the embedded default.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 # After editing pingan/store/schema.py: make migration MSG="why the schema changes"
 migration: $(STAMP)
