@@ -31,13 +31,13 @@ class Watchdog:
         self,
         store: Store,
         limit_s: float,
-        exit: Callable[[int], None] = os._exit,
+        exit_process: Callable[[int], None] = os._exit,
     ) -> None:
         self.store = store
         self.limit_s = limit_s
         self.handled = 0
         self.ready = False
-        self._exit = exit
+        self._exit = exit_process
         self._busy: dict[str, float] = {}
         self._sample: Sample | None = None
         self._stop = threading.Event()
