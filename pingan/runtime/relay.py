@@ -16,7 +16,9 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
+from kafka.serializer import DefaultSerializer
 from sqlalchemy import and_, bindparam, false, or_, select, update
 
 from pingan.clock import utcnow
@@ -28,6 +30,13 @@ from streams.topics import CONSUMER_GROUP
 log = logging.getLogger("pingan.relay")
 BATCH = 500
 PRUNE_EVERY = timedelta(hours=1)
+
+
+class _EventSerializer(DefaultSerializer):
+    """Events as UTF-8 JSON, Chinese kept readable."""
+
+    def serialize(self, topic: str, headers: Any, data: Any) -> bytes:
+        return json.dumps(data, ensure_ascii=False).encode()
 
 
 class OutboxRelay:
@@ -49,8 +58,8 @@ class OutboxRelay:
             client_id="pingan-relay",
             acks="all",
             linger_ms=5,
-            key_serializer=lambda k: k.encode(),
-            value_serializer=lambda v: json.dumps(v, ensure_ascii=False).encode(),
+            key_serializer=DefaultSerializer(),
+            value_serializer=_EventSerializer(),
         )
 
     def publish_pending(self) -> int:
