@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import String, cast, func, literal, select
+from sqlalchemy import String, cast, create_engine, func, literal, select, text
 
 from pingan.runtime.broker import resolve_broker_bin, start_embedded_broker
 from pingan.store import Store, as_utc
@@ -46,16 +47,46 @@ def _places(count: int, seed: int) -> list[tuple[float, float]]:
     return [(33.50 + rng.random() * 0.16, 113.95 + rng.random() * 0.14) for _ in range(count)]
 
 
-def _env() -> dict[str, str]:
+def _env(database_url: str | None = None) -> dict[str, str]:
     env = {"PINGAN_OPEN311_TRUSTED_KEYS": TRUSTED_KEY, "PINGAN_LOG_LEVEL": "WARNING"}
-    for name in ("PINGAN_DATABASE_URL", "PINGAN_KAFKA_URL"):
-        if os.environ.get(name):
-            env[name] = os.environ[name]
+    if os.environ.get("PINGAN_KAFKA_URL"):
+        env["PINGAN_KAFKA_URL"] = os.environ["PINGAN_KAFKA_URL"]
+    if database_url:
+        env["PINGAN_DATABASE_URL"] = database_url
     return env
 
 
+@contextmanager
+def _running(scratch: str) -> Iterator[Stack]:
+    """`pingan run` on a database of its own: SQLite in `scratch`, or a fresh database
+    on the PostgreSQL server PINGAN_DATABASE_URL names (dropped afterwards), so one
+    run's incidents never take another run's reports."""
+    server = os.environ.get("PINGAN_DATABASE_URL")
+    if not server:
+        stack = Stack(Path(scratch) / "data", _env())
+        try:
+            yield stack
+        finally:
+            stack.stop()
+        return
+    name = f"pingan_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.rsplit("/", 1)[0] + f"/{name}"
+    stack = Stack(Path(scratch) / "data", _env(url))
+    stack.database_url = url  # type: ignore[attr-defined]
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def _store(stack: Stack) -> Store:
-    url = os.environ.get("PINGAN_DATABASE_URL")
+    url = getattr(stack, "database_url", None)
     return Store(url) if url else stack.store
 
 
@@ -247,18 +278,14 @@ def faust_floor() -> float:
 
 
 def burst() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as scratch:
-        stack = Stack(Path(scratch) / "data", _env())
-        try:
-            with observing(stack) as observer:
-                start = time.monotonic()
-                ids = asyncio.run(_burst(stack.base_url, _places(BURST, 1)))
-                posted = time.monotonic() - start
-                complete = _wait_linked(observer, ids, DRAIN_LIMIT_S)
-                elapsed = time.monotonic() - start
-            restarts = stack.output().count("worker exited")
-        finally:
-            stack.stop()
+    with tempfile.TemporaryDirectory() as scratch, _running(scratch) as stack:
+        with observing(stack) as observer:
+            start = time.monotonic()
+            ids = asyncio.run(_burst(stack.base_url, _places(BURST, 1)))
+            posted = time.monotonic() - start
+            complete = _wait_linked(observer, ids, DRAIN_LIMIT_S)
+            elapsed = time.monotonic() - start
+        restarts = stack.output().count("worker exited")
     return {
         "reports_per_s": round(BURST / elapsed, 1) if complete else 0.0,
         "all_processed": complete,
@@ -271,18 +298,14 @@ def burst() -> dict[str, Any]:
 
 
 def sustained(rate: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as scratch:
-        stack = Stack(Path(scratch) / "data", _env())
-        try:
-            with observing(stack) as observer:
-                places = _places(int(rate * SUSTAIN_S), 1000 + rate)
-                ids = asyncio.run(_paced(stack.base_url, places, rate))
-                backlog_at_end = sum(1 for i in ids if i not in observer.linked_at)
-                drained = _wait_linked(observer, ids, DRAIN_LIMIT_S)
-                lat = _latencies(_store(stack), observer, ids)
-            restarts = stack.output().count("worker exited")
-        finally:
-            stack.stop()
+    with tempfile.TemporaryDirectory() as scratch, _running(scratch) as stack:
+        with observing(stack) as observer:
+            places = _places(int(rate * SUSTAIN_S), 1000 + rate)
+            ids = asyncio.run(_paced(stack.base_url, places, rate))
+            backlog_at_end = sum(1 for i in ids if i not in observer.linked_at)
+            drained = _wait_linked(observer, ids, DRAIN_LIMIT_S)
+            lat = _latencies(_store(stack), observer, ids)
+        restarts = stack.output().count("worker exited")
     return {
         "rate": rate,
         "accept_to_incident_s": [_pct(lat["linked"], q) for q in (0.5, 0.95, 0.99)],
