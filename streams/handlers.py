@@ -33,6 +33,7 @@ from pingan.core.dispatch import (
     IncidentView,
     Occasion,
     WarningInForce,
+    dispatch_applies,
     plan_dispatch,
     staffing_choices,
 )
@@ -322,9 +323,7 @@ def dispatch_for_level(
     incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
     if incident is None:
         raise BadEvent(f"incident {incident_id} does not exist")
-    if incident.status == IncidentStatus.RESOLVED or (
-        incident.held and occasion is not Occasion.RELEASE
-    ):
+    if not dispatch_applies(incident.status, bool(incident.held), occasion):
         return  # nothing to plan: skip loading the roster
     state = load_dispatch_state(conn, incident, now)
     write_dispatch_plan(conn, state, plan_dispatch(state, now, occasion), now)

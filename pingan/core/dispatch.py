@@ -179,6 +179,12 @@ def staffing_choices(
     return out
 
 
+def dispatch_applies(status: str, held: bool, occasion: Occasion) -> bool:
+    """Whether dispatch has anything to decide: not for a resolved incident, nor for a
+    held one unless a dispatcher releases it. The shell asks first to skip loading."""
+    return status != IncidentStatus.RESOLVED and (not held or occasion is Occasion.RELEASE)
+
+
 def plan_dispatch(
     state: DispatchState, now: datetime, occasion: Occasion = Occasion.NEED
 ) -> DispatchPlan:
@@ -187,7 +193,7 @@ def plan_dispatch(
     response."""
     incident = state.incident
     released = occasion is Occasion.RELEASE
-    if incident.status == IncidentStatus.RESOLVED or (incident.held and not released):
+    if not dispatch_applies(incident.status, incident.held, occasion):
         return NOTHING
     if not released and inhibited(state):
         return DispatchPlan(hold=HOLD_REASON)
