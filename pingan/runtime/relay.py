@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kafka.serializer import DefaultSerializer
-from sqlalchemy import and_, bindparam, false, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from pingan.clock import utcnow
 from pingan.retention import prune
@@ -140,7 +140,7 @@ class OutboxRelay:
                 condition,
                 outbox.c.published_at < published_before,
                 # Published before offsets were recorded: judged by age alone.
-                or_(outbox.c.kafka_offset.is_(None), *passed) if passed else false(),
+                or_(outbox.c.kafka_offset.is_(None), *passed),
             )
         with self.store.transaction() as conn:
             count = conn.execute(update(outbox).where(condition).values(published_at=None)).rowcount
@@ -159,7 +159,11 @@ class OutboxRelay:
         keeps each key's events in order); other relays wait to take over."""
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
-        self.store.on_emit.append(lambda: loop.call_soon_threadsafe(wake.set))
+
+        def on_emit() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        self.store.on_emit.append(on_emit)
 
         async def wake_on_stop() -> None:
             await stop.wait()
@@ -221,6 +225,7 @@ class OutboxRelay:
                     await asyncio.wait_for(wake.wait(), timeout=interval_s)
                 wake.clear()
         stop_watch.cancel()
+        self.store.on_emit.remove(on_emit)
         if held:
             await asyncio.to_thread(mark_component, self.store, "relay", "stopped")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pingan.clock import utcnow
 from pingan.runtime.broker import (
@@ -112,6 +112,10 @@ def test_a_group_that_never_committed_gets_no_copies(store: Store, broker: Embed
         committed = relay.committed_offsets()
         assert (topic, 0) not in committed
         assert relay.requeue_unprocessed(utcnow() + timedelta(minutes=5), committed) == 0
+        # An event published before offsets were recorded is judged by its age alone.
+        with store.transaction() as conn:
+            conn.execute(update(outbox).values(kafka_partition=None, kafka_offset=None))
+        assert relay.requeue_unprocessed(utcnow() + timedelta(minutes=5), committed) == 1
     finally:
         relay.close()
 
