@@ -23,7 +23,7 @@ from pingan.actions import (
 )
 from pingan.assignments import CrewAction, TransitionRefused
 from pingan.clock import utcnow
-from pingan.http.app import actor_of, ctx, json_error, json_response, may_see_phones
+from pingan.http.context import actor_of, ctx, json_error, json_response, may_see_phones
 from pingan.incidents import IncidentStatus
 from pingan.kpis import compute as compute_kpis
 from pingan.kpis import to_csv as kpis_csv

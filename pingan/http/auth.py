@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import delete, select, update
 
 from pingan.clock import utcnow
-from pingan.http.app import ctx, json_error, token_name
+from pingan.http.context import ctx, json_error, token_name
 from pingan.store import as_utc, record_audit
 from pingan.store.schema import sessions, users
 from pingan.users import role_at_least, verify_password

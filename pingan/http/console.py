@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from pingan import queries
 from pingan.clock import utcnow
-from pingan.http.app import actor_of, ctx, json_error, json_response
+from pingan.http.context import actor_of, ctx, json_error, json_response
 from pingan.labels import incident_labels
 from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc, record_audit

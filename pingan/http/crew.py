@@ -18,7 +18,7 @@ from pingan.actions import NotFound, apply_crew_action
 from pingan.assignments import ACTIVE_STATES, CrewAction, TransitionRefused
 from pingan.clock import utcnow
 from pingan.crews import CITY_TZ
-from pingan.http.app import ctx
+from pingan.http.context import ctx
 from pingan.links import LinkInvalid, verify_link
 from pingan.queries import first_report
 from pingan.store import as_utc, record_audit

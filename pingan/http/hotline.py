@@ -24,7 +24,7 @@ from pingan.actions import (
     resolve_review,
 )
 from pingan.clock import utcnow
-from pingan.http.app import ctx, json_error, json_response, may_see_phones
+from pingan.http.context import ctx, json_error, json_response, may_see_phones
 from pingan.http.crew import apply_sms_reply, crew_for_phone
 from pingan.http.ratelimit import RateLimited
 from pingan.privacy import mask_phone

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from pingan.actions import accept_report
 from pingan.clock import utcnow
 from pingan.hotline.services import CATALOGUE, Service
-from pingan.http.app import ctx, json_response, token_ok
+from pingan.http.context import ctx, json_response, token_ok
 from pingan.http.ratelimit import RateLimited
 from pingan.privacy import mask_phone
 from pingan.reports import ReportInvalid, validate_report

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from alerts import warnings as cw
 from pingan.city import load_city
 from pingan.clock import utcnow
-from pingan.http.app import actor_of, ctx, json_error, json_response
+from pingan.http.context import actor_of, ctx, json_error, json_response
 from pingan.http.hotline import twilio_signed
 from pingan.labels import EVENT_ZH
 from pingan.store import as_utc, mark_component

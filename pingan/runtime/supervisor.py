@@ -25,7 +25,8 @@ from aiohttp import web
 from pingan.actions import sync_roster
 from pingan.clock import utcnow
 from pingan.crews import RosterError, load_roster
-from pingan.http.app import Context, build_http_app
+from pingan.http.app import build_http_app
+from pingan.http.context import Context
 from pingan.http.ratelimit import RateLimits
 from pingan.runtime.broker import (
     BrokerError,
