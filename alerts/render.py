@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-CATEGORY_ZH = {
-    "fallen_tree": "倒伏树木",
-    "waterlogging": "道路积水",
-    "snow_ice": "道路积雪结冰",
-    "manhole": "井盖缺失/破损",
-    "streetlight": "路灯故障",
-}
+from pingan.vocabulary import category_zh
 
 
 def crew_assignment_text(
@@ -25,7 +19,7 @@ def crew_assignment_text(
     link: str | None = None,
 ) -> str:
     """The SMS a crew leader gets. Short: the first line must say what and where."""
-    what = CATEGORY_ZH.get(category, category)
+    what = category_zh(category)
     where = address or (
         f"{lat:.5f},{lon:.5f}" if lat is not None and lon is not None else "位置待定"
     )
@@ -47,7 +41,7 @@ def crew_assignment_text(
 
 
 def crew_reminder_text(assignment_id: int, category: str, link: str | None) -> str:
-    what = CATEGORY_ZH.get(category, category)
+    what = category_zh(category)
     text = (
         f"【平安派单】提醒：任务{assignment_id}（{what}）已超过到场时限，"
         f"到场后请回复“{assignment_id} 3”。"
@@ -62,7 +56,7 @@ def staff_digest_text(name: str, items: Sequence[str]) -> str:
 
 
 def citizen_received_text(request_id: int, category: str) -> str:
-    what = CATEGORY_ZH.get(category, "问题")
+    what = category_zh(category, unknown="问题")
     return (
         f"【漯河城管】您反映的{what}已受理，编号{request_id}。"
         "处理完成后将短信告知。查询进度请拨12345。"
@@ -70,7 +64,7 @@ def citizen_received_text(request_id: int, category: str) -> str:
 
 
 def citizen_resolved_text(request_id: int, category: str, what_was_done: str) -> str:
-    what = CATEGORY_ZH.get(category, "问题")
+    what = category_zh(category, unknown="问题")
     return (
         f"【漯河城管】您反映的{what}（编号{request_id}）已处理：{what_was_done}。"
         "请回复1-5评价（5为非常满意）。"

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from pingan.assignments import AssignmentState, CrewAction, TransitionRefused, next_state
+from pingan.core.assignments import CrewAction, TransitionRefused, next_state
 from pingan.crews import Roster, crew_to_row
 from pingan.hotline.classify import classify, normalise_text
 from pingan.hotline.location import locate
@@ -26,9 +26,9 @@ from pingan.store.schema import (
     staff,
     warning_messages,
 )
+from pingan.vocabulary import LEVEL_ORDER, AssignmentState
 from pingan.warnings import signal_to_event
 from playbooks.matcher import WarningSignal
-from playbooks.model import LEVEL_ORDER
 from playbooks.snapshot import playbook_from_snapshot
 from streams import topics
 

@@ -21,6 +21,7 @@ from pingan.store.schema import (
     reports,
     warning_messages,
 )
+from pingan.vocabulary import AssignmentState
 
 LAG_HORIZON = timedelta(days=1)  # events older than this are the relay's sweep's business
 
@@ -159,7 +160,7 @@ def component(conn: Connection, name: str) -> dict[str, Any] | None:
 
 def crew_board(conn: Connection, now: datetime) -> list[dict[str, Any]]:
     """Each crew: on shift now, what it is doing, when it last answered."""
-    from pingan.assignments import ACTIVE_STATES
+    from pingan.core.assignments import ACTIVE_STATES
     from streams.handlers import load_crews
 
     active = {}
@@ -174,7 +175,7 @@ def crew_board(conn: Connection, now: datetime) -> list[dict[str, Any]]:
     last = dict(
         conn.execute(
             select(assignments.c.crew_id, func.max(assignments.c.updated_at))
-            .where(assignments.c.state != "assigned")
+            .where(assignments.c.state != AssignmentState.ASSIGNED)
             .group_by(assignments.c.crew_id)
         ).all()
     )

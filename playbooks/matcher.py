@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pingan.geo import distance_m
+from pingan.vocabulary import level_rank
 from playbooks.model import (
     Playbook,
     ReportTrigger,
     ThresholdTrigger,
     WarningTrigger,
-    level_rank,
 )
 
 # ---- events ---------------------------------------------------------------------

@@ -12,40 +12,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# "watch" is internal: an incident seen but not yet corroborated (no actions).
-LEVEL_ORDER: tuple[str, ...] = ("watch", "routine", "blue", "yellow", "orange", "red")
-Level = Literal["routine", "blue", "yellow", "orange", "red"]
-WarningLevel = Literal["blue", "yellow", "orange", "red"]
-
-# CMA warning signals the bureau acts on (气象灾害预警信号), by their English keys.
-WARNING_EVENTS: dict[str, str] = {
-    "blizzard": "暴雪",
-    "rainstorm": "暴雨",
-    "gale": "大风",
-    "road_icing": "道路结冰",
-    "cold_wave": "寒潮",
-}
-WarningEvent = Literal["blizzard", "rainstorm", "gale", "road_icing", "cold_wave"]
-
-# What the threshold evaluator measures per district, and the windows it sums over.
-# Bounds are physical plausibility: a threshold outside them can never be reached.
-METRICS: dict[str, tuple[str, float, float]] = {
-    "precipitation_mm": ("rain and melted snow, summed over the window (mm)", 0, 1000),
-    "snowfall_mm": ("snowfall as water equivalent, summed over the window (mm)", 0, 500),
-    "wind_gust_ms": ("strongest gust in the window (m/s)", 0, 110),
-    "wind_mean_ms": ("strongest 10-minute mean wind in the window (m/s)", 0, 90),
-    "temperature_min_c": ("lowest air temperature in the window (°C)", -60, 50),
-    "temperature_drop_c": ("fall of the minimum temperature over the window (°C)", 0, 50),
-}
-Metric = Literal[
-    "precipitation_mm",
-    "snowfall_mm",
-    "wind_gust_ms",
-    "wind_mean_ms",
-    "temperature_min_c",
-    "temperature_drop_c",
-]
-WINDOWS_H: tuple[int, ...] = (1, 3, 6, 12, 24, 48)
+from pingan.vocabulary import (
+    LEVEL_ORDER,
+    METRICS,
+    WINDOWS_H,
+    Level,
+    Metric,
+    WarningEvent,
+    WarningLevel,
+    level_rank,
+)
 
 
 class FieldProblem(ValueError):
@@ -55,10 +31,6 @@ class FieldProblem(ValueError):
     def __init__(self, message: str, *path: str | int) -> None:
         super().__init__(message)
         self.path = path
-
-
-def level_rank(level: str) -> int:
-    return LEVEL_ORDER.index(level)
 
 
 class _Strict(BaseModel):
@@ -98,7 +70,7 @@ class ThresholdTrigger(_Strict):
 
     @model_validator(mode="after")
     def _reachable(self) -> ThresholdTrigger:
-        _, low, high = METRICS[self.metric]
+        low, high = METRICS[self.metric].low, METRICS[self.metric].high
         if not low <= self.value <= high:
             raise FieldProblem(
                 f"{self.metric} {self.op} {self.value:g} can never happen "

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Text, cast, func, select, update
 
 from pingan.city import load_city
-from pingan.incidents import IncidentStatus
+from pingan.core.assignments import ACTIVE_STATES
 from pingan.store import as_utc, emit, record_audit
 from pingan.store.schema import (
     assignments,
@@ -22,6 +22,7 @@ from pingan.store.schema import (
     incidents,
     reports,
 )
+from pingan.vocabulary import AssignmentState, IncidentStatus
 from playbooks.matcher import (
     AttachToIncident,
     Decision,
@@ -460,9 +461,9 @@ def resolve_incident(
         update(assignments)
         .where(
             assignments.c.incident_id == incident_id,
-            assignments.c.state.in_(["assigned", "acknowledged"]),
+            assignments.c.state.in_(ACTIVE_STATES),
         )
-        .values(state="cancelled", updated_at=now)
+        .values(state=AssignmentState.CANCELLED, updated_at=now)
     ).rowcount
     set_incident_status(conn, incident_id, old, IncidentStatus.RESOLVED, reason, now)
     record_audit(

@@ -24,8 +24,8 @@ from alerts.render import (
     crew_reminder_text,
     staff_digest_text,
 )
-from pingan.assignments import ACTIVE_STATES, AssignmentState
 from pingan.city import load_city
+from pingan.core.assignments import ACTIVE_STATES
 from pingan.core.dispatch import (
     AssignmentView,
     DispatchPlan,
@@ -37,8 +37,8 @@ from pingan.core.dispatch import (
     plan_dispatch,
     staffing_choices,
 )
+from pingan.core.incidents import status_after_crew_change
 from pingan.crews import Crew, Override, crew_from_row
-from pingan.incidents import IncidentStatus, status_after_crew_change
 from pingan.links import CrewLinks
 from pingan.queries import first_report, warnings_in_force
 from pingan.store import Store, as_utc, claim_event, emit, new_event_id, record_audit
@@ -54,6 +54,7 @@ from pingan.store.schema import (
     reports,
     staff_alerts,
 )
+from pingan.vocabulary import AssignmentState, IncidentStatus
 from pingan.warnings import WarningInvalid, signal_from_event, threshold_from_event
 from playbooks.matcher import ClockTick, PlaybookIndex, ReportReceived, match
 from playbooks.model import WarningTrigger

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pingan.escalation import arrival_check, escalation_step
+from pingan.core.escalation import arrival_check, escalation_step
 from pingan.store import Store, emit, record_audit
 from pingan.store.schema import assignments, crews, staff, staff_alerts, timers
+from pingan.vocabulary import AssignmentState
 from streams import topics
 
 log = logging.getLogger("pingan.timers")
@@ -184,9 +185,11 @@ def _escalate(conn: Connection, timer: Any, now: datetime, dispatch: Any) -> Non
     for assignment_id in decision.time_out:
         conn.execute(
             update(assignments)
-            .where(assignments.c.id == assignment_id, assignments.c.state == "assigned")
+            .where(
+                assignments.c.id == assignment_id, assignments.c.state == AssignmentState.ASSIGNED
+            )
             .values(
-                state="timed_out",
+                state=AssignmentState.TIMED_OUT,
                 updated_at=now,
                 note=f"no acknowledgement within {p['after_min']:g} min",
             )

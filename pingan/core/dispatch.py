@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pingan.assignments import ACTIVE_STATES, LIVE_STATES, AssignmentState
+from pingan.core.assignments import ACTIVE_STATES, LIVE_STATES
 from pingan.crews import Crew, CrewChoice, choose_crews
-from pingan.incidents import IncidentStatus
+from pingan.vocabulary import AssignmentState, IncidentStatus
 from playbooks.model import DispatchAction, Playbook, WarningTrigger
 
 HOLD_REASON = "citywide red warning in force; routine work waits"
@@ -149,7 +149,9 @@ def staffing_choices(
     mine = incident.assignments
     counted = LIVE_STATES
     if occasion is Occasion.REOPENED:
-        mine = tuple(a for a in mine if a.state not in (AssignmentState.DONE, "cancelled"))
+        mine = tuple(
+            a for a in mine if a.state not in (AssignmentState.DONE, AssignmentState.CANCELLED)
+        )
         counted = ACTIVE_STATES
     on_incident = frozenset(a.crew_id for a in mine)
     load = dict(state.active_load)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pingan.vocabulary import CATEGORIES
+
 
 @dataclass(frozen=True)
 class AttributeValue:
@@ -45,12 +47,18 @@ BLOCKING = Attribute(
     ),
 )
 
+
+def _name(code: str) -> str:
+    zh, en = CATEGORIES[code]
+    return f"{zh} {en}"
+
+
 CATALOGUE: dict[str, Service] = {
     s.code: s
     for s in (
         Service(
             "fallen_tree",
-            "倒伏树木 Fallen tree",
+            _name("fallen_tree"),
             "树木倒伏、断枝挂落 Fallen trees and broken branches",
             "园林绿化 Parks",
             "树,倒伏,断枝,tree,branch",
@@ -58,7 +66,7 @@ CATALOGUE: dict[str, Service] = {
         ),
         Service(
             "waterlogging",
-            "道路积水 Flooded road",
+            _name("waterlogging"),
             "道路、下穿通道积水 Flooded streets and underpasses",
             "排水 Drainage",
             "积水,内涝,flood",
@@ -78,14 +86,14 @@ CATALOGUE: dict[str, Service] = {
         ),
         Service(
             "snow_ice",
-            "道路积雪结冰 Snow or ice",
+            _name("snow_ice"),
             "积雪未清、路面桥面结冰 Uncleared snow, icy roads and bridges",
             "环卫 Sanitation",
             "雪,结冰,ice,snow",
         ),
         Service(
             "manhole",
-            "井盖缺失破损 Manhole cover",
+            _name("manhole"),
             "井盖缺失、破损、松动 Missing, broken or loose manhole covers",
             "市政设施 Municipal facilities",
             "井盖,窨井,manhole",
@@ -93,7 +101,7 @@ CATALOGUE: dict[str, Service] = {
         ),
         Service(
             "streetlight",
-            "路灯故障 Streetlight out",
+            _name("streetlight"),
             "路灯不亮、闪烁、灯杆损坏 Lights out, flickering, damaged poles",
             "路灯 Lighting",
             "路灯,照明,streetlight",

@@ -21,14 +21,14 @@ from pingan.actions import (
     resolve_by_dispatcher,
     split_incident,
 )
-from pingan.assignments import CrewAction, TransitionRefused
 from pingan.clock import utcnow
+from pingan.core.assignments import CrewAction, TransitionRefused
 from pingan.http.context import actor_of, ctx, json_error, json_response, may_see_phones
-from pingan.incidents import IncidentStatus
 from pingan.kpis import compute as compute_kpis
 from pingan.kpis import to_csv as kpis_csv
 from pingan.store import record_audit
 from pingan.store.schema import crew_overrides, crews
+from pingan.vocabulary import IncidentStatus
 from pingan.warnings import WarningInvalid, parse_signal
 
 STATUSES = {s.value for s in IncidentStatus}

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 
 from pingan import queries
 from pingan.clock import utcnow
+from pingan.core.assignments import REASSIGNABLE
 from pingan.http.context import actor_of, ctx, json_error, json_response
 from pingan.labels import incident_labels
 from pingan.settings import PROJECT_ROOT
@@ -26,6 +27,7 @@ from pingan.store.schema import (
     incidents,
     reports,
 )
+from pingan.vocabulary import AssignmentState, IncidentStatus
 
 CONSOLE = PROJECT_ROOT / "console"
 STATIC = {
@@ -55,7 +57,9 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
     recent = now - timedelta(hours=2)
     rows = conn.execute(
         select(incidents)
-        .where((incidents.c.status != "resolved") | (incidents.c.resolved_at >= recent))
+        .where(
+            (incidents.c.status != IncidentStatus.RESOLVED) | (incidents.c.resolved_at >= recent)
+        )
         .order_by(incidents.c.id.desc())
         .limit(300)
     ).all()
@@ -93,7 +97,7 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
                 "state": a.state,
                 "why": a.why,
                 "ack_due_at": due.isoformat() if due else None,
-                "overdue": bool(due and a.state == "assigned" and due < now),
+                "overdue": bool(due and a.state == AssignmentState.ASSIGNED and due < now),
             }
         )
     return {
@@ -228,12 +232,12 @@ async def reassign(request: web.Request) -> web.Response:
                 assignments.c.id == int(raw)
             )
         ).first()
-        if row is None or row.state not in ("assigned", "acknowledged", "en_route"):
+        if row is None or row.state not in REASSIGNABLE:
             return None
         conn.execute(
             update(assignments)
             .where(assignments.c.id == int(raw))
-            .values(state="cancelled", note=f"reassigned by {actor}", updated_at=now)
+            .values(state=AssignmentState.CANCELLED, note=f"reassigned by {actor}", updated_at=now)
         )
         record_audit(
             conn,

@@ -13,16 +13,16 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from alerts.render import CATEGORY_ZH
 from pingan.actions import NotFound, apply_crew_action
-from pingan.assignments import ACTIVE_STATES, CrewAction, TransitionRefused
 from pingan.clock import utcnow
+from pingan.core.assignments import ACTIVE_STATES, MOVES, CrewAction, TransitionRefused
 from pingan.crews import CITY_TZ
 from pingan.http.context import ctx
 from pingan.links import LinkInvalid, verify_link
 from pingan.queries import first_report
 from pingan.store import as_utc, record_audit
 from pingan.store.schema import assignments, crews, incidents
+from pingan.vocabulary import AssignmentState, category_zh, status_label
 from playbooks.snapshot import playbook_from_snapshot
 
 DIGITS = {
@@ -49,22 +49,12 @@ POLITE = {  # what a crew reads when its move is too late
     PASSED_ON: "该任务已转派其他班组，感谢，无需处理。",
     "this task was cancelled; no action needed": "该任务已取消，无需处理。",
 }
-STATE_ZH = {
-    "assigned": "待接单",
-    "acknowledged": "已接单",
-    "en_route": "在途",
-    "on_scene": "已到场",
-    "done": "已完成",
-    "declined": "已拒绝",
-    "timed_out": "已转派",
-    "cancelled": "已取消",
+BUTTONS = {  # the moves a crew makes from its phone; decline has its own form
+    CrewAction.ACK: "接单 Accept",
+    CrewAction.EN_ROUTE: "出发 En route",
+    CrewAction.ON_SCENE: "到场 On scene",
+    CrewAction.DONE: "完成 Done",
 }
-BUTTONS = [
-    ("ack", "接单 Accept", ("assigned",)),
-    ("en_route", "出发 En route", ("acknowledged",)),
-    ("on_scene", "到场 On scene", ("acknowledged", "en_route")),
-    ("done", "完成 Done", ("acknowledged", "en_route", "on_scene")),
-]
 
 
 def parse_crew_reply(body: str) -> tuple[int | None, CrewAction, str] | None:
@@ -110,7 +100,7 @@ def apply_sms_reply(store: Any, crew_id: str, body: str) -> str:
     except TransitionRefused as exc:
         polite = POLITE
         return f"【平安派单】任务{code}：{polite.get(str(exc), str(exc))}"
-    return f"【平安派单】任务{code}：{STATE_ZH.get(result.state, result.state)}，已记录。"
+    return f"【平安派单】任务{code}：{status_label(result.state)['zh']}，已记录。"
 
 
 def _refuse(request: web.Request, reason: str) -> web.Response:
@@ -191,18 +181,18 @@ async def crew_page(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     buttons = "".join(
         f'<form method="post" action="/c/{token}/{name}"><button>{label}</button></form>'
-        for name, label, states in BUTTONS
-        if row.state in states
+        for name, label in BUTTONS.items()
+        if row.state in MOVES[name][0]
     )
-    if row.state == "assigned":
+    if row.state == AssignmentState.ASSIGNED:
         buttons += (
             f'<form method="post" action="/c/{token}/decline">'
             '<input name="reason" placeholder="拒绝原因 Reason" required maxlength="200">'
             '<button class="decline">拒绝 Decline</button></form>'
         )
     due = as_utc(row.ack_due_at)
-    what = html.escape(CATEGORY_ZH.get(row.category, row.category))
-    state = STATE_ZH.get(row.state, row.state)
+    what = html.escape(category_zh(row.category))
+    state = status_label(row.state)["zh"]
     body = f"""<h1>任务 {assignment_id}：{what}</h1>
 <div class="card"><div>状态 State: <span class="state" id="state">{state}</span></div>
 <div>地点 Where: {where or "见描述"}</div>

@@ -18,9 +18,9 @@ from pingan.city import load_city
 from pingan.clock import utcnow
 from pingan.http.context import actor_of, ctx, json_error, json_response
 from pingan.http.hotline import twilio_signed
-from pingan.labels import EVENT_ZH
 from pingan.store import as_utc, mark_component
 from pingan.store.schema import citizen_warnings, sends, subscribers
+from pingan.vocabulary import WARNING_EVENTS
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SENDER = "warnings@luohe-cgj.example.cn"
@@ -193,7 +193,7 @@ def _cap(row: Any) -> Element:
         ).text = f"{SENDER},LUOHE-CGJ-{row.corrects},{sent.strftime('%Y-%m-%dT%H:%M:%S+00:00')}"  # type: ignore[union-attr]
     city = load_city()
     for language, text, event in (
-        ("zh-CN", row.text_zh, EVENT_ZH.get(row.event, row.event)),
+        ("zh-CN", row.text_zh, WARNING_EVENTS.get(row.event, row.event)),
         ("en-US", row.text_en, row.event),
     ):
         info = SubElement(alert, "info")

@@ -18,8 +18,8 @@ from typing import Any
 
 from pingan.city import City, load_city
 from pingan.geo import distance_m
+from pingan.vocabulary import WARNING_EVENTS
 from playbooks.matcher import WarningSignal
-from playbooks.model import WARNING_EVENTS
 from streams.feeds.cap import CapAlert, CapArea, CapInfo
 
 LEVELS = {

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from pingan.actions import accept_report, accept_warning, apply_crew_action
-from pingan.assignments import CrewAction
+from pingan.core.assignments import CrewAction
 from pingan.kpis import compute, to_csv
 from pingan.queries import assignment_facts
 from pingan.store import Store

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from alerts.channels.base import Message, RetryableError
 from alerts.channels.local_outbox import LocalOutboxChannel
 from pingan.actions import Accepted, accept_report, apply_crew_action
-from pingan.assignments import CrewAction, TransitionRefused
+from pingan.core.assignments import CrewAction, TransitionRefused
 from pingan.reports import ReportDraft
 from pingan.store import Store
 from pingan.store.schema import (
@@ -276,3 +276,19 @@ def test_malformed_event_is_rejected_once_and_audited(staffed_store: Store) -> N
             .all()
         )
     assert rejected == ["e-1"]
+
+
+def test_resolving_releases_crews_on_their_way_or_on_scene(staffed_store: Store, index) -> None:
+    """A crew en route or on scene when the incident is resolved stands down too;
+    before, only assigned/acknowledged tasks were cancelled and such a crew stayed
+    busy (counted against its capacity) for good."""
+    from streams.decisions import resolve_incident
+
+    incident_id = _open_and_dispatch(staffed_store, index)
+    apply_crew_action(staffed_store, 1, CrewAction.ACK, "crew", NOW)
+    apply_crew_action(staffed_store, 1, CrewAction.ON_SCENE, "crew", NOW)
+    with staffed_store.transaction() as conn:
+        resolve_incident(conn, incident_id, "warning lifted", "test", NOW)
+    with staffed_store.read() as conn:
+        state = conn.execute(select(assignments.c.state)).scalar_one()
+    assert state == "cancelled"

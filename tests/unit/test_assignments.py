@@ -1,7 +1,7 @@
 import pytest
 
-from pingan.assignments import TransitionRefused, next_state
-from pingan.escalation import arrival_check, escalation_step
+from pingan.core.assignments import TransitionRefused, next_state
+from pingan.core.escalation import arrival_check, escalation_step
 
 ALLOWED = [
     ("assigned", "ack", "acknowledged"),
@@ -92,6 +92,6 @@ def test_arrival(state: str, late: bool, expected: str | None) -> None:
     ],
 )
 def test_incident_status_follows_assignments(states, sources, status) -> None:  # type: ignore[no-untyped-def]
-    from pingan.incidents import status_after_crew_change
+    from pingan.core.incidents import status_after_crew_change
 
     assert status_after_crew_change(states, sources) == status

@@ -99,7 +99,7 @@ def _level_cases() -> list[tuple[str, str, object]]:
 def _event_for(playbook: Playbook, level: str) -> object:
     for trigger in playbook.triggers:
         if isinstance(trigger, WarningTrigger) and level in ("blue", "yellow", "orange", "red"):
-            from playbooks.model import level_rank
+            from pingan.vocabulary import level_rank
 
             if level_rank(level) >= level_rank(trigger.min_level):
                 return warning(level, event=trigger.event)

@@ -74,7 +74,7 @@ def test_phone_numbers_in_free_text_are_masked(text: str, logged: str) -> None:
 
 def test_incident_labels_for_every_kind_of_category() -> None:
     from pingan.labels import incident_labels
-    from playbooks.model import METRICS
+    from pingan.vocabulary import METRICS
 
     assert incident_labels("fallen_tree", "yuanhui", "routine") == {
         "category": {"zh": "倒伏树木", "en": "Fallen tree"},
@@ -94,3 +94,17 @@ def test_incident_labels_for_every_kind_of_category() -> None:
         "district": {"zh": "mars", "en": "mars"},
         "level": {"zh": "x", "en": "x"},
     }
+
+
+def test_crew_text_names_a_warning_incident_in_chinese() -> None:
+    """An incident opened by a 暴雪 warning reads 暴雪预警 on a crew's phone, not the
+    English key; every category word comes from the one vocabulary."""
+    from alerts.render import crew_assignment_text
+    from pingan.vocabulary import CATEGORIES, WARNING_EVENTS
+
+    text = crew_assignment_text(12, "blizzard", 33.58, 114.02, None, "", 15, ())
+    assert "暴雪预警" in text and "blizzard" not in text
+    for code, (zh, _) in CATEGORIES.items():
+        assert zh in crew_assignment_text(1, code, None, None, "x", "", 15, ())
+    for code, zh in WARNING_EVENTS.items():
+        assert zh in crew_assignment_text(1, code, None, None, "x", "", 15, ())

@@ -9,16 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-
-class AssignmentState(StrEnum):
-    ASSIGNED = "assigned"
-    ACKNOWLEDGED = "acknowledged"
-    EN_ROUTE = "en_route"
-    ON_SCENE = "on_scene"
-    DONE = "done"
-    DECLINED = "declined"
-    TIMED_OUT = "timed_out"
-    CANCELLED = "cancelled"
+from pingan.vocabulary import AssignmentState
 
 
 class CrewAction(StrEnum):
@@ -43,8 +34,13 @@ LIVE_STATES = frozenset({*ACTIVE_STATES, AssignmentState.DONE})
 WORKING = frozenset(
     {AssignmentState.ACKNOWLEDGED, AssignmentState.EN_ROUTE, AssignmentState.ON_SCENE}
 )
+# A dispatcher may take a task from a crew and give it to the next one until the crew
+# is on scene.
+REASSIGNABLE = frozenset(
+    {AssignmentState.ASSIGNED, AssignmentState.ACKNOWLEDGED, AssignmentState.EN_ROUTE}
+)
 
-_MOVES: dict[CrewAction, tuple[frozenset[AssignmentState], AssignmentState]] = {
+MOVES: dict[CrewAction, tuple[frozenset[AssignmentState], AssignmentState]] = {
     CrewAction.ACK: (frozenset({AssignmentState.ASSIGNED}), AssignmentState.ACKNOWLEDGED),
     CrewAction.DECLINE: (frozenset({AssignmentState.ASSIGNED}), AssignmentState.DECLINED),
     CrewAction.EN_ROUTE: (frozenset({AssignmentState.ACKNOWLEDGED}), AssignmentState.EN_ROUTE),
@@ -63,7 +59,7 @@ class TransitionRefused(ValueError):
 
 def next_state(current: str, action: str) -> AssignmentState:
     state, act = AssignmentState(current), CrewAction(action)
-    allowed, target = _MOVES[act]
+    allowed, target = MOVES[act]
     if state in allowed:
         return target
     if state is AssignmentState.ASSIGNED:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
 
+from pingan.core.assignments import WORKING
+from pingan.vocabulary import AssignmentState, IncidentStatus
 
-class IncidentStatus(StrEnum):
-    OPEN = "open"  # known, no crew yet (or waiting for corroboration)
-    DISPATCHED = "dispatched"  # crews assigned, none acknowledged
-    IN_PROGRESS = "in_progress"  # at least one crew acknowledged
-    RESOLVED = "resolved"
-
-
-ENDED = ("cancelled", "declined", "timed_out")
+# Assignments that no longer count for an incident.
+ENDED = frozenset({AssignmentState.CANCELLED, AssignmentState.DECLINED, AssignmentState.TIMED_OUT})
 
 
 def status_after_crew_change(
@@ -23,11 +18,11 @@ def status_after_crew_change(
     timed-out ones do not count). While a warning or threshold still drives it,
     finished tasks do not end it."""
     live = [s for s in assignment_states if s not in ENDED]
-    if live and all(s == "done" for s in live):
+    if live and all(s == AssignmentState.DONE for s in live):
         return IncidentStatus.IN_PROGRESS if sources_active else IncidentStatus.RESOLVED
-    if any(s in ("acknowledged", "en_route", "on_scene") for s in live):
+    if any(s in WORKING for s in live):
         return IncidentStatus.IN_PROGRESS  # a crew is working on it now
-    if any(s == "assigned" for s in live):
+    if any(s == AssignmentState.ASSIGNED for s in live):
         return IncidentStatus.DISPATCHED  # waiting for a crew to answer
     if live:
         return IncidentStatus.IN_PROGRESS

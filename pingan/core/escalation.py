@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pingan.assignments import WORKING, AssignmentState
+from pingan.core.assignments import WORKING
+from pingan.vocabulary import AssignmentState
 
 
 @dataclass(frozen=True)

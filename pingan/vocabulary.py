@@ -1,0 +1,187 @@
+"""The words of the domain, in one place: report categories, warning events, levels,
+measurements, and the states of incidents and assignments, each with its Chinese and
+English name. Everything else (the playbook format, messages, the console, Open311)
+reads them from here. Pure; imports nothing from the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal, get_args
+
+Label = dict[str, str]  # {"zh": ..., "en": ...}
+
+# ---- levels -----------------------------------------------------------------------
+# "watch" is internal: an incident seen but not yet corroborated (no actions).
+LEVEL_ORDER: tuple[str, ...] = ("watch", "routine", "blue", "yellow", "orange", "red")
+Level = Literal["routine", "blue", "yellow", "orange", "red"]
+WarningLevel = Literal["blue", "yellow", "orange", "red"]
+LEVELS: dict[str, tuple[str, str]] = {
+    "watch": ("待核实", "watch (not yet corroborated)"),
+    "routine": ("一般", "routine"),
+    "blue": ("蓝色", "blue"),
+    "yellow": ("黄色", "yellow"),
+    "orange": ("橙色", "orange"),
+    "red": ("红色", "red"),
+}
+
+
+def level_rank(level: str) -> int:
+    return LEVEL_ORDER.index(level)
+
+
+# ---- official warning signals (气象灾害预警信号), by their English keys --------------
+WarningEvent = Literal["blizzard", "rainstorm", "gale", "road_icing", "cold_wave"]
+WARNING_EVENTS: dict[str, str] = {
+    "blizzard": "暴雪",
+    "rainstorm": "暴雨",
+    "gale": "大风",
+    "road_icing": "道路结冰",
+    "cold_wave": "寒潮",
+}
+
+# ---- what citizens report (the Open311 service codes) ------------------------------
+CATEGORIES: dict[str, tuple[str, str]] = {
+    "fallen_tree": ("倒伏树木", "Fallen tree"),
+    "waterlogging": ("道路积水", "Flooded road"),
+    "snow_ice": ("道路积雪结冰", "Snow or ice"),
+    "manhole": ("井盖缺失破损", "Manhole cover"),
+    "streetlight": ("路灯故障", "Streetlight out"),
+}
+
+# ---- what the threshold evaluator measures per district ----------------------------
+Metric = Literal[
+    "precipitation_mm",
+    "snowfall_mm",
+    "wind_gust_ms",
+    "wind_mean_ms",
+    "temperature_min_c",
+    "temperature_drop_c",
+]
+
+
+@dataclass(frozen=True)
+class MetricWords:
+    """A measurement: what it is, its names as an incident category, and the physical
+    bounds outside which a threshold could never be reached."""
+
+    description: str
+    zh: str
+    en: str
+    low: float
+    high: float
+
+
+METRICS: dict[str, MetricWords] = {
+    "precipitation_mm": MetricWords(
+        "rain and melted snow, summed over the window (mm)",
+        "降水量超阈值",
+        "Rainfall over threshold",
+        0,
+        1000,
+    ),
+    "snowfall_mm": MetricWords(
+        "snowfall as water equivalent, summed over the window (mm)",
+        "降雪量超阈值",
+        "Snowfall over threshold",
+        0,
+        500,
+    ),
+    "wind_gust_ms": MetricWords(
+        "strongest gust in the window (m/s)", "阵风超阈值", "Gusts over threshold", 0, 110
+    ),
+    "wind_mean_ms": MetricWords(
+        "strongest 10-minute mean wind in the window (m/s)",
+        "平均风速超阈值",
+        "Mean wind over threshold",
+        0,
+        90,
+    ),
+    "temperature_min_c": MetricWords(
+        "lowest air temperature in the window (°C)", "低温", "Low temperature", -60, 50
+    ),
+    "temperature_drop_c": MetricWords(
+        "fall of the minimum temperature over the window (°C)",
+        "急剧降温",
+        "Sharp temperature drop",
+        0,
+        50,
+    ),
+}
+WINDOWS_H: tuple[int, ...] = (1, 3, 6, 12, 24, 48)
+
+
+# ---- states -----------------------------------------------------------------------
+class IncidentStatus(StrEnum):
+    OPEN = "open"  # known, no crew yet (or waiting for corroboration)
+    DISPATCHED = "dispatched"  # crews assigned, none acknowledged
+    IN_PROGRESS = "in_progress"  # at least one crew acknowledged
+    RESOLVED = "resolved"
+
+
+class AssignmentState(StrEnum):
+    ASSIGNED = "assigned"
+    ACKNOWLEDGED = "acknowledged"
+    EN_ROUTE = "en_route"
+    ON_SCENE = "on_scene"
+    DONE = "done"
+    DECLINED = "declined"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+STATUSES: dict[str, tuple[str, str]] = {
+    IncidentStatus.OPEN: ("待派单", "open"),
+    IncidentStatus.DISPATCHED: ("已派单", "dispatched"),
+    IncidentStatus.IN_PROGRESS: ("处置中", "in progress"),
+    IncidentStatus.RESOLVED: ("已办结", "resolved"),
+    AssignmentState.ASSIGNED: ("待接单", "assigned"),
+    AssignmentState.ACKNOWLEDGED: ("已接单", "acknowledged"),
+    AssignmentState.EN_ROUTE: ("在途", "en route"),
+    AssignmentState.ON_SCENE: ("已到场", "on scene"),
+    AssignmentState.DONE: ("已完成", "done"),
+    AssignmentState.DECLINED: ("已拒绝", "declined"),
+    AssignmentState.TIMED_OUT: ("超时已转派", "timed out, passed on"),
+    AssignmentState.CANCELLED: ("已取消", "cancelled"),
+}
+
+# The Literals feed the playbook format's validation; the tables feed every label.
+# A word added to one and not the other is a mistake this catches at import.
+assert set(get_args(WarningEvent)) == set(WARNING_EVENTS)
+assert set(get_args(Metric)) == set(METRICS)
+assert set(get_args(Level)) | {"watch"} == set(LEVELS) == set(LEVEL_ORDER)
+
+
+# ---- labels -----------------------------------------------------------------------
+def category_label(category: str) -> Label:
+    """An incident's category in words: a report category, a warning event
+    ("暴雪预警") or a threshold measurement. Unknown codes come back as themselves."""
+    if category in CATEGORIES:
+        zh, en = CATEGORIES[category]
+        return {"zh": zh, "en": en}
+    if category in WARNING_EVENTS:
+        english = category.replace("_", " ")
+        return {"zh": f"{WARNING_EVENTS[category]}预警", "en": f"{english.capitalize()} warning"}
+    if category in METRICS:
+        words = METRICS[category]
+        return {"zh": words.zh, "en": words.en}
+    return {"zh": category, "en": category}
+
+
+def category_zh(category: str, unknown: str | None = None) -> str:
+    """The Chinese name a message uses; `unknown` (default: the code) otherwise."""
+    label = category_label(category)
+    if label["zh"] == category and unknown is not None:
+        return unknown
+    return label["zh"]
+
+
+def level_label(level: str) -> Label:
+    zh, en = LEVELS.get(level, (level, level))
+    return {"zh": zh, "en": en}
+
+
+def status_label(status: str) -> Label:
+    zh, en = STATUSES.get(status, (status, status))
+    return {"zh": zh, "en": en}
