@@ -6,16 +6,11 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from pingan.core.events import ClockTick, ReportReceived, ThresholdCrossed, WarningSignal
+from pingan.core.matching import match
 from pingan.settings import PROJECT_ROOT
+from playbooks.index import PlaybookIndex
 from playbooks.loader import load_playbooks
-from playbooks.matcher import (
-    ClockTick,
-    PlaybookIndex,
-    ReportReceived,
-    ThresholdCrossed,
-    WarningSignal,
-    match,
-)
 from playbooks.model import Playbook
 
 NOW = datetime(2026, 1, 20, 6, 0, tzinfo=UTC)

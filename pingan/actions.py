@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from pingan.core.assignments import CrewAction, TransitionRefused, next_state
+from pingan.core.events import WarningSignal
 from pingan.crews import Roster, crew_to_row
 from pingan.hotline.classify import classify, normalise_text
 from pingan.hotline.location import locate
@@ -28,7 +29,6 @@ from pingan.store.schema import (
 )
 from pingan.vocabulary import LEVEL_ORDER, AssignmentState
 from pingan.warnings import signal_to_event
-from playbooks.matcher import WarningSignal
 from playbooks.snapshot import playbook_from_snapshot
 from streams import topics
 

@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def playbooks_command(args: argparse.Namespace, settings: Settings) -> int:
     from pingan.crews import RosterError, load_roster
+    from playbooks.index import PlaybookIndex
     from playbooks.loader import PlaybookError, load_playbook_files
-    from playbooks.matcher import PlaybookIndex
     from playbooks.simulate import EventsFileError, parse_events, simulate
 
     if args.playbooks_command == "validate":

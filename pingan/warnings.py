@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pingan.city import load_city
+from pingan.core.events import ThresholdCrossed, WarningSignal
 from pingan.vocabulary import METRICS, WARNING_EVENTS, WINDOWS_H
-from playbooks.matcher import ThresholdCrossed, WarningSignal
 
 LEVELS_ZH = {"蓝色": "blue", "黄色": "yellow", "橙色": "orange", "红色": "red"}
 EVENTS_ZH = {zh: en for en, zh in WARNING_EVENTS.items()}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from playbooks.index import PlaybookIndex
 from playbooks.loader import PlaybookError, load_playbooks
-from playbooks.matcher import PlaybookIndex
 
 log = logging.getLogger("pingan.playbooks")
 

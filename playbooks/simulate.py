@@ -22,9 +22,7 @@ from typing import Any
 import yaml
 
 from pingan.city import load_city
-from pingan.crews import Crew, choose_crews
-from pingan.warnings import WarningInvalid, parse_signal
-from playbooks.matcher import (
+from pingan.core.events import (
     AttachToIncident,
     ClockTick,
     Decision,
@@ -33,14 +31,16 @@ from playbooks.matcher import (
     Ignored,
     IncidentView,
     OpenIncident,
-    PlaybookIndex,
     ReportReceived,
     ResolveIncident,
     ThresholdCrossed,
     UpgradeIncident,
     WarningSignal,
-    match,
 )
+from pingan.core.matching import match
+from pingan.crews import Crew, choose_crews
+from pingan.warnings import WarningInvalid, parse_signal
+from playbooks.index import PlaybookIndex
 from playbooks.model import Playbook
 
 

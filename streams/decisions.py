@@ -14,16 +14,7 @@ from sqlalchemy import Connection, Text, cast, func, select, update
 
 from pingan.city import load_city
 from pingan.core.assignments import ACTIVE_STATES
-from pingan.store import as_utc, emit, record_audit
-from pingan.store.schema import (
-    assignments,
-    incident_history,
-    incident_warnings,
-    incidents,
-    reports,
-)
-from pingan.vocabulary import AssignmentState, IncidentStatus
-from playbooks.matcher import (
+from pingan.core.events import (
     AttachToIncident,
     Decision,
     EndWarnings,
@@ -37,6 +28,15 @@ from playbooks.matcher import (
     UpgradeIncident,
     WarningSignal,
 )
+from pingan.store import as_utc, emit, record_audit
+from pingan.store.schema import (
+    assignments,
+    incident_history,
+    incident_warnings,
+    incidents,
+    reports,
+)
+from pingan.vocabulary import AssignmentState, IncidentStatus
 from playbooks.model import Playbook
 from playbooks.snapshot import playbook_from_snapshot
 from streams import topics

@@ -37,7 +37,9 @@ from pingan.core.dispatch import (
     plan_dispatch,
     staffing_choices,
 )
+from pingan.core.events import ClockTick, ReportReceived
 from pingan.core.incidents import status_after_crew_change
+from pingan.core.matching import match
 from pingan.crews import Crew, Override, crew_from_row
 from pingan.links import CrewLinks
 from pingan.queries import first_report, warnings_in_force
@@ -56,7 +58,7 @@ from pingan.store.schema import (
 )
 from pingan.vocabulary import AssignmentState, IncidentStatus
 from pingan.warnings import WarningInvalid, signal_from_event, threshold_from_event
-from playbooks.matcher import ClockTick, PlaybookIndex, ReportReceived, match
+from playbooks.index import PlaybookIndex
 from playbooks.model import WarningTrigger
 from playbooks.snapshot import playbook_from_snapshot
 from streams import topics

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from playbooks.matcher import PlaybookIndex, ThresholdCrossed
+from pingan.core.events import ThresholdCrossed
+from playbooks.index import PlaybookIndex
 from playbooks.model import ThresholdTrigger
 from streams.feeds.open_meteo import Hour
 

@@ -14,7 +14,7 @@ from pingan.actions import sync_roster
 from pingan.crews import load_roster
 from pingan.settings import PROJECT_ROOT
 from pingan.store import Store
-from playbooks.matcher import PlaybookIndex
+from playbooks.index import PlaybookIndex
 from playbooks.registry import PlaybookRegistry
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from pingan.actions import accept_warning
 from pingan.store import Store, as_utc, emit
 from pingan.store.schema import threshold_state
 from pingan.warnings import WarningInvalid, parse_signal, threshold_to_event
-from playbooks.matcher import PlaybookIndex
+from playbooks.index import PlaybookIndex
 from streams import topics
 from streams.feeds.cap import CapAlert, FeedRejected, parse_cap
 from streams.feeds.normalize import NotActionable, cap_to_signal

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pingan.city import City, load_city
+from pingan.core.events import WarningSignal
 from pingan.geo import distance_m
 from pingan.vocabulary import WARNING_EVENTS
-from playbooks.matcher import WarningSignal
 from streams.feeds.cap import CapAlert, CapArea, CapInfo
 
 LEVELS = {

@@ -18,7 +18,7 @@ from pingan.clock import utcnow
 from pingan.settings import FeedConfig
 from pingan.store import Store, mark_component
 from pingan.store.schema import feed_state
-from playbooks.matcher import PlaybookIndex
+from playbooks.index import PlaybookIndex
 from streams.feeds.cap import CapAlert, FeedRejected, parse_document
 from streams.feeds.fetch import JSON_TYPES, XML_TYPES, Fetcher, FetchError
 from streams.feeds.ingest import IngestResult, ingest_alert, ingest_cma_json, ingest_forecast

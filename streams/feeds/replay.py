@@ -25,7 +25,7 @@ from pingan.clock import utcnow
 from pingan.reports import ReportInvalid, validate_report
 from pingan.store import Store
 from pingan.warnings import WarningInvalid, parse_signal
-from playbooks.matcher import PlaybookIndex
+from playbooks.index import PlaybookIndex
 from streams.feeds.cap import FeedRejected
 from streams.feeds.ingest import ingest_cap, ingest_forecast
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+from pingan.core.events import ReportReceived
+from pingan.core.matching import match
 from pingan.store import Store
-from playbooks.matcher import PlaybookIndex, ReportReceived, match
+from playbooks.index import PlaybookIndex
 from streams.decisions import insert_incident, load_open_incidents, load_report_candidates
 from tests.conftest import NOW
 

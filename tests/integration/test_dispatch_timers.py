@@ -8,11 +8,11 @@ from sqlalchemy import select
 
 from pingan.actions import accept_report, accept_warning, apply_crew_action
 from pingan.core.assignments import CrewAction
+from pingan.core.events import WarningSignal
 from pingan.kpis import compute, to_csv
 from pingan.queries import assignment_facts
 from pingan.store import Store
 from pingan.store.schema import assignments, incidents, outbox, staff_alerts
-from playbooks.matcher import WarningSignal
 from streams import handlers, topics
 from streams.timers import alert_staff, fire_due_timers
 from tests.conftest import NOW

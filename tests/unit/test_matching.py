@@ -7,21 +7,21 @@ from datetime import timedelta
 
 import pytest
 
-from playbooks.matcher import (
+from pingan.core.events import (
     AttachToIncident,
     ClockTick,
     EndWarnings,
     Ignored,
     IncidentView,
     OpenIncident,
-    PlaybookIndex,
     ReportReceived,
     ResolveIncident,
     ThresholdCrossed,
     UpgradeIncident,
     WarningSignal,
-    match,
 )
+from pingan.core.matching import match
+from playbooks.index import PlaybookIndex
 from playbooks.model import Playbook, ReportTrigger, ThresholdTrigger, WarningTrigger
 from tests.conftest import NOW, PLAYBOOKS_DIR
 

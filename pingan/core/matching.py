@@ -7,190 +7,33 @@ Incidents have one of two scopes:
   and district, whose level follows the strongest trigger in force. An upgrade
   (yellow -> orange) changes that incident's level; it never opens a second one.
 
-Playbooks are indexed by warning event, by (metric, window) and by report category,
-so the cost of matching does not grow with playbooks that cannot match.
+The playbooks come indexed (playbooks/index.py); events and decisions are in
+pingan/core/events.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from pingan.core.events import (
+    AttachToIncident,
+    Decision,
+    EndWarnings,
+    Event,
+    Ignored,
+    IncidentView,
+    OpenIncident,
+    ReportReceived,
+    ResolveIncident,
+    ThresholdCrossed,
+    UpgradeIncident,
+    WarningSignal,
+)
 from pingan.geo import distance_m
 from pingan.vocabulary import level_rank
-from playbooks.model import (
-    Playbook,
-    ReportTrigger,
-    ThresholdTrigger,
-    WarningTrigger,
-)
-
-# ---- events ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WarningSignal:
-    """An official warning (CAP or CMA) as the feeds normalise it."""
-
-    id: str
-    event: str  # blizzard, rainstorm, gale, road_icing, cold_wave
-    level: str  # blue, yellow, orange, red
-    msg_type: str  # Alert, Update, Cancel
-    districts: tuple[str, ...]
-    at: datetime
-    expires: datetime | None = None
-    references: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ThresholdCrossed:
-    """A district's forecast/observation crossed (or, cleared=True, fell back below)
-    a value over a window. The evaluator applies hysteresis before emitting."""
-
-    metric: str
-    window_h: int
-    value: float
-    district: str
-    at: datetime
-    cleared: bool = False
-
-
-@dataclass(frozen=True)
-class ReportReceived:
-    report_id: int
-    category: str
-    lat: float | None
-    lon: float | None
-    at: datetime
-    district: str | None = None
-
-
-@dataclass(frozen=True)
-class ClockTick:
-    """Time passing: warnings expire."""
-
-    at: datetime
-
-
-Event = WarningSignal | ThresholdCrossed | ReportReceived | ClockTick
-
-# ---- state ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IncidentView:
-    """What the matcher needs to know about an open incident."""
-
-    id: int
-    playbook: Playbook  # the snapshot taken when the incident opened
-    level: str
-    scope: str  # "site" or "district"
-    district: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    report_count: int = 0
-    last_report_at: datetime | None = None
-    # warning id -> expiry (None: no expiry given)
-    warnings: dict[str, datetime | None] = field(default_factory=dict)
-    thresholds_active: bool = False
-
-
-# ---- decisions ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OpenIncident:
-    playbook: Playbook
-    level: str
-    scope: str
-    reason: str
-    district: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-
-
-@dataclass(frozen=True)
-class UpgradeIncident:
-    incident_id: int
-    from_level: str
-    to_level: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class AttachToIncident:
-    incident_id: int
-    reason: str
-    distance_m: float | None = None
-
-
-@dataclass(frozen=True)
-class EndWarnings:
-    """These warnings no longer drive the incident (cancelled, expired, superseded)."""
-
-    incident_id: int
-    warning_ids: tuple[str, ...]
-    reason: str
-
-
-@dataclass(frozen=True)
-class ResolveIncident:
-    incident_id: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class Ignored:
-    reason: str
-
-
-Decision = (
-    OpenIncident | UpgradeIncident | AttachToIncident | EndWarnings | ResolveIncident | Ignored
-)
-
-
-# ---- the index ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Hit:
-    playbook: Playbook
-    trigger: WarningTrigger | ThresholdTrigger | ReportTrigger
-
-
-class PlaybookIndex:
-    def __init__(self, playbooks: Iterable[Playbook]) -> None:
-        self.playbooks = {p.id: p for p in playbooks}
-        self._warnings: dict[str, list[_Hit]] = {}
-        self._thresholds: dict[tuple[str, int], list[_Hit]] = {}
-        self._reports: dict[str, list[_Hit]] = {}
-        for playbook in sorted(self.playbooks.values(), key=lambda p: p.id):
-            for trigger in playbook.triggers:
-                hit = _Hit(playbook, trigger)
-                if isinstance(trigger, WarningTrigger):
-                    self._warnings.setdefault(trigger.event, []).append(hit)
-                elif isinstance(trigger, ThresholdTrigger):
-                    key = (trigger.metric, trigger.window_h)
-                    self._thresholds.setdefault(key, []).append(hit)
-                else:
-                    self._reports.setdefault(trigger.category, []).append(hit)
-
-    def report_categories(self) -> list[str]:
-        return sorted(self._reports)
-
-    def for_report(self, category: str) -> Playbook | None:
-        hits = self._reports.get(category)
-        return hits[0].playbook if hits else None
-
-    def warning_hits(self, event: str) -> list[_Hit]:
-        return self._warnings.get(event, [])
-
-    def threshold_hits(self, metric: str, window_h: int) -> list[_Hit]:
-        return self._thresholds.get((metric, window_h), [])
-
-
-# ---- matching -------------------------------------------------------------------
+from playbooks.index import PlaybookIndex
+from playbooks.model import Playbook, ReportTrigger, ThresholdTrigger, WarningTrigger
 
 
 def match(
