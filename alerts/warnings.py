@@ -11,11 +11,11 @@ from datetime import datetime
 from sqlalchemy import Connection, func, or_, select, update
 
 from alerts.sms import sms_size
-from alerts.templates import load_templates
 from pingan.city import load_city
+from pingan.core import topics
 from pingan.store import Store, emit, record_audit
 from pingan.store.schema import citizen_warnings, sends, subscribers
-from streams import topics
+from playbooks.templates import load_templates
 
 APPROVAL_THRESHOLD = 1000  # recipients; above it a second dispatcher must approve
 SMS_PRICE_CNY = 0.05  # per segment, for the estimate shown before sending

@@ -13,13 +13,14 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pingan.actions import accept_report
+from pingan.core import topics
 from pingan.reports import ReportDraft
 from pingan.settings import PROJECT_ROOT
 from pingan.store import Store
+from pingan.store.incidents import insert_incident
 from pingan.store.schema import outbox
 from playbooks.registry import PlaybookRegistry
-from streams import handlers, topics
-from streams.decisions import insert_incident
+from streams import handlers
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 ROUNDS = 5

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from pingan.core import topics
 from pingan.core.assignments import CrewAction, TransitionRefused, next_state
 from pingan.core.events import WarningSignal
 from pingan.crews import Roster, crew_to_row
@@ -30,7 +31,6 @@ from pingan.store.schema import (
 from pingan.vocabulary import LEVEL_ORDER, AssignmentState
 from pingan.warnings import signal_to_event
 from playbooks.snapshot import playbook_from_snapshot
-from streams import topics
 
 
 class NotFound(LookupError):
@@ -63,7 +63,7 @@ def apply_crew_action(
 ) -> CrewActionResult:
     """Raises NotFound or TransitionRefused (with the reason) and writes nothing then
     but the audit of the refusal. `crew_id`, when given, must be the assigned crew."""
-    from streams.timers import schedule_arrival
+    from pingan.dispatch.timers import schedule_arrival
 
     refused: TransitionRefused | None = None
     with store.transaction() as conn:
@@ -352,7 +352,7 @@ def resolve_by_dispatcher(
 ) -> None:
     """A dispatcher closes an incident (tasks still open stand down), if its playbook
     allows resolution by a dispatcher."""
-    from streams.decisions import resolve_incident
+    from pingan.store.incidents import resolve_incident
 
     with store.transaction() as conn:
         row = _live_incident(conn, incident_id)
@@ -539,7 +539,7 @@ def confirm_incident(store: Store, incident_id: int, actor: str, now: datetime) 
 def merge_incidents(store: Store, keep_id: int, merge_id: int, actor: str, now: datetime) -> None:
     """Two incidents are one: the reports move to `keep_id`; the other is resolved as
     merged, and crews still on it stand down."""
-    from streams.decisions import resolve_incident
+    from pingan.store.incidents import resolve_incident
 
     if keep_id == merge_id:
         raise NotAllowed("an incident cannot be merged into itself")
@@ -569,7 +569,7 @@ def split_incident(
 ) -> int:
     """Some reports are about something else: they become a new incident under the same
     playbook snapshot and level, which gets its own crews."""
-    from streams.decisions import insert_incident, set_incident_status
+    from pingan.store.incidents import insert_incident, set_incident_status
 
     with store.transaction() as conn:
         row = _live_incident(conn, incident_id)
@@ -623,7 +623,7 @@ def split_incident(
 
 def reopen_incident(store: Store, incident_id: int, reason: str, actor: str, now: datetime) -> None:
     """The tree is back on the road: a resolved incident opens again and gets crews."""
-    from streams.decisions import set_incident_status
+    from pingan.store.incidents import set_incident_status
 
     with store.transaction() as conn:
         row = _live_incident(conn, incident_id)

@@ -81,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def playbooks_command(args: argparse.Namespace, settings: Settings) -> int:
     from pingan.crews import RosterError, load_roster
+    from pingan.simulation import EventsFileError, parse_events, simulate
     from playbooks.index import PlaybookIndex
     from playbooks.loader import PlaybookError, load_playbook_files
-    from playbooks.simulate import EventsFileError, parse_events, simulate
 
     if args.playbooks_command == "validate":
         paths = _playbook_paths(args.paths or [settings.playbooks_dir])

@@ -161,7 +161,7 @@ def component(conn: Connection, name: str) -> dict[str, Any] | None:
 def crew_board(conn: Connection, now: datetime) -> list[dict[str, Any]]:
     """Each crew: on shift now, what it is doing, when it last answered."""
     from pingan.core.assignments import ACTIVE_STATES
-    from streams.handlers import load_crews
+    from pingan.store.crews import load_crews
 
     active = {}
     for row in conn.execute(

@@ -22,9 +22,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from alerts.templates import load_templates
 from pingan.city import City, load_city
 from playbooks.model import Playbook, ReportTrigger
+from playbooks.templates import load_templates
 
 Path_ = tuple[str | int, ...]
 MAX_FILE_BYTES = 256 * 1024

@@ -17,13 +17,14 @@ import faust
 
 from alerts.channels.base import Channel
 from pingan.clock import utcnow
+from pingan.core import topics
+from pingan.dispatch.timers import fire_due_timers
 from pingan.links import CrewLinks
 from pingan.settings import Settings
 from pingan.store import Store, mark_component
 from playbooks.registry import PlaybookRegistry
-from streams import handlers, topics
+from streams import handlers
 from streams.broker_tuning import set_fetch_wait
-from streams.timers import fire_due_timers
 from streams.watchdog import Watchdog
 
 log = logging.getLogger("pingan.streams")
@@ -154,9 +155,7 @@ def build_app(
     @app.timer(1.0, on_leader=True)
     async def fire_timers() -> None:
         try:
-            fired = await asyncio.to_thread(
-                fire_due_timers, store, utcnow(), handlers.dispatch_for_level
-            )
+            fired = await asyncio.to_thread(fire_due_timers, store, utcnow())
             if fired:
                 log.info("timers fired count=%d", fired)
         except Exception:

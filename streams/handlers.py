@@ -7,13 +7,11 @@ event changes nothing. Agents (streams/app.py) only move events to these functio
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, func, select, update
+from sqlalchemy import Connection, func, select
 
 from alerts.channels.base import Channel, Message
 from alerts.ledger import send_once
@@ -25,57 +23,40 @@ from alerts.render import (
     staff_digest_text,
 )
 from pingan.city import load_city
-from pingan.core.assignments import ACTIVE_STATES
+from pingan.core import topics
 from pingan.core.dispatch import (
-    AssignmentView,
-    DispatchPlan,
-    DispatchState,
-    IncidentView,
     Occasion,
-    WarningInForce,
-    dispatch_applies,
-    plan_dispatch,
-    staffing_choices,
 )
-from pingan.core.events import ClockTick, ReportReceived
-from pingan.core.incidents import status_after_crew_change
+from pingan.core.events import BadEvent, ClockTick, ReportReceived
 from pingan.core.matching import match
-from pingan.crews import Crew, Override, crew_from_row
+from pingan.dispatch.requests import request_dispatch, restaffs_pending
+from pingan.dispatch.staffing import dispatch_for_level, follow_assignments, restaffable_incidents
 from pingan.links import CrewLinks
-from pingan.queries import first_report, warnings_in_force
-from pingan.store import Store, as_utc, claim_event, emit, new_event_id, record_audit
-from pingan.store.schema import (
-    assignments,
-    crew_overrides,
-    crews,
-    incident_history,
-    incident_warnings,
-    incidents,
-    outbox,
-    processed_events,
-    reports,
-    staff_alerts,
-)
-from pingan.vocabulary import AssignmentState, IncidentStatus
-from pingan.warnings import WarningInvalid, signal_from_event, threshold_from_event
-from playbooks.index import PlaybookIndex
-from playbooks.model import WarningTrigger
-from playbooks.snapshot import playbook_from_snapshot
-from streams import topics
-from streams.decisions import (
+from pingan.queries import first_report
+from pingan.store import Store, as_utc, claim_event, emit, record_audit
+from pingan.store.incidents import (
     SYSTEM,
     apply_decisions,
     load_open_incidents,
     load_report_candidates,
-    set_incident_status,
 )
-from streams.timers import alert_staff, schedule_escalation
+from pingan.store.schema import (
+    assignments,
+    crews,
+    incident_history,
+    incident_warnings,
+    incidents,
+    processed_events,
+    reports,
+    staff_alerts,
+)
+from pingan.vocabulary import IncidentStatus
+from pingan.warnings import WarningInvalid, signal_from_event, threshold_from_event
+from playbooks.index import PlaybookIndex
+from playbooks.model import WarningTrigger
+from playbooks.snapshot import playbook_from_snapshot
 
 log = logging.getLogger("pingan.streams")
-
-
-class BadEvent(ValueError):
-    """An event without the fields its type needs. Logged and skipped, never retried."""
 
 
 def reject_event(store: Store, consumer: str, event: Any, reason: str, now: datetime) -> None:
@@ -151,15 +132,7 @@ def handle_clock_tick(store: Store, index: PlaybookIndex, now: datetime) -> int:
         wanted = restaffable_incidents(conn, now, skip=restaffs_pending(conn))
     with store.transaction() as conn:
         for incident_id in wanted:
-            # Dispatch happens in the incident's own partition, like every other change.
-            emit(
-                conn,
-                topics.INCIDENTS,
-                str(incident_id),
-                {"type": "incident.restaff", "incident_id": incident_id},
-                now,
-                event_id=f"{RESTAFF_EVENT_PREFIX}{incident_id}-{new_event_id()}",
-            )
+            request_dispatch(conn, incident_id, Occasion.RESTAFF, now)
         due = conn.execute(
             select(func.count())
             .select_from(incident_warnings)
@@ -187,12 +160,22 @@ def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) ->
             _tell_reporters(conn, int(_field(event, "incident_id")), now)
         elif kind == "incident.reopened":
             dispatch_for_level(conn, int(_field(event, "incident_id")), now, Occasion.REOPENED)
-        elif kind == "incident.restaff":
+        elif kind == "incident.dispatch":
+            occasion = _occasion(_field(event, "occasion"))
+            dispatch_for_level(conn, int(_field(event, "incident_id")), now, occasion)
+        elif kind == "incident.restaff":  # the request's earlier form, still in flight
             dispatch_for_level(conn, int(_field(event, "incident_id")), now, Occasion.RESTAFF)
         elif kind in ("incident.opened", "incident.upgraded"):
             incident_id = int(_field(event, "incident_id"))
             dispatch_for_level(conn, incident_id, now)
             _warn_citizens(conn, incident_id, now)
+
+
+def _occasion(raw: Any) -> Occasion:
+    try:
+        return Occasion(raw)
+    except ValueError:
+        raise BadEvent(f"occasion {raw!r} is not one of {[o.value for o in Occasion]}") from None
 
 
 def _warn_citizens(conn: Connection, incident_id: int, now: datetime) -> None:
@@ -237,332 +220,6 @@ def _tell_reporters(conn: Connection, incident_id: int, now: datetime) -> None:
             {"type": "citizen.resolved", "report_id": report_id},
             now,
         )
-
-
-def load_dispatch_context(conn: Connection, now: datetime) -> dict[str, Any]:
-    """What dispatch reads that is the same for every incident: the crews (with shift
-    changes), their load, the warnings in force, the city."""
-    load = dict(
-        conn.execute(
-            select(assignments.c.crew_id, func.count())
-            .where(assignments.c.state.in_([s.value for s in ACTIVE_STATES]))
-            .group_by(assignments.c.crew_id)
-        ).all()
-    )
-    recent = dict(
-        conn.execute(
-            select(assignments.c.crew_id, func.count())
-            .where(assignments.c.created_at >= now - timedelta(hours=24))
-            .group_by(assignments.c.crew_id)
-        ).all()
-    )
-    return {
-        "crews": tuple(load_crews(conn)),
-        "active_load": load,
-        "recent": recent,
-        "warnings": tuple(
-            WarningInForce(w["event"], w["level"], frozenset(w["districts"]))
-            for w in warnings_in_force(conn, now)
-        ),
-        "city_districts": frozenset(load_city().districts),
-    }
-
-
-def _incident_views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]:
-    """Incidents as dispatch sees them (their first placed segment and their
-    assignments), read for many at once."""
-    segments: dict[int, str] = {}
-    mine: dict[int, list[AssignmentView]] = {}
-    for start in range(0, len(rows), 500):
-        ids = [r.id for r in rows[start : start + 500]]
-        for r in conn.execute(
-            select(reports.c.incident_id, reports.c.segment)
-            .where(reports.c.incident_id.in_(ids), reports.c.segment.is_not(None))
-            .order_by(reports.c.id)
-        ):
-            segments.setdefault(r.incident_id, r.segment)
-        for a in conn.execute(
-            select(
-                assignments.c.incident_id,
-                assignments.c.crew_id,
-                assignments.c.skill,
-                assignments.c.state,
-            ).where(assignments.c.incident_id.in_(ids))
-        ):
-            mine.setdefault(a.incident_id, []).append(AssignmentView(a.crew_id, a.skill, a.state))
-    return [
-        IncidentView(
-            id=int(r.id),
-            level=r.level,
-            status=r.status,
-            held=bool(r.held),
-            unstaffed=bool(r.unstaffed),
-            lat=r.lat,
-            lon=r.lon,
-            segment=segments.get(r.id),
-            assignments=tuple(mine.get(r.id, ())),
-        )
-        for r in rows
-    ]
-
-
-def load_dispatch_state(
-    conn: Connection, incident: Any, now: datetime, context: dict[str, Any] | None = None
-) -> DispatchState:
-    """What dispatch planning reads for one incident (its row given)."""
-    [view] = _incident_views(conn, [incident])
-    return DispatchState(
-        incident=view,
-        playbook=playbook_from_snapshot(incident.playbook_snapshot),
-        **(context or load_dispatch_context(conn, now)),
-    )
-
-
-def dispatch_for_level(
-    conn: Connection, incident_id: int, now: datetime, occasion: Occasion = Occasion.NEED
-) -> None:
-    """The one dispatch entry point: load the incident's dispatch state, plan
-    (pingan/core/dispatch.py), write the plan."""
-    incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
-    if incident is None:
-        raise BadEvent(f"incident {incident_id} does not exist")
-    if not dispatch_applies(incident.status, bool(incident.held), occasion):
-        return  # nothing to plan: skip loading the roster
-    state = load_dispatch_state(conn, incident, now)
-    write_dispatch_plan(conn, state, plan_dispatch(state, now, occasion), now)
-
-
-def write_dispatch_plan(
-    conn: Connection, state: DispatchState, plan: DispatchPlan, now: datetime
-) -> None:
-    incident = state.incident
-    if not plan.act:
-        return
-    if plan.release:
-        conn.execute(update(incidents).where(incidents.c.id == incident.id).values(held=0))
-    if plan.hold:
-        conn.execute(update(incidents).where(incidents.c.id == incident.id).values(held=1))
-        record_audit(
-            conn, now, SYSTEM, "incident.held", "incident", incident.id, {"reason": plan.hold}
-        )
-        log.info("incident held incident=%s (%s)", incident.id, plan.hold)
-        return
-    for batch in plan.batches:
-        first_new: int | None = None
-        for assign in batch.assigns:
-            assignment_id = conn.execute(
-                assignments.insert().values(
-                    incident_id=incident.id,
-                    crew_id=assign.crew.id,
-                    skill=assign.skill,
-                    state=AssignmentState.ASSIGNED,
-                    why=assign.why,
-                    level=incident.level,
-                    ack_due_at=assign.ack_due_at,
-                    created_at=now,
-                    updated_at=now,
-                )
-            ).inserted_primary_key[0]
-            first_new = first_new or int(assignment_id)
-            record_audit(
-                conn,
-                now,
-                SYSTEM,
-                "assignment.created",
-                "assignment",
-                assignment_id,
-                {
-                    "incident_id": incident.id,
-                    "crew": assign.crew.id,
-                    "why": assign.why,
-                    "level": incident.level,
-                },
-            )
-            emit(
-                conn,
-                topics.NOTIFICATIONS,
-                str(incident.id),
-                {"type": "crew.assignment", "assignment_id": assignment_id},
-                now,
-            )
-            log.info(
-                "crew assigned incident=%s assignment=%s crew=%s",
-                incident.id,
-                assignment_id,
-                assign.crew.id,
-            )
-        if first_new is not None:
-            schedule_escalation(
-                conn,
-                incident.id,
-                batch.skill,
-                incident.level,
-                first_new,
-                batch.escalation,
-                now,
-            )
-    conn.execute(
-        update(incidents)
-        .where(incidents.c.id == incident.id)
-        .values(unstaffed=1 if plan.unstaffed else 0)
-    )
-    if incident.unstaffed and not plan.unstaffed:
-        record_audit(
-            conn, now, SYSTEM, "incident.staffed", "incident", incident.id, {"crews": plan.crews}
-        )
-        log.info("incident staffed incident=%s crews=%s", incident.id, ",".join(plan.crews))
-    if plan.supervisor_alert is not None:
-        record_audit(
-            conn,
-            now,
-            SYSTEM,
-            "incident.unstaffed",
-            "incident",
-            incident.id,
-            {"missing": list(plan.short)},
-        )
-        log.warning("incident unstaffed incident=%s missing=%s", incident.id, list(plan.short))
-        alert_staff(
-            conn,
-            "supervisor",
-            plan.supervisor_alert.unit,
-            plan.supervisor_alert.text,
-            incident.id,
-            now,
-        )
-    follow_assignments(conn, incident.id, incident.status, "crews assigned", now)
-
-
-RESTAFF_EVENT_PREFIX = "restaff-"
-
-
-def restaffs_pending(conn: Connection) -> set[int]:
-    """Incidents with a restaff request that dispatch has not handled yet: asking again
-    every tick would only lengthen the queue it waits in."""
-    handled = (
-        select(processed_events.c.event_id)
-        .where(processed_events.c.event_id == outbox.c.event_id)
-        .exists()
-    )
-    waiting = conn.execute(
-        select(outbox.c.event_id).where(
-            outbox.c.event_id.like(f"{RESTAFF_EVENT_PREFIX}%"), ~handled
-        )
-    ).scalars()
-    return {int(event_id.split("-")[1]) for event_id in waiting}
-
-
-def restaffable_incidents(
-    conn: Connection,
-    now: datetime,
-    skip: set[int] = frozenset(),  # type: ignore[assignment]
-) -> list[int]:
-    """Open, unheld incidents flagged unstaffed for which the policy would now find at
-    least one crew (a crew came on shift, finished other work, or joined the roster).
-    After a storm thousands may wait: the shared state is read once, the incidents in
-    bulk, and nothing at all while no crew is free."""
-    rows = [
-        r
-        for r in conn.execute(
-            select(
-                incidents.c.id,
-                incidents.c.level,
-                incidents.c.status,
-                incidents.c.held,
-                incidents.c.unstaffed,
-                incidents.c.lat,
-                incidents.c.lon,
-                cast(incidents.c.playbook_snapshot, Text).label("playbook_snapshot"),
-            )
-            .where(
-                incidents.c.unstaffed == 1,
-                incidents.c.held == 0,
-                incidents.c.status != IncidentStatus.RESOLVED,
-            )
-            .order_by(incidents.c.id)
-        )
-        if r.id not in skip
-    ]
-    if not rows:
-        return []
-    context = load_dispatch_context(conn, now)
-    load = context["active_load"]
-    if not any(c.on_shift(now) and load.get(c.id, 0) < c.capacity for c in context["crews"]):
-        return []
-    found = []
-    for row, view in zip(rows, _incident_views(conn, rows), strict=True):
-        state = DispatchState(
-            incident=view, playbook=playbook_from_snapshot(row.playbook_snapshot), **context
-        )
-        if any(choices for _, _, choices in staffing_choices(state, now)):
-            found.append(view.id)
-    return found
-
-
-def load_crews(conn: Connection) -> list[Crew]:
-    """The crews as dispatch sees them: the roster, plus shift changes made through
-    the API (storm call-outs, sick leave)."""
-    extra: dict[str, list[Override]] = {}
-    for o in conn.execute(select(crew_overrides).order_by(crew_overrides.c.id.desc())):
-        extra.setdefault(o.crew_id, []).append(
-            Override(as_utc(o.starts_at), as_utc(o.ends_at), bool(o.on_shift))
-        )  # type: ignore[arg-type]
-    crews_now = []
-    for row in conn.execute(select(crews)).all():
-        crew = crew_from_row(row)
-        if crew.id in extra:  # the newest API change wins over the file's overrides
-            crew = dataclasses.replace(crew, overrides=(*extra[crew.id], *crew.overrides))
-        crews_now.append(crew)
-    return crews_now
-
-
-def release_incident(conn: Connection, incident_id: int, actor: str, now: datetime) -> bool:
-    """A dispatcher releases a held incident: crews are dispatched now."""
-    held = conn.execute(
-        select(incidents.c.held).where(incidents.c.id == incident_id)
-    ).scalar_one_or_none()
-    if not held:
-        return False
-    record_audit(conn, now, actor, "incident.released", "incident", incident_id, {})
-    dispatch_for_level(conn, incident_id, now, Occasion.RELEASE)
-    return True
-
-
-def _sources_active(conn: Connection, incident_id: int) -> bool:
-    thresholds = conn.execute(
-        select(incidents.c.thresholds_active).where(incidents.c.id == incident_id)
-    ).scalar_one()
-    warnings = conn.execute(
-        select(func.count())
-        .select_from(incident_warnings)
-        .where(
-            incident_warnings.c.incident_id == incident_id, incident_warnings.c.state == "active"
-        )
-    ).scalar_one()
-    return bool(thresholds or warnings)
-
-
-def follow_assignments(
-    conn: Connection, incident_id: int, old: str, reason: str, now: datetime
-) -> str:
-    states = (
-        conn.execute(select(assignments.c.state).where(assignments.c.incident_id == incident_id))
-        .scalars()
-        .all()
-    )
-    new = status_after_crew_change(states, _sources_active(conn, incident_id))
-    if new != old:
-        set_incident_status(conn, incident_id, old, new, reason, now)
-        record_audit(
-            conn,
-            now,
-            SYSTEM,
-            f"incident.{new}",
-            "incident",
-            incident_id,
-            {"from": old, "reason": reason},
-        )
-    return new
 
 
 def _crew_message(

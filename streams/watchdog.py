@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Iterator
 
 from pingan.clock import utcnow
-from pingan.runtime.liveness import Sample, Stall, judge, start_watch
 from pingan.store import Store, mark_component, record_audit
-from streams.decisions import SYSTEM
+from pingan.store.incidents import SYSTEM
+from streams.liveness import Sample, Stall, judge, start_watch
 
 log = logging.getLogger("pingan.watchdog")
 

@@ -130,3 +130,7 @@ class Ignored:
 Decision = (
     OpenIncident | UpgradeIncident | AttachToIncident | EndWarnings | ResolveIncident | Ignored
 )
+
+
+class BadEvent(ValueError):
+    """An event without the fields its type needs. Logged and skipped, never retried."""

@@ -160,7 +160,7 @@ async def resolve_incident(request: web.Request) -> web.Response:
 
 
 async def release_incident(request: web.Request) -> web.Response:
-    from streams.handlers import release_incident as release
+    from pingan.dispatch.staffing import release_incident as release
 
     incident_id = _int_id(request, "id")
     store = ctx(request).store

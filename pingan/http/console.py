@@ -219,7 +219,7 @@ def _transaction_action(request: web.Request, work: Any) -> Any:
 
 async def reassign(request: web.Request) -> web.Response:
     """A dispatcher takes a task off a crew and asks the next one (audited)."""
-    from streams.handlers import dispatch_for_level, follow_assignments
+    from pingan.dispatch.staffing import dispatch_for_level, follow_assignments
 
     raw = request.match_info["id"]
     if not raw.isdigit():
@@ -264,7 +264,7 @@ async def reassign(request: web.Request) -> web.Response:
 
 async def dispatch_now(request: web.Request) -> web.Response:
     """Dispatch (again) what the incident's level asks for, e.g. once crews are free."""
-    from streams.handlers import dispatch_for_level
+    from pingan.dispatch.staffing import dispatch_for_level
 
     raw = request.match_info["id"]
     if not raw.isdigit():

@@ -22,10 +22,10 @@ from kafka.serializer import DefaultSerializer
 from sqlalchemy import and_, bindparam, or_, select, update
 
 from pingan.clock import utcnow
+from pingan.core.topics import CONSUMER_GROUP
 from pingan.retention import prune
 from pingan.store import LEASE_RENEW_S, LEASE_S, Store, mark_component, take_lease
 from pingan.store.schema import outbox, processed_events
-from streams.topics import CONSUMER_GROUP
 
 log = logging.getLogger("pingan.relay")
 BATCH = 500

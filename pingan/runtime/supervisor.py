@@ -24,6 +24,7 @@ from aiohttp import web
 
 from pingan.actions import sync_roster
 from pingan.clock import utcnow
+from pingan.core import topics
 from pingan.crews import RosterError, load_roster
 from pingan.http.app import build_http_app
 from pingan.http.context import Context
@@ -51,7 +52,6 @@ from pingan.store import (
 )
 from playbooks.loader import PlaybookError
 from playbooks.registry import PlaybookRegistry
-from streams import topics
 from streams.feeds.poller import build_scheduler
 from streams.watchdog import HEARTBEAT_S, STALLED_EXIT_CODE
 

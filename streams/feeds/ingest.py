@@ -12,11 +12,11 @@ from datetime import datetime
 from sqlalchemy import select
 
 from pingan.actions import accept_warning
+from pingan.core import topics
 from pingan.store import Store, as_utc, emit
 from pingan.store.schema import threshold_state
 from pingan.warnings import WarningInvalid, parse_signal, threshold_to_event
 from playbooks.index import PlaybookIndex
-from streams import topics
 from streams.feeds.cap import CapAlert, FeedRejected, parse_cap
 from streams.feeds.normalize import NotActionable, cap_to_signal
 from streams.feeds.open_meteo import parse_open_meteo

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from alerts.channels.local_outbox import LocalOutboxChannel
 from pingan.actions import accept_report
+from pingan.core import topics
 from pingan.settings import Settings
 from pingan.store import Store
 from pingan.store.schema import audit, incidents, outbox
-from streams import topics
 from streams.app import build_app
 from tests.conftest import NOW
 from tests.integration.test_handlers import draft

@@ -249,8 +249,9 @@ def test_cap_output_validates_against_the_cap_1_2_schema(people: Store) -> None:
 
 def test_playbook_levels_draft_or_auto_send(people: Store, index) -> None:  # type: ignore[no-untyped-def]
     from pingan.actions import accept_warning
+    from pingan.core import topics
     from pingan.core.events import WarningSignal
-    from streams import handlers, topics
+    from streams import handlers
 
     seen: set[str] = set()
 

@@ -10,8 +10,8 @@ from datetime import timedelta
 from pingan.core.events import ReportReceived
 from pingan.core.matching import match
 from pingan.store import Store
+from pingan.store.incidents import insert_incident, load_open_incidents, load_report_candidates
 from playbooks.index import PlaybookIndex
-from streams.decisions import insert_incident, load_open_incidents, load_report_candidates
 from tests.conftest import NOW
 
 

@@ -7,14 +7,16 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from pingan.actions import accept_report, accept_warning, apply_crew_action
+from pingan.core import topics
 from pingan.core.assignments import CrewAction
 from pingan.core.events import WarningSignal
+from pingan.dispatch.staffing import release_incident
+from pingan.dispatch.timers import alert_staff, fire_due_timers
 from pingan.kpis import compute, to_csv
 from pingan.queries import assignment_facts
 from pingan.store import Store
 from pingan.store.schema import assignments, incidents, outbox, staff_alerts
-from streams import handlers, topics
-from streams.timers import alert_staff, fire_due_timers
+from streams import handlers
 from tests.conftest import NOW
 from tests.integration.test_handlers import draft, events
 
@@ -45,7 +47,7 @@ def test_arrival_reminder_then_supervisor(staffed_store: Store, index) -> None:
     assignment = _dispatched(staffed_store, index)
     apply_crew_action(staffed_store, assignment, CrewAction.ACK, "crew", NOW)
     fire = lambda minutes: fire_due_timers(  # noqa: E731
-        staffed_store, NOW + timedelta(minutes=minutes), handlers.dispatch_for_level
+        staffed_store, NOW + timedelta(minutes=minutes)
     )
     fire(29)
     assert "crew.reminder" not in _types(staffed_store, topics.NOTIFICATIONS)
@@ -63,7 +65,7 @@ def test_no_reminder_when_the_crew_is_there(staffed_store: Store, index) -> None
     assignment = _dispatched(staffed_store, index)
     apply_crew_action(staffed_store, assignment, CrewAction.ACK, "crew", NOW)
     apply_crew_action(staffed_store, assignment, CrewAction.ON_SCENE, "crew", NOW)
-    fire_due_timers(staffed_store, NOW + timedelta(minutes=45), handlers.dispatch_for_level)
+    fire_due_timers(staffed_store, NOW + timedelta(minutes=45))
     assert "crew.reminder" not in _types(staffed_store, topics.NOTIFICATIONS)
     with staffed_store.read() as conn:
         assert conn.execute(select(staff_alerts)).all() == []
@@ -74,7 +76,7 @@ def test_alerts_to_one_supervisor_within_the_window_are_one_digest(staffed_store
         alert_staff(conn, "supervisor", "yuanhui-01", "first", 1, NOW)
         alert_staff(conn, "supervisor", "yuanhui-01", "second", 2, NOW + timedelta(seconds=50))
         alert_staff(conn, "supervisor", "nowhere", "to the duty leader", 3, NOW)
-    fire_due_timers(staffed_store, NOW + timedelta(minutes=3), handlers.dispatch_for_level)
+    fire_due_timers(staffed_store, NOW + timedelta(minutes=3))
     with staffed_store.read() as conn:
         digests = [
             p
@@ -111,7 +113,7 @@ def test_citywide_red_warning_holds_routine_work_until_released(
             == []
         )
     with staffed_store.transaction() as conn:
-        assert handlers.release_incident(conn, site.id, "dispatcher", NOW)
+        assert release_incident(conn, site.id, "dispatcher", NOW)
     with staffed_store.read() as conn:
         assert (
             len(conn.execute(select(assignments).where(assignments.c.incident_id == site.id)).all())
@@ -209,3 +211,22 @@ def test_merge_split_reopen_confirm(staffed_store: Store, index) -> None:
     assert states == ["done", "assigned"]  # a crew goes again
     assert _incident(staffed_store, 1).status == "dispatched"
     assert confirm_incident(staffed_store, 1, "alice", NOW) == "routine"
+
+
+def test_silent_crew_is_replaced_through_a_dispatch_request(staffed_store: Store, index) -> None:
+    """The escalation timer does not call dispatch itself: it times the silent crew
+    out and asks for a dispatch on the incident's partition; the agent's handling of
+    that request sends the next crew, once."""
+    first = _dispatched(staffed_store, index)
+    fire_due_timers(staffed_store, NOW + timedelta(minutes=60))
+    requests = [
+        e for e in events(staffed_store, topics.INCIDENTS) if e["type"] == "incident.dispatch"
+    ]
+    assert [(r["occasion"], r["incident_id"]) for r in requests] == [("need", 1)]
+    with staffed_store.read() as conn:
+        assert conn.execute(select(assignments.c.state)).scalars().all() == ["timed_out"]
+    for event in requests + requests:  # redelivered: still one more crew
+        handlers.handle_incident_event(staffed_store, event, NOW + timedelta(minutes=60))
+    with staffed_store.read() as conn:
+        rows = conn.execute(select(assignments.c.id, assignments.c.state)).all()
+    assert [tuple(r) for r in rows] == [(first, "timed_out"), (first + 1, "assigned")]

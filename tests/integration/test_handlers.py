@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from alerts.channels.base import Message, RetryableError
 from alerts.channels.local_outbox import LocalOutboxChannel
 from pingan.actions import Accepted, accept_report, apply_crew_action
+from pingan.core import topics
 from pingan.core.assignments import CrewAction, TransitionRefused
 from pingan.reports import ReportDraft
 from pingan.store import Store
@@ -26,7 +27,7 @@ from pingan.store.schema import (
     sends,
     staff_alerts,
 )
-from streams import handlers, topics
+from streams import handlers
 from tests.conftest import NOW
 
 
@@ -166,13 +167,18 @@ def test_unstaffed_incident_gets_a_crew_once_one_is_free(staffed_store: Store, i
     assert state() == ([3], [(1, "tree-near", "assigned"), (2, "tree-far", "assigned")], 1)
 
     def restaff_events() -> list[dict]:
-        return [e for e in events(store, topics.INCIDENTS) if e["type"] == "incident.restaff"]
+        return [e for e in events(store, topics.INCIDENTS) if e["type"] == "incident.dispatch"]
 
     later = NOW + timedelta(minutes=5)
     handlers.handle_clock_tick(store, index, later)  # nobody free: nothing to ask
     assert restaff_events() == []
     # A retry that still finds nobody (another incident took the crew first) stays quiet.
-    quiet = {"event_id": "retry-1", "type": "incident.restaff", "incident_id": 3}
+    quiet = {
+        "event_id": "retry-1",
+        "type": "incident.dispatch",
+        "incident_id": 3,
+        "occasion": "restaff",
+    }
     handlers.handle_incident_event(store, quiet, later)
     assert state()[2] == 1
 
@@ -282,7 +288,7 @@ def test_resolving_releases_crews_on_their_way_or_on_scene(staffed_store: Store,
     """A crew en route or on scene when the incident is resolved stands down too;
     before, only assigned/acknowledged tasks were cancelled and such a crew stayed
     busy (counted against its capacity) for good."""
-    from streams.decisions import resolve_incident
+    from pingan.store.incidents import resolve_incident
 
     incident_id = _open_and_dispatch(staffed_store, index)
     apply_crew_action(staffed_store, 1, CrewAction.ACK, "crew", NOW)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pingan.runtime.liveness import Sample, Watch, judge, start_watch
+from streams.liveness import Sample, Watch, judge, start_watch
 
 LIMIT = 60.0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pingan.settings import PROJECT_ROOT
-from playbooks.simulate import EventsFileError, parse_events
+from pingan.simulation import EventsFileError, parse_events
 
 STORM = PROJECT_ROOT / "playbooks" / "examples" / "snowstorm-2026-01.yaml"
 PLAN = PROJECT_ROOT / "docs" / "examples" / "snowstorm-plan.txt"

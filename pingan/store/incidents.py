@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Text, cast, func, select, update
 
 from pingan.city import load_city
+from pingan.core import topics
 from pingan.core.assignments import ACTIVE_STATES
 from pingan.core.events import (
     AttachToIncident,
@@ -39,7 +40,6 @@ from pingan.store.schema import (
 from pingan.vocabulary import AssignmentState, IncidentStatus
 from playbooks.model import Playbook
 from playbooks.snapshot import playbook_from_snapshot
-from streams import topics
 
 log = logging.getLogger("pingan.incidents")
 SYSTEM = "system"

@@ -14,11 +14,13 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
+from pingan.core import topics
+from pingan.core.dispatch import Occasion
 from pingan.core.escalation import arrival_check, escalation_step
+from pingan.dispatch.requests import request_dispatch
 from pingan.store import Store, emit, record_audit
 from pingan.store.schema import assignments, crews, staff, staff_alerts, timers
 from pingan.vocabulary import AssignmentState
-from streams import topics
 
 log = logging.getLogger("pingan.timers")
 DIGEST_WINDOW = timedelta(minutes=2)  # alerts to one person within this go as one SMS
@@ -137,9 +139,8 @@ def alert_staff(
     return person.name
 
 
-def fire_due_timers(store: Store, now: datetime, dispatch: Any, limit: int = 100) -> int:
-    """Carry out every due timer once. `dispatch(conn, incident_id, now)` asks the next
-    crew (streams.handlers.dispatch_for_level). Returns how many fired."""
+def fire_due_timers(store: Store, now: datetime, limit: int = 100) -> int:
+    """Carry out every due timer once. Returns how many fired."""
     with store.read() as conn:
         due = conn.execute(
             select(timers)
@@ -157,21 +158,21 @@ def fire_due_timers(store: Store, now: datetime, dispatch: Any, limit: int = 100
             )
             if claimed.rowcount != 1:
                 continue  # another worker had it
-            _fire(conn, timer, now, dispatch)
+            _fire(conn, timer, now)
             fired += 1
     return fired
 
 
-def _fire(conn: Connection, timer: Any, now: datetime, dispatch: Any) -> None:
+def _fire(conn: Connection, timer: Any, now: datetime) -> None:
     if timer.kind == "escalation":
-        _escalate(conn, timer, now, dispatch)
+        _escalate(conn, timer, now)
     elif timer.kind in ("arrival", "arrival_late"):
         _arrival(conn, timer, now)
     elif timer.kind == "digest":
         _digest(conn, timer, now)
 
 
-def _escalate(conn: Connection, timer: Any, now: datetime, dispatch: Any) -> None:
+def _escalate(conn: Connection, timer: Any, now: datetime) -> None:
     p = timer.payload
     rows = conn.execute(
         select(assignments.c.id, assignments.c.state, assignments.c.crew_id, crews.c.unit)
@@ -222,7 +223,7 @@ def _escalate(conn: Connection, timer: Any, now: datetime, dispatch: Any) -> Non
         list(decision.tell),
     )
     if decision.replace:
-        dispatch(conn, timer.incident_id, now)
+        request_dispatch(conn, timer.incident_id, Occasion.NEED, now)
     unit = (
         units.get(decision.time_out[0], "") if decision.time_out else next(iter(units.values()), "")
     )
