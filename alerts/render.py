@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pingan.vocabulary import category_zh
+from pingan.vocabulary import category_zh, level_label, targets_zh
 
 
 def crew_assignment_text(
@@ -17,6 +17,7 @@ def crew_assignment_text(
     ack_within_min: float,
     checklist: Sequence[str],
     link: str | None = None,
+    targets: Sequence[str] = (),
 ) -> str:
     """The SMS a crew leader gets. Short: the first line must say what and where."""
     what = category_zh(category)
@@ -27,6 +28,8 @@ def crew_assignment_text(
         f"【平安派单】任务{assignment_id}：{what}，{where}。",
         f"请{ack_within_min:g}分钟内确认。",
     ]
+    if targets:
+        lines.append(f"优先处置：{targets_zh(targets)}")
     if description:
         lines.append(f"群众描述：{description[:60]}")
     if checklist:
@@ -47,6 +50,13 @@ def crew_reminder_text(assignment_id: int, category: str, link: str | None) -> s
         f"到场后请回复“{assignment_id} 3”。"
     )
     return text + (f"\n{link}" if link else "")
+
+
+def staff_level_text(incident_id: int, category: str, level: str, note: str | None) -> str:
+    """What a playbook's notify_staff says when an incident opens at, or rises to, a
+    level: one line of the supervisor's digest."""
+    text = f"事件{incident_id}（{category_zh(category)}）启动{level_label(level)['zh']}级响应"
+    return text + (f"：{note}" if note else "")
 
 
 def staff_digest_text(name: str, items: Sequence[str]) -> str:

@@ -124,7 +124,7 @@ def playbooks_command(args: argparse.Namespace, settings: Settings) -> int:
     except (PlaybookError, RosterError, EventsFileError, OSError) as exc:
         print(f"pingan: {exc}", file=sys.stderr)
         return 1
-    for line in simulate(events, PlaybookIndex(found.values()), roster.crews, only=playbook_id):
+    for line in simulate(events, PlaybookIndex(found.values()), roster, only=playbook_id):
         print(line)
     return 0
 

@@ -6,6 +6,7 @@ reads them from here. Pure; imports nothing from the project.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, get_args
@@ -48,6 +49,24 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "snow_ice": ("道路积雪结冰", "Snow or ice"),
     "manhole": ("井盖缺失破损", "Manhole cover"),
     "streetlight": ("路灯故障", "Streetlight out"),
+}
+
+# ---- the places a crew sees to first (a playbook's `targets`, in priority order) ----
+TARGETS: dict[str, tuple[str, str]] = {
+    "bridge": ("桥梁", "bridges"),
+    "overpass": ("立交桥", "overpasses"),
+    "underpass": ("下穿通道", "underpasses"),
+    "culvert": ("涵洞", "culverts"),
+    "main_road": ("主干道", "main roads"),
+    "school_gate": ("学校门口", "school gates"),
+    "hospital_access": ("医院通道", "hospital access roads"),
+    "low_lying_area": ("低洼路段", "low-lying streets"),
+    "drainage_outlet": ("排水口", "drainage outlets"),
+}
+STAFF_ROLES: dict[str, tuple[str, str]] = {
+    "supervisor": ("班组主管", "supervisor"),
+    "duty_leader": ("值班领导", "duty leader"),
+    "bureau_leader": ("局领导", "bureau leader"),
 }
 
 # ---- what the threshold evaluator measures per district ----------------------------
@@ -175,6 +194,11 @@ def category_zh(category: str, unknown: str | None = None) -> str:
     if label["zh"] == category and unknown is not None:
         return unknown
     return label["zh"]
+
+
+def targets_zh(targets: Sequence[str]) -> str:
+    """A playbook's priority places as a crew reads them: 桥梁、涵洞、主干道."""
+    return "、".join(TARGETS.get(t, (t, t))[0] for t in targets)
 
 
 def level_label(level: str) -> Label:

@@ -93,7 +93,7 @@ def build_app(
         broker_heartbeat_interval=1.0,
         # Not a liveness check here: Faust stops polling while its buffers are full,
         # and a consumer that aiokafka saw idle this long leaves the group for good
-        # (see pingan/runtime/liveness.py). The watchdog below judges real progress.
+        # (see streams/liveness.py). The watchdog below judges real progress.
         broker_max_poll_interval=settings.worker_max_poll_interval_s,
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.topic_partitions,

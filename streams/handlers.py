@@ -21,6 +21,7 @@ from alerts.render import (
     crew_assignment_text,
     crew_reminder_text,
     staff_digest_text,
+    staff_level_text,
 )
 from pingan.city import load_city
 from pingan.core import topics
@@ -31,6 +32,7 @@ from pingan.core.events import BadEvent, ClockTick, ReportReceived
 from pingan.core.matching import match
 from pingan.dispatch.requests import request_dispatch, restaffs_pending
 from pingan.dispatch.staffing import dispatch_for_level, follow_assignments, restaffable_incidents
+from pingan.dispatch.timers import alert_staff
 from pingan.links import CrewLinks
 from pingan.queries import first_report
 from pingan.store import Store, as_utc, claim_event, emit, record_audit
@@ -168,6 +170,7 @@ def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) ->
         elif kind in ("incident.opened", "incident.upgraded"):
             incident_id = int(_field(event, "incident_id"))
             dispatch_for_level(conn, incident_id, now)
+            _tell_staff(conn, incident_id, now)
             _warn_citizens(conn, incident_id, now)
 
 
@@ -176,6 +179,24 @@ def _occasion(raw: Any) -> Occasion:
         return Occasion(raw)
     except ValueError:
         raise BadEvent(f"occasion {raw!r} is not one of {[o.value for o in Occasion]}") from None
+
+
+def _tell_staff(conn: Connection, incident_id: int, now: datetime) -> None:
+    """The level's notify_staff roles hear that the response started (in their digest).
+    A supervisor is the one over the crews sent; with none sent, the duty leader."""
+    incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()
+    notices = playbook_from_snapshot(incident.playbook_snapshot).actions_at(incident.level)
+    if not notices.notify_staff:
+        return
+    unit = conn.execute(
+        select(crews.c.unit)
+        .join(assignments, assignments.c.crew_id == crews.c.id)
+        .where(assignments.c.incident_id == incident_id)
+        .order_by(assignments.c.id)
+    ).scalar()
+    for notice in notices.notify_staff:
+        text = staff_level_text(incident_id, incident.category, incident.level, notice.message)
+        alert_staff(conn, notice.role, unit or "", text, incident_id, now)
 
 
 def _warn_citizens(conn: Connection, incident_id: int, now: datetime) -> None:
@@ -256,6 +277,7 @@ def _crew_message(
         action.ack_within_min if action else 10,
         action.checklist if action else (),
         link,
+        action.targets if action else (),
     )
     return Message(f"assignment:{assignment_id}", row.phone, body)
 

@@ -1,5 +1,5 @@
 """The worker's watchdog: a thread that judges the samples the event loop takes
-(pingan/runtime/liveness.py holds the rule) and ends a worker that stopped consuming,
+(streams/liveness.py holds the rule) and ends a worker that stopped consuming,
 so its supervisor (`pingan run`, or the container runtime) starts a fresh one that
 rejoins the group. A thread, because a blocked event loop cannot judge itself.
 

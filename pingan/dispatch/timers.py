@@ -100,6 +100,8 @@ def alert_staff(
     person = None
     if role == "supervisor":
         person = next((p for p in people if p.role == "supervisor" and p.unit == unit), None)
+    elif role != "duty_leader":  # the bureau leader, where the roster names one
+        person = next((p for p in people if p.role == role), None)
     if person is None:
         person = next((p for p in people if p.role == "duty_leader"), None)
     if person is None:

@@ -30,19 +30,33 @@ def _pingan(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_recorded_storm_produces_the_documented_plan(tmp_path: Path) -> None:
+def test_recorded_storm_tells_the_storms_story(tmp_path: Path) -> None:
     done = _pingan("playbooks", "simulate", "snow-removal", "--events", str(STORM), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == PLAN.read_text(encoding="utf-8")
     plan = done.stdout
     # The storm's story, in order: open on the forecast, upgrade on the warnings
     # (never a second incident for Yuanhui), resolve on cancel and on clearing.
-    assert plan.count("OPEN incident 1: snow-removal v1 at level blue (district yuanhui)") == 1
-    assert "UPGRADE incident 1: blue -> yellow" in plan
-    assert "UPGRADE incident 1: yellow -> orange" in plan
-    assert "RESOLVE incident 2 - warning LH-20260120-BS03 cancelled" in plan
-    assert "RESOLVE incident 1 - snowfall_mm over 12 h back to 1.2 in yuanhui" in plan
+    assert (
+        plan.count("incident.opened incident 1 playbook=snow-removal, version=1, level=blue") == 1
+    )
+    assert "incident.upgraded incident 1 from=blue, to=yellow" in plan
+    assert "incident.upgraded incident 1 from=yellow, to=orange" in plan
+    assert (
+        "incident.resolved incident 2 from=open, reason=warning LH-20260120-BS03 cancelled" in plan
+    )
+    assert "incident.resolved incident 1 from=in_progress, reason=snowfall_mm over 12 h" in plan
+    # The crew that answered is not chased; the silent ones are, and the next is sent.
+    assert "assignment.timed_out assignment 1 " not in plan
+    assert "assignment.timed_out assignment 3 " in plan
+    # The level's notify_staff: the supervisor over the crew sent hears the response
+    # started, and again at each new level.
+    assert "03:00 staff.alerted incident 1 role=supervisor, unit=yuanhui-03" in plan
+    assert "事件1（降雪量超阈值）启动橙色级响应" in plan
+    # What the crews would read, in Chinese, with their numbers masked.
+    assert "message to +86100****0111: 【平安派单】任务3：暴雪预警" in plan
+    assert plan.index("05:30 warning LH-20260120-BS01") < plan.index("05:40 assignment.timed_out")
     assert not list(tmp_path.iterdir()), "simulate must not write anything"
+    assert done.stdout == PLAN.read_text(encoding="utf-8"), "docs/examples is the same run"
 
 
 def test_simulate_a_playbook_file_being_edited(tmp_path: Path) -> None:
@@ -56,9 +70,15 @@ def test_simulate_a_playbook_file_being_edited(tmp_path: Path) -> None:
     )
     done = _pingan("playbooks", "simulate", str(draft), "--events", str(STORM), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "snow-removal v2" in done.stdout
-    yellow = done.stdout.split("UPGRADE incident 1: blue -> yellow")[1].split("OPEN incident 2")[0]
-    assert yellow.count("dispatch snow_ice crew") == 2  # 3 wanted at yellow, 1 already there
+    assert "version=2" in done.stdout
+    yellow = done.stdout.split("05:30 warning LH-20260120-BS01")[1].split("07:10 report")[0]
+    # 3 crews per district at yellow in the draft, for Yancheng's new incident
+    sent = [
+        line
+        for line in yellow.splitlines()
+        if "05:30 assignment.created" in line and "incident_id=2," in line
+    ]
+    assert len(sent) == 3
 
 
 @pytest.mark.parametrize(

@@ -108,3 +108,19 @@ def test_crew_text_names_a_warning_incident_in_chinese() -> None:
         assert zh in crew_assignment_text(1, code, None, None, "x", "", 15, ())
     for code, zh in WARNING_EVENTS.items():
         assert zh in crew_assignment_text(1, code, None, None, "x", "", 15, ())
+
+
+def test_crew_text_lists_the_playbooks_priority_places_in_chinese() -> None:
+    from alerts.render import crew_assignment_text
+
+    text = crew_assignment_text(
+        7, "snow_ice", None, None, "沙澧大桥", "", 10, (), targets=("bridge", "culvert")
+    )
+    assert "优先处置：桥梁、涵洞" in text
+
+
+def test_every_target_a_city_may_name_has_words() -> None:
+    from pingan.city import load_city
+    from pingan.vocabulary import TARGETS
+
+    assert set(load_city().targets) <= set(TARGETS)
