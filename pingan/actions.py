@@ -363,7 +363,9 @@ def resolve_by_dispatcher(
             raise NotAllowed(
                 f"incident {incident_id}: its playbook resolves only by {', '.join(allowed)}"
             )
-        resolve_incident(conn, incident_id, f"resolved by dispatcher: {reason}", actor, now)
+        resolve_incident(
+            conn, incident_id, f"resolved by dispatcher: {reason}", actor, now, outcome=reason
+        )
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,8 @@ from pingan.dispatch.staffing import dispatch_for_level, follow_assignments, res
 from pingan.dispatch.timers import alert_staff
 from pingan.links import CrewLinks
 from pingan.queries import first_report
-from pingan.store import Store, as_utc, claim_event, emit, record_audit
+from pingan.store import SYSTEM, Store, as_utc, claim_event, emit, record_audit
 from pingan.store.incidents import (
-    SYSTEM,
     apply_decisions,
     load_open_incidents,
     load_report_candidates,
@@ -45,7 +44,6 @@ from pingan.store.incidents import (
 from pingan.store.schema import (
     assignments,
     crews,
-    incident_history,
     incident_warnings,
     incidents,
     processed_events,
@@ -159,7 +157,7 @@ def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) ->
             return
         kind = event.get("type")
         if kind == "incident.resolved":
-            _tell_reporters(conn, int(_field(event, "incident_id")), now)
+            _tell_reporters(conn, int(_field(event, "incident_id")), event.get("outcome"), now)
         elif kind == "incident.reopened":
             dispatch_for_level(conn, int(_field(event, "incident_id")), now, Occasion.REOPENED)
         elif kind == "incident.dispatch":
@@ -227,8 +225,9 @@ def _warn_citizens(conn: Connection, incident_id: int, now: datetime) -> None:
         )
 
 
-def _tell_reporters(conn: Connection, incident_id: int, now: datetime) -> None:
-    """Close the loop: every reporter who left a number hears that it is done."""
+def _tell_reporters(conn: Connection, incident_id: int, outcome: str | None, now: datetime) -> None:
+    """Close the loop: every reporter who left a number hears that it is done (and
+    what was done, when a dispatcher said)."""
     for report_id, district in conn.execute(
         select(reports.c.id, reports.c.district).where(
             reports.c.incident_id == incident_id, reports.c.caller_hash.is_not(None)
@@ -238,7 +237,8 @@ def _tell_reporters(conn: Connection, incident_id: int, now: datetime) -> None:
             conn,
             topics.NOTIFICATIONS,
             district or "unknown",
-            {"type": "citizen.resolved", "report_id": report_id},
+            {"type": "citizen.resolved", "report_id": report_id}
+            | ({"outcome": outcome} if outcome else {}),
             now,
         )
 
@@ -297,7 +297,9 @@ def _digest_message(conn: Connection, digest_key: str) -> Message | None:
     )
 
 
-def _citizen_message(conn: Connection, kind: str, report_id: int) -> Message | None:
+def _citizen_message(
+    conn: Connection, kind: str, report_id: int, outcome: str | None = None
+) -> Message | None:
     report = conn.execute(select(reports).where(reports.c.id == report_id)).first()
     if report is None:
         raise BadEvent(f"report {report_id} does not exist")
@@ -307,23 +309,9 @@ def _citizen_message(conn: Connection, kind: str, report_id: int) -> Message | N
     if kind == "citizen.received":
         body = citizen_received_text(report.id, report.service_code)
     else:
-        done = conn.execute(
-            select(incident_history.c.reason)
-            .where(
-                incident_history.c.incident_id == report.incident_id,
-                incident_history.c.to_status == IncidentStatus.RESOLVED,
-            )
-            .order_by(incident_history.c.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        body = citizen_resolved_text(report.id, report.service_code, _plain_outcome(done or ""))
+        what = outcome or "处理班组已完成现场处置"
+        body = citizen_resolved_text(report.id, report.service_code, what)
     return Message(f"report:{report_id}:{kind}", phone, body)
-
-
-def _plain_outcome(reason: str) -> str:
-    if reason.startswith("resolved by dispatcher: "):
-        return reason.removeprefix("resolved by dispatcher: ")
-    return "处理班组已完成现场处置"
 
 
 async def handle_notification(
@@ -355,7 +343,7 @@ async def handle_notification(
             message = _digest_message(conn, str(_field(event, "digest_key")))
         elif kind in ("citizen.received", "citizen.resolved"):
             entity, entity_id = "report", int(_field(event, "report_id"))
-            message = _citizen_message(conn, kind, entity_id)
+            message = _citizen_message(conn, kind, entity_id, event.get("outcome"))
         else:
             raise BadEvent(f"event {event_id} has unknown type {kind!r}")
     if message is None:

@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from pingan.clock import utcnow
-from pingan.store import Store, mark_component, record_audit
-from pingan.store.incidents import SYSTEM
+from pingan.store import SYSTEM, Store, mark_component, record_audit
 from streams.liveness import Sample, Stall, judge, start_watch
 
 log = logging.getLogger("pingan.watchdog")

@@ -31,10 +31,9 @@ from pingan.core.events import BadEvent
 from pingan.core.incidents import status_after_crew_change
 from pingan.dispatch.timers import alert_staff, schedule_escalation
 from pingan.queries import warnings_in_force
-from pingan.store import emit, record_audit
+from pingan.store import SYSTEM, emit, record_audit
 from pingan.store.crews import load_crews
 from pingan.store.incidents import (
-    SYSTEM,
     set_incident_status,
 )
 from pingan.store.schema import (

@@ -18,14 +18,13 @@ from pingan.core import topics
 from pingan.core.dispatch import Occasion
 from pingan.core.escalation import arrival_check, escalation_step
 from pingan.dispatch.requests import request_dispatch
-from pingan.store import Store, emit, record_audit
+from pingan.store import SYSTEM, Store, emit, record_audit
 from pingan.store.schema import assignments, crews, staff, staff_alerts, timers
 from pingan.vocabulary import AssignmentState
 
 log = logging.getLogger("pingan.timers")
 DIGEST_WINDOW = timedelta(minutes=2)  # alerts to one person within this go as one SMS
 ARRIVAL_GRACE = timedelta(minutes=10)  # reminder first, supervisor this much later
-SYSTEM = "system"
 
 
 def add_timer(

@@ -3,6 +3,7 @@
 from pingan.store.db import (
     LEASE_RENEW_S,
     LEASE_S,
+    SYSTEM,
     Store,
     as_utc,
     claim_event,
@@ -19,6 +20,7 @@ from pingan.store.db import (
 __all__ = [
     "LEASE_RENEW_S",
     "LEASE_S",
+    "SYSTEM",
     "Store",
     "as_utc",
     "claim_event",

@@ -170,6 +170,10 @@ def emit(
     return event_id
 
 
+# The actor the system itself writes in the audit trail (people and API tokens have names).
+SYSTEM = "system"
+
+
 def record_audit(
     conn: Connection,
     now: datetime,

@@ -29,7 +29,7 @@ from pingan.core.events import (
     UpgradeIncident,
     WarningSignal,
 )
-from pingan.store import as_utc, emit, record_audit
+from pingan.store import SYSTEM, as_utc, emit, record_audit
 from pingan.store.schema import (
     assignments,
     incident_history,
@@ -42,14 +42,20 @@ from playbooks.model import Playbook
 from playbooks.snapshot import playbook_from_snapshot
 
 log = logging.getLogger("pingan.incidents")
-SYSTEM = "system"
 
 
 def set_incident_status(
-    conn: Connection, incident_id: int, old: str | None, new: str, reason: str, now: datetime
+    conn: Connection,
+    incident_id: int,
+    old: str | None,
+    new: str,
+    reason: str,
+    now: datetime,
+    outcome: str | None = None,
 ) -> None:
     """Change an incident's status with its history row; a resolution is announced
-    (reporters hear back, dispatch stands down) whichever path resolved it."""
+    (reporters hear back, dispatch stands down) whichever path resolved it.
+    `outcome`: what was done, in words a reporter reads (a dispatcher's note)."""
     values: dict[str, Any] = {"status": new, "updated_at": now}
     if new == IncidentStatus.RESOLVED:
         values["resolved_at"] = now
@@ -64,7 +70,8 @@ def set_incident_status(
             conn,
             topics.INCIDENTS,
             str(incident_id),
-            {"type": "incident.resolved", "incident_id": incident_id},
+            {"type": "incident.resolved", "incident_id": incident_id}
+            | ({"outcome": outcome} if outcome else {}),
             now,
         )
 
@@ -451,7 +458,12 @@ def _district_incidents(conn: Connection, district: str) -> list[int]:
 
 
 def resolve_incident(
-    conn: Connection, incident_id: int, reason: str, actor: str, now: datetime
+    conn: Connection,
+    incident_id: int,
+    reason: str,
+    actor: str,
+    now: datetime,
+    outcome: str | None = None,
 ) -> None:
     """Resolve, cancelling tasks still open (the warning ended; crews stand down)."""
     old = conn.execute(select(incidents.c.status).where(incidents.c.id == incident_id)).scalar_one()
@@ -465,7 +477,7 @@ def resolve_incident(
         )
         .values(state=AssignmentState.CANCELLED, updated_at=now)
     ).rowcount
-    set_incident_status(conn, incident_id, old, IncidentStatus.RESOLVED, reason, now)
+    set_incident_status(conn, incident_id, old, IncidentStatus.RESOLVED, reason, now, outcome)
     record_audit(
         conn,
         now,
