@@ -24,8 +24,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from alerts.channels.base import Channel, Message, PermanentError, Reconciling, RetryableError
+from alerts.citizen_warnings import RECEIVED, audience_filter
 from alerts.ledger import taken_before
-from alerts.warnings import RECEIVED, audience_filter
 from pingan.store import Store, as_utc
 from pingan.store.schema import citizen_warnings, sends, subscribers
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from pingan.actions import accept_report
 from pingan.core import topics
-from pingan.reports import ReportDraft
+from pingan.intake.accept import accept_report
+from pingan.intake.reports import ReportDraft
 from pingan.settings import PROJECT_ROOT
 from pingan.store import Store
 from pingan.store.incidents import insert_incident

@@ -16,8 +16,8 @@ from pathlib import Path
 from sqlalchemy import insert, select
 
 from alerts.channels.base import Message
+from alerts.citizen_warnings import approve, create_draft
 from alerts.fanout import send_chunk
-from alerts.warnings import approve, create_draft
 from pingan.store import Store
 from pingan.store.schema import outbox, subscribers
 

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify = hotline_sub.add_parser("classify", help="print how a text would be categorised")
     classify.add_argument("text", help="the caller's words")
     replay = sub.add_parser("replay", help="feed a recorded sequence into the system")
-    replay.add_argument("file", type=Path, help="replay YAML (see streams/feeds/replay.py)")
+    replay.add_argument("file", type=Path, help="replay YAML (see pingan/intake/feeds/replay.py)")
     replay.add_argument(
         "--speed", type=float, default=1.0, help="simulated minutes per real second (default 1)"
     )
@@ -186,8 +186,8 @@ def import_command(path: Path, errors: Path | None, settings: Settings) -> int:
 def classify_command(text: str) -> int:
     import json
 
-    from pingan.hotline.classify import classify
-    from pingan.hotline.location import locate
+    from pingan.intake.classify import classify
+    from pingan.intake.location import locate
 
     decision = classify(text)
     place = locate(None, None, text)
@@ -211,9 +211,9 @@ def classify_command(text: str) -> int:
 
 
 def replay_command(args: argparse.Namespace, settings: Settings) -> int:
+    from pingan.intake.feeds.replay import ReplayError, replay
     from playbooks.loader import PlaybookError
     from playbooks.registry import PlaybookRegistry
-    from streams.feeds.replay import ReplayError, replay
 
     if args.speed <= 0:
         print("pingan replay: --speed must be positive", file=sys.stderr)
@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "playbooks":
         return playbooks_command(args, settings)
     if args.command == "feeds":
-        from streams.feeds.inspect import parse_command
+        from pingan.intake.feeds.inspect import parse_command
 
         code, text = parse_command(args.source)
         print(text, file=sys.stdout if code == 0 else sys.stderr)

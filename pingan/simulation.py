@@ -38,7 +38,7 @@ import yaml
 from sqlalchemy import func, select
 
 from alerts.channels.base import Channel, Message
-from pingan.actions import accept_report, accept_warning, apply_crew_action, sync_roster
+from pingan.actions import apply_crew_action, sync_roster
 from pingan.clock import utcnow
 from pingan.core import topics
 from pingan.core.assignments import ACTIVE_STATES, CrewAction, TransitionRefused
@@ -51,11 +51,12 @@ from pingan.core.events import (
 )
 from pingan.crews import CITY_TZ, Roster
 from pingan.dispatch.timers import fire_due_timers
+from pingan.intake.accept import accept_report, accept_warning
+from pingan.intake.reports import ReportDraft
+from pingan.intake.warnings import WarningInvalid, parse_signal, threshold_to_event
 from pingan.privacy import mask_phone
-from pingan.reports import ReportDraft
 from pingan.store import Store, as_utc, emit
 from pingan.store.schema import assignments, audit, incidents, outbox, timers
-from pingan.warnings import WarningInvalid, parse_signal, threshold_to_event
 from playbooks.index import PlaybookIndex
 from streams import handlers
 

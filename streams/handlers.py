@@ -33,6 +33,7 @@ from pingan.core.matching import match
 from pingan.dispatch.requests import request_dispatch, restaffs_pending
 from pingan.dispatch.staffing import dispatch_for_level, follow_assignments, restaffable_incidents
 from pingan.dispatch.timers import alert_staff
+from pingan.intake.warnings import WarningInvalid, signal_from_event, threshold_from_event
 from pingan.links import CrewLinks
 from pingan.queries import first_report
 from pingan.store import SYSTEM, Store, as_utc, claim_event, emit, record_audit
@@ -51,7 +52,6 @@ from pingan.store.schema import (
     staff_alerts,
 )
 from pingan.vocabulary import IncidentStatus
-from pingan.warnings import WarningInvalid, signal_from_event, threshold_from_event
 from playbooks.index import PlaybookIndex
 from playbooks.model import WarningTrigger
 from playbooks.snapshot import playbook_from_snapshot
@@ -199,7 +199,7 @@ def _tell_staff(conn: Connection, incident_id: int, now: datetime) -> None:
 
 def _warn_citizens(conn: Connection, incident_id: int, now: datetime) -> None:
     """The level's notify_citizens actions become warning drafts (or auto-sends)."""
-    from alerts.warnings import draft_for_incident
+    from alerts.citizen_warnings import draft_for_incident
 
     incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()
     if incident.scope != "district" or not incident.district:

@@ -3,7 +3,7 @@ everything about one incident lands on one partition."""
 
 from __future__ import annotations
 
-REPORTS = "pingan.reports"  # a citizen report was accepted
+REPORTS = "pingan.intake.reports"  # a citizen report was accepted
 WEATHER = "pingan.weather"  # an official warning, or a threshold crossed/cleared
 INCIDENTS = "pingan.incidents"  # an incident opened (or changed and needs dispatch)
 NOTIFICATIONS = "pingan.notifications"  # a message to a crew must go out

@@ -13,7 +13,6 @@ from pingan import queries
 from pingan.actions import (
     NotAllowed,
     NotFound,
-    accept_warning,
     apply_crew_action,
     confirm_incident,
     merge_incidents,
@@ -24,12 +23,13 @@ from pingan.actions import (
 from pingan.clock import utcnow
 from pingan.core.assignments import CrewAction, TransitionRefused
 from pingan.http.context import actor_of, ctx, json_error, json_response, may_see_phones
+from pingan.intake.accept import accept_warning
+from pingan.intake.warnings import WarningInvalid, parse_signal
 from pingan.kpis import compute as compute_kpis
 from pingan.kpis import to_csv as kpis_csv
 from pingan.store import record_audit
 from pingan.store.schema import crew_overrides, crews
 from pingan.vocabulary import IncidentStatus
-from pingan.warnings import WarningInvalid, parse_signal
 
 STATUSES = {s.value for s in IncidentStatus}
 

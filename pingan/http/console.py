@@ -158,7 +158,7 @@ async def me(request: web.Request) -> web.Response:
 
 
 async def warnings_list(request: web.Request) -> web.Response:
-    from alerts.warnings import stats
+    from alerts.citizen_warnings import stats
 
     with ctx(request).store.read() as conn:
         rows = conn.execute(

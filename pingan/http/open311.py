@@ -16,13 +16,13 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 from aiohttp import web
 from sqlalchemy import select
 
-from pingan.actions import accept_report
 from pingan.clock import utcnow
-from pingan.hotline.services import CATALOGUE, Service
 from pingan.http.context import ctx, json_response, token_ok
 from pingan.http.ratelimit import RateLimited
+from pingan.intake.accept import accept_report
+from pingan.intake.reports import ReportInvalid, validate_report
+from pingan.intake.services import CATALOGUE, Service
 from pingan.privacy import mask_phone
-from pingan.reports import ReportInvalid, validate_report
 from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc
 from pingan.store.schema import incidents, reports

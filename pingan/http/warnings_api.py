@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 from aiohttp import web
 from sqlalchemy import select, update
 
-from alerts import warnings as cw
+from alerts import citizen_warnings as cw
 from pingan.city import load_city
 from pingan.clock import utcnow
 from pingan.http.context import actor_of, ctx, json_error, json_response

@@ -29,6 +29,7 @@ from pingan.crews import RosterError, load_roster
 from pingan.http.app import build_http_app
 from pingan.http.context import Context
 from pingan.http.ratelimit import RateLimits
+from pingan.intake.feeds.poller import build_scheduler
 from pingan.runtime.broker import (
     BrokerError,
     EmbeddedBroker,
@@ -52,7 +53,6 @@ from pingan.store import (
 )
 from playbooks.loader import PlaybookError
 from playbooks.registry import PlaybookRegistry
-from streams.feeds.poller import build_scheduler
 from streams.watchdog import HEARTBEAT_S, STALLED_EXIT_CODE
 
 log = logging.getLogger("pingan.run")

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from pingan.actions import accept_report
 from pingan.clock import utcnow
-from pingan.reports import ReportDraft
+from pingan.intake.accept import accept_report
+from pingan.intake.reports import ReportDraft
 from pingan.store.schema import audit, reports
 from tests.e2e.harness import OPEN311_KEY, Stack, processes_matching, wait_for
 

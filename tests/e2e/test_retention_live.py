@@ -22,7 +22,7 @@ def test_run_prunes_finished_events_older_than_retention(tmp_path: Path) -> None
     store.create_schema()
     long_ago = utcnow() - timedelta(days=45)
     with store.transaction() as conn:
-        done = emit(conn, "pingan.reports", "1", {"type": "report.accepted"}, long_ago)
+        done = emit(conn, "pingan.intake.reports", "1", {"type": "report.accepted"}, long_ago)
         conn.execute(update(outbox).where(outbox.c.event_id == done).values(published_at=long_ago))
         claim_event(conn, "incidents", done, long_ago)
     store.dispose()

@@ -9,8 +9,8 @@ import uuid
 from sqlalchemy import select
 
 from alerts.channels.local_outbox import LocalOutboxChannel
-from pingan.actions import accept_report
 from pingan.core import topics
+from pingan.intake.accept import accept_report
 from pingan.settings import Settings
 from pingan.store import Store
 from pingan.store.schema import audit, incidents, outbox

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from pingan.actions import accept_report
+from pingan.intake.accept import accept_report
 from pingan.queries import backlog
 from pingan.store import Store, claim_event, emit
 from pingan.store.schema import outbox, reports

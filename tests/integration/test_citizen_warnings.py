@@ -15,9 +15,9 @@ import xmlschema
 from sqlalchemy import select
 
 from alerts.channels.base import Message, PermanentError
+from alerts.citizen_warnings import WarningRefused, approve, correct, create_draft, preview, stats
 from alerts.fanout import send_chunk
 from alerts.subscribers import import_csv, set_opt_out
-from alerts.warnings import WarningRefused, approve, correct, create_draft, preview, stats
 from pingan.http.warnings_api import _cap
 from pingan.store import Store
 from pingan.store.schema import citizen_warnings, outbox
@@ -207,7 +207,7 @@ def test_chunk_after_a_crash_sends_only_what_the_provider_did_not_take(people: S
 
 
 def test_two_person_rule_above_the_threshold(store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import alerts.warnings as cw
+    import alerts.citizen_warnings as cw
 
     monkeypatch.setattr(cw, "APPROVAL_THRESHOLD", 0)
     import_csv(store, io.StringIO(CSV), NOW)
@@ -248,9 +248,9 @@ def test_cap_output_validates_against_the_cap_1_2_schema(people: Store) -> None:
 
 
 def test_playbook_levels_draft_or_auto_send(people: Store, index) -> None:  # type: ignore[no-untyped-def]
-    from pingan.actions import accept_warning
     from pingan.core import topics
     from pingan.core.events import WarningSignal
+    from pingan.intake.accept import accept_warning
     from streams import handlers
 
     seen: set[str] = set()

@@ -6,12 +6,13 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from pingan.actions import accept_report, accept_warning, apply_crew_action
+from pingan.actions import apply_crew_action
 from pingan.core import topics
 from pingan.core.assignments import CrewAction
 from pingan.core.events import WarningSignal
 from pingan.dispatch.staffing import release_incident
 from pingan.dispatch.timers import alert_staff, fire_due_timers
+from pingan.intake.accept import accept_report, accept_warning
 from pingan.kpis import compute, to_csv
 from pingan.queries import assignment_facts
 from pingan.store import Store

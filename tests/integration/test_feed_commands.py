@@ -90,5 +90,5 @@ def test_replay_feeds_documents_and_reports_through_the_intake(tmp_path: Path) -
             == 1
         )
         topics = [r.topic for r in conn.execute(select(outbox.c.topic).order_by(outbox.c.id))]
-    assert topics == ["pingan.weather", "pingan.weather", "pingan.reports"]
+    assert topics == ["pingan.weather", "pingan.weather", "pingan.intake.reports"]
     store.dispose()

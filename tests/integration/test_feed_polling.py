@@ -13,11 +13,11 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
+from pingan.intake.feeds.fetch import Fetcher, FetchError
+from pingan.intake.feeds.poller import FeedPoller
 from pingan.settings import FeedConfig
 from pingan.store import Store, component_state
 from pingan.store.schema import components, outbox, warning_messages
-from streams.feeds.fetch import Fetcher, FetchError
-from streams.feeds.poller import FeedPoller
 from tests.e2e.harness import free_port
 
 FEEDS = Path(__file__).parent.parent / "data" / "feeds"

@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 
 from alerts.channels.base import Message, RetryableError
 from alerts.channels.local_outbox import LocalOutboxChannel
-from pingan.actions import Accepted, accept_report, apply_crew_action
+from pingan.actions import apply_crew_action
 from pingan.core import topics
 from pingan.core.assignments import CrewAction, TransitionRefused
-from pingan.reports import ReportDraft
+from pingan.intake.accept import Accepted, accept_report
+from pingan.intake.reports import ReportDraft
 from pingan.store import Store
 from pingan.store.schema import (
     assignments,

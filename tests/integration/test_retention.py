@@ -18,7 +18,7 @@ from tests.conftest import NOW
 def _event(store: Store, age_days: float, published: bool, processed: bool) -> str:
     at = NOW - timedelta(days=age_days)
     with store.transaction() as conn:
-        event_id = emit(conn, "pingan.reports", "k", {"type": "report.accepted"}, at)
+        event_id = emit(conn, "pingan.intake.reports", "k", {"type": "report.accepted"}, at)
         if published:
             conn.execute(
                 update(outbox).where(outbox.c.event_id == event_id).values(published_at=at)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.feeds.cap import CapAlert, FeedIndex, FeedRejected, parse_document
-from streams.feeds.normalize import NotActionable, cap_to_signal, normalize_cap
+from pingan.intake.feeds.cap import CapAlert, FeedIndex, FeedRejected, parse_document
+from pingan.intake.feeds.normalize import NotActionable, cap_to_signal, normalize_cap
 
 CORPUS = Path(__file__).parent.parent / "data" / "cap-corpus"
 FEEDS = Path(__file__).parent.parent / "data" / "feeds"

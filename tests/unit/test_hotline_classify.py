@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pingan.hotline.classify import classify
-from pingan.hotline.location import district_at, find_place, locate
+from pingan.intake.classify import classify
+from pingan.intake.location import district_at, find_place, locate
 
 LABELLED = Path(__file__).parent.parent / "data" / "hotline" / "labelled.tsv"
 ROWS = [

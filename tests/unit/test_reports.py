@@ -1,6 +1,6 @@
 import pytest
 
-from pingan.reports import ReportInvalid, validate_report
+from pingan.intake.reports import ReportInvalid, validate_report
 
 CODES = {"fallen_tree", "waterlogging"}
 GOOD = {"service_code": "fallen_tree", "lat": "33.57", "long": "114.01", "description": "树倒了"}

@@ -1,7 +1,7 @@
 import pytest
 
+from alerts.citizen_warnings import WarningRefused, check_approver, draft_texts, needs_second_person
 from alerts.sms import PhoneInvalid, normalise_phone, render, sms_size
-from alerts.warnings import WarningRefused, check_approver, draft_texts, needs_second_person
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.feeds.cap import FeedRejected
-from streams.feeds.open_meteo import SNOW_CM_TO_WATER_MM, Hour, parse_open_meteo
-from streams.thresholds import CrossingState, Watch, step, watches, window_value
+from pingan.intake.feeds.cap import FeedRejected
+from pingan.intake.feeds.open_meteo import SNOW_CM_TO_WATER_MM, Hour, parse_open_meteo
+from pingan.intake.thresholds import CrossingState, Watch, step, watches, window_value
 
 FEEDS = Path(__file__).parent.parent / "data" / "feeds"
 NOW = datetime(2026, 1, 20, 0, 0, tzinfo=UTC)

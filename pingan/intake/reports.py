@@ -7,8 +7,8 @@ import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from pingan.hotline.location import district_at
-from pingan.hotline.services import CATALOGUE, AttributeInvalid, check_attributes
+from pingan.intake.location import district_at
+from pingan.intake.services import CATALOGUE, AttributeInvalid, check_attributes
 
 JURISDICTION = "luohe.gov.cn"
 # GeoReport v2 limits description to 4,000 characters.

@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from streams.feeds.cap import MAX_BYTES
+from pingan.intake.feeds.cap import MAX_BYTES
 
 XML_TYPES = (
     "application/xml",

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from streams.feeds.cap import MAX_BYTES, CapAlert, FeedRejected, parse_document
-from streams.feeds.normalize import NotActionable, cap_to_signal, normalize_cap
-from streams.feeds.open_meteo import looks_like_open_meteo, parse_open_meteo
+from pingan.intake.feeds.cap import MAX_BYTES, CapAlert, FeedRejected, parse_document
+from pingan.intake.feeds.normalize import NotActionable, cap_to_signal, normalize_cap
+from pingan.intake.feeds.open_meteo import looks_like_open_meteo, parse_open_meteo
 
 
 def read_source(source: str, timeout_s: float = 15.0) -> bytes:

@@ -19,8 +19,8 @@ from typing import Any
 from pingan.city import City, load_city
 from pingan.core.events import WarningSignal
 from pingan.geo import distance_m
+from pingan.intake.feeds.cap import CapAlert, CapArea, CapInfo
 from pingan.vocabulary import WARNING_EVENTS
-from streams.feeds.cap import CapAlert, CapArea, CapInfo
 
 LEVELS = {
     "蓝色": "blue",

@@ -20,14 +20,14 @@ from typing import Any
 
 import yaml
 
-from pingan.actions import accept_report, accept_warning
 from pingan.clock import utcnow
-from pingan.reports import ReportInvalid, validate_report
+from pingan.intake.accept import accept_report, accept_warning
+from pingan.intake.feeds.cap import FeedRejected
+from pingan.intake.feeds.ingest import ingest_cap, ingest_forecast
+from pingan.intake.reports import ReportInvalid, validate_report
+from pingan.intake.warnings import WarningInvalid, parse_signal
 from pingan.store import Store
-from pingan.warnings import WarningInvalid, parse_signal
 from playbooks.index import PlaybookIndex
-from streams.feeds.cap import FeedRejected
-from streams.feeds.ingest import ingest_cap, ingest_forecast
 
 
 class ReplayError(ValueError):

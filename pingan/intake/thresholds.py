@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pingan.core.events import ThresholdCrossed
+from pingan.intake.feeds.open_meteo import Hour
 from playbooks.index import PlaybookIndex
 from playbooks.model import ThresholdTrigger
-from streams.feeds.open_meteo import Hour
 
 HYSTERESIS = 0.2  # relative, for amounts and speeds
 TEMPERATURE_MARGIN_C = 2.0  # absolute, for temperatures

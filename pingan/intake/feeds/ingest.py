@@ -11,16 +11,16 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from pingan.actions import accept_warning
 from pingan.core import topics
+from pingan.intake.accept import accept_warning
+from pingan.intake.feeds.cap import CapAlert, FeedRejected, parse_cap
+from pingan.intake.feeds.normalize import NotActionable, cap_to_signal
+from pingan.intake.feeds.open_meteo import parse_open_meteo
+from pingan.intake.thresholds import CrossingState, step, watches, window_value
+from pingan.intake.warnings import WarningInvalid, parse_signal, threshold_to_event
 from pingan.store import Store, as_utc, emit
 from pingan.store.schema import threshold_state
-from pingan.warnings import WarningInvalid, parse_signal, threshold_to_event
 from playbooks.index import PlaybookIndex
-from streams.feeds.cap import CapAlert, FeedRejected, parse_cap
-from streams.feeds.normalize import NotActionable, cap_to_signal
-from streams.feeds.open_meteo import parse_open_meteo
-from streams.thresholds import CrossingState, step, watches, window_value
 
 log = logging.getLogger("pingan.feeds")
 

@@ -15,13 +15,13 @@ from sqlalchemy import select
 
 from pingan.city import load_city
 from pingan.clock import utcnow
+from pingan.intake.feeds.cap import CapAlert, FeedRejected, parse_document
+from pingan.intake.feeds.fetch import JSON_TYPES, XML_TYPES, Fetcher, FetchError
+from pingan.intake.feeds.ingest import IngestResult, ingest_alert, ingest_cma_json, ingest_forecast
 from pingan.settings import FeedConfig
 from pingan.store import Store, mark_component
 from pingan.store.schema import feed_state
 from playbooks.index import PlaybookIndex
-from streams.feeds.cap import CapAlert, FeedRejected, parse_document
-from streams.feeds.fetch import JSON_TYPES, XML_TYPES, Fetcher, FetchError
-from streams.feeds.ingest import IngestResult, ingest_alert, ingest_cma_json, ingest_forecast
 
 log = logging.getLogger("pingan.feeds")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams.feeds.cap import MAX_BYTES, FeedRejected
+from pingan.intake.feeds.cap import MAX_BYTES, FeedRejected
 
 SNOW_CM_TO_WATER_MM = 10 / 7
 VARIABLES = {

@@ -1,1 +1,0 @@
-"""Intake of citizen reports: Open311, SMS and operator-taken text; classify and place them."""
