@@ -1,7 +1,7 @@
 """Dispatch planning: which crews an incident still needs at its level, whom the
 assignment policy sends, and what follows (escalation timers, an unstaffed alert to
 the supervisor, a hold while a citywide red warning needs every crew). Pure: the
-shell (streams/handlers.py `dispatch_for_level`) loads a `DispatchState`, calls
+shell (pingan/dispatch/staffing.py `dispatch_for_level`) loads a `DispatchState`, calls
 `plan_dispatch` and writes the `DispatchPlan`."""
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def _crew_action(action: CrewAction):  # type: ignore[no-untyped-def]
 
 async def post_warning(request: web.Request) -> web.Response:
     """A dispatcher (or a relay) enters an official warning signal: the CMA-style JSON
-    shape of pingan/warnings.py. Re-sending the same message is harmless."""
+    shape of pingan/intake/warnings.py. Re-sending the same message is harmless."""
     try:
         data = await request.json(loads=json.loads)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -60,7 +60,7 @@ def ingest_cap(store: Store, data: bytes, source: str, now: datetime) -> IngestR
 
 
 def ingest_cma_json(store: Store, data: bytes, source: str, now: datetime) -> IngestResult:
-    """A JSON list of signals in the documented CMA-style shape (pingan/warnings.py)."""
+    """A JSON list of signals in the documented CMA-style shape (pingan/intake/warnings.py)."""
     import json
 
     try:
