@@ -194,6 +194,21 @@ class Settings:
             "and never rejoins. Liveness is worker_stall_after_s's job."
         ),
     )
+    worker_batch_max: int = field(
+        default=64,
+        metadata=_doc(
+            "Most events an agent takes from a partition at once and applies in one "
+            "transaction (reports, weather, dispatch, crew progress). One write lock and one "
+            "commit per batch is what lets a storm's backlog drain; 1 turns batching off."
+        ),
+    )
+    worker_batch_wait_ms: int = field(
+        default=20,
+        metadata=_doc(
+            "How long an agent waits for a batch to fill before applying what it has: the "
+            "most a quiet hop is delayed by batching."
+        ),
+    )
     broker_fetch_wait_ms: int = field(
         default=50,
         metadata=_doc(

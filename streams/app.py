@@ -1,5 +1,7 @@
-"""The Faust app and its agents. Each agent is a loop that hands one event at a time
-to a handler in streams/handlers.py; nothing else lives here.
+"""The Faust app and its agents. Each agent is a loop that hands its events to a
+handler in streams/handlers.py: in batches, one transaction each, where the handler
+only writes (reports, weather, dispatch, crew progress); one at a time where it sends
+a message. Nothing else lives here.
 
 Agents run with concurrency=1: faust can commit past an in-flight message with more,
 and we prefer at-least-once delivery plus idempotent handlers."""
@@ -39,6 +41,38 @@ class Worker:
     app: faust.App
     agents: dict[str, Any]
     watchdog: Watchdog
+
+
+async def _apply_batch(
+    store: Store,
+    consumer: str,
+    events: list[Any],
+    apply: handlers.Apply,
+    watchdog: Watchdog,
+) -> None:
+    """Apply a batch of one partition's events in one transaction. If any of them fails
+    the batch is undone and each event taken alone, so a malformed or failing event is
+    rejected or left for redelivery without holding back the good ones beside it."""
+    if len(events) > 1 and all(isinstance(e, dict) for e in events):
+        try:
+            with watchdog.handling(consumer):
+                await asyncio.to_thread(handlers.apply_batch, store, apply, events, utcnow())
+            return
+        except Exception as exc:
+            log.warning(
+                "agent=%s batch of %d failed (%s); taking its events one at a time",
+                consumer,
+                len(events),
+                exc,
+            )
+    for event in events:
+        await _apply(
+            store,
+            consumer,
+            event,
+            lambda e: handlers.in_transaction(store, apply, e, utcnow()),
+            watchdog,
+        )
 
 
 async def _apply(
@@ -104,20 +138,22 @@ def build_app(
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, value_serializer="json", partitions=settings.topic_partitions)
 
-    # consumer name (its idempotency scope) -> (topic, handler)
-    routes: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+    # consumer name (its idempotency scope) -> (topic, what it does to one event in a
+    # transaction); these take their events in batches, one transaction per batch.
+    batched: dict[str, tuple[str, handlers.Apply]] = {
         "incidents": (
             topics.REPORTS,
-            lambda e: handlers.handle_report_accepted(store, registry.index, e, utcnow()),
+            lambda conn, e, now: handlers.apply_report_accepted(conn, registry.index, e, now),
         ),
         "weather": (
             topics.WEATHER,
-            lambda e: handlers.handle_weather_event(store, registry.index, e, utcnow()),
+            lambda conn, e, now: handlers.apply_weather_event(conn, registry.index, e, now),
         ),
-        "dispatch": (
-            topics.INCIDENTS,
-            lambda e: handlers.handle_incident_event(store, e, utcnow()),
-        ),
+        "dispatch": (topics.INCIDENTS, handlers.apply_incident_event),
+        "incident-progress": (topics.CREW_EVENTS, handlers.apply_crew_event),
+    }
+    # These send messages, one event at a time (a send is not undone with a rollback).
+    routes: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
         "notify": (
             topics.NOTIFICATIONS,
             lambda e: handlers.handle_notification(store, channel, e, utcnow(), links=links),
@@ -130,15 +166,16 @@ def build_app(
             topics.SENDS_ROUTINE,
             lambda e: handlers.handle_send_chunk(store, channels, e, utcnow()),
         ),
-        "incident-progress": (
-            topics.CREW_EVENTS,
-            lambda e: handlers.handle_crew_event(store, e, utcnow()),
-        ),
     }
     watchdog = Watchdog(store, settings.worker_stall_after_s)
     agents = {
         consumer: _agent(app, topic(name), store, consumer, handler, watchdog)
         for consumer, (name, handler) in routes.items()
+    }
+    batch = (settings.worker_batch_max, settings.worker_batch_wait_ms / 1000)
+    agents |= {
+        consumer: _batch_agent(app, topic(name), store, consumer, apply, watchdog, batch)
+        for consumer, (name, apply) in batched.items()
     }
 
     @app.timer(1.0)
@@ -192,5 +229,27 @@ def _agent(
         async for event in stream:
             await _apply(store, consumer, event, handler, watchdog)
             yield event
+
+    return app.agent(source, name=f"pingan.{consumer}", concurrency=1)(agent)
+
+
+def _batch_agent(
+    app: faust.App,
+    source: faust.TopicT,
+    store: Store,
+    consumer: str,
+    apply: handlers.Apply,
+    watchdog: Watchdog,
+    batch: tuple[int, float],
+) -> Any:
+    most, within = batch
+
+    async def agent(stream: faust.StreamT) -> Any:
+        # take() acknowledges a batch's events only when the next batch is asked for,
+        # so offsets are committed past events that were applied.
+        async for events in stream.take(most, within=within):
+            await _apply_batch(store, consumer, events, apply, watchdog)
+            for event in events:
+                yield event
 
     return app.agent(source, name=f"pingan.{consumer}", concurrency=1)(agent)

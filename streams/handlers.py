@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -83,28 +84,63 @@ def _field(event: dict[str, Any], name: str) -> Any:
     return event[name]
 
 
+# Each handler below comes in two forms: `apply_*` does the work inside the caller's
+# transaction (so the agents can apply a batch of events in one), `handle_*` is the
+# same for one event in a transaction of its own.
+Apply = Callable[[Connection, dict[str, Any], datetime], None]
+
+
+def in_transaction(store: Store, apply: Apply, event: dict[str, Any], now: datetime) -> None:
+    with store.transaction() as conn:
+        apply(conn, event, now)
+
+
+def apply_batch(
+    store: Store, apply: Apply, events: Sequence[dict[str, Any]], now: datetime
+) -> None:
+    """Several events of one partition in one transaction, in order: one write lock and
+    one commit instead of one each. Any failure undoes the whole batch (the caller then
+    takes the events one at a time, so a bad one cannot hold back the rest)."""
+    with store.transaction() as conn:
+        for event in events:
+            apply(conn, event, now)
+
+
 def handle_report_accepted(
     store: Store, index: PlaybookIndex, event: dict[str, Any], now: datetime
 ) -> None:
-    report_id = int(_field(event, "report_id"))
     with store.transaction() as conn:
-        if not claim_event(conn, "incidents", _field(event, "event_id"), now):
-            return
-        report = conn.execute(select(reports).where(reports.c.id == report_id)).first()
-        if report is None:
-            raise BadEvent(f"report {report_id} does not exist")
-        if report.incident_id is not None:
-            return
-        received = ReportReceived(
-            report.id, report.service_code, report.lat, report.lon, as_utc(report.received_at)
-        )  # type: ignore[arg-type]
-        playbook = index.for_report(received.category)
-        candidates = load_report_candidates(conn, received, [playbook.id] if playbook else [])
-        apply_decisions(conn, received, match(received, candidates, index, now), now)
+        apply_report_accepted(conn, index, event, now)
+
+
+def apply_report_accepted(
+    conn: Connection, index: PlaybookIndex, event: dict[str, Any], now: datetime
+) -> None:
+    report_id = int(_field(event, "report_id"))
+    if not claim_event(conn, "incidents", _field(event, "event_id"), now):
+        return
+    report = conn.execute(select(reports).where(reports.c.id == report_id)).first()
+    if report is None:
+        raise BadEvent(f"report {report_id} does not exist")
+    if report.incident_id is not None:
+        return
+    received = ReportReceived(
+        report.id, report.service_code, report.lat, report.lon, as_utc(report.received_at)
+    )  # type: ignore[arg-type]
+    playbook = index.for_report(received.category)
+    candidates = load_report_candidates(conn, received, [playbook.id] if playbook else [])
+    apply_decisions(conn, received, match(received, candidates, index, now), now)
 
 
 def handle_weather_event(
     store: Store, index: PlaybookIndex, event: dict[str, Any], now: datetime
+) -> None:
+    with store.transaction() as conn:
+        apply_weather_event(conn, index, event, now)
+
+
+def apply_weather_event(
+    conn: Connection, index: PlaybookIndex, event: dict[str, Any], now: datetime
 ) -> None:
     """An official warning (Alert/Update/Cancel) or a threshold crossed or cleared."""
     try:
@@ -117,12 +153,11 @@ def handle_weather_event(
             raise BadEvent(f"event {event.get('event_id')} has unknown type {kind!r}")
     except WarningInvalid as exc:
         raise BadEvent(str(exc)) from None
-    with store.transaction() as conn:
-        if not claim_event(conn, "weather", _field(event, "event_id"), now):
-            return
-        # Cancels and Updates may touch any incident that follows the warnings they
-        # reference, so those read every open incident; the rest only their candidates.
-        apply_decisions(conn, weather, match(weather, load_open_incidents(conn), index, now), now)
+    if not claim_event(conn, "weather", _field(event, "event_id"), now):
+        return
+    # Cancels and Updates may touch any incident that follows the warnings they
+    # reference, so those read every open incident; the rest only their candidates.
+    apply_decisions(conn, weather, match(weather, load_open_incidents(conn), index, now), now)
 
 
 def handle_clock_tick(store: Store, index: PlaybookIndex, now: datetime) -> int:
@@ -149,27 +184,30 @@ def handle_clock_tick(store: Store, index: PlaybookIndex, now: datetime) -> int:
 
 
 def handle_incident_event(store: Store, event: dict[str, Any], now: datetime) -> None:
+    in_transaction(store, apply_incident_event, event, now)
+
+
+def apply_incident_event(conn: Connection, event: dict[str, Any], now: datetime) -> None:
     """Dispatch crews when an incident opens, is reopened, its level rises or crews
     became free for it; other incident events need nothing from dispatch yet but are
     claimed all the same."""
-    with store.transaction() as conn:
-        if not claim_event(conn, "dispatch", _field(event, "event_id"), now):
-            return
-        kind = event.get("type")
-        if kind == "incident.resolved":
-            _tell_reporters(conn, int(_field(event, "incident_id")), event.get("outcome"), now)
-        elif kind == "incident.reopened":
-            dispatch_for_level(conn, int(_field(event, "incident_id")), now, Occasion.REOPENED)
-        elif kind == "incident.dispatch":
-            occasion = _occasion(_field(event, "occasion"))
-            dispatch_for_level(conn, int(_field(event, "incident_id")), now, occasion)
-        elif kind == "incident.restaff":  # the request's earlier form, still in flight
-            dispatch_for_level(conn, int(_field(event, "incident_id")), now, Occasion.RESTAFF)
-        elif kind in ("incident.opened", "incident.upgraded"):
-            incident_id = int(_field(event, "incident_id"))
-            dispatch_for_level(conn, incident_id, now)
-            _tell_staff(conn, incident_id, now)
-            _warn_citizens(conn, incident_id, now)
+    if not claim_event(conn, "dispatch", _field(event, "event_id"), now):
+        return
+    kind = event.get("type")
+    if kind == "incident.resolved":
+        _tell_reporters(conn, int(_field(event, "incident_id")), event.get("outcome"), now)
+    elif kind == "incident.reopened":
+        dispatch_for_level(conn, int(_field(event, "incident_id")), now, Occasion.REOPENED)
+    elif kind == "incident.dispatch":
+        occasion = _occasion(_field(event, "occasion"))
+        dispatch_for_level(conn, int(_field(event, "incident_id")), now, occasion)
+    elif kind == "incident.restaff":  # the request's earlier form, still in flight
+        dispatch_for_level(conn, int(_field(event, "incident_id")), now, Occasion.RESTAFF)
+    elif kind in ("incident.opened", "incident.upgraded"):
+        incident_id = int(_field(event, "incident_id"))
+        dispatch_for_level(conn, incident_id, now)
+        _tell_staff(conn, incident_id, now)
+        _warn_citizens(conn, incident_id, now)
 
 
 def _occasion(raw: Any) -> Occasion:
@@ -374,26 +412,29 @@ async def handle_notification(
 
 
 def handle_crew_event(store: Store, event: dict[str, Any], now: datetime) -> None:
+    in_transaction(store, apply_crew_event, event, now)
+
+
+def apply_crew_event(conn: Connection, event: dict[str, Any], now: datetime) -> None:
     incident_id = int(_field(event, "incident_id"))
     kind = _field(event, "type")
-    with store.transaction() as conn:
-        if not claim_event(conn, "incident-progress", _field(event, "event_id"), now):
-            return
+    if not claim_event(conn, "incident-progress", _field(event, "event_id"), now):
+        return
+    status = conn.execute(
+        select(incidents.c.status).where(incidents.c.id == incident_id)
+    ).scalar_one_or_none()
+    if status is None:
+        raise BadEvent(f"incident {incident_id} does not exist")
+    if status == IncidentStatus.RESOLVED:
+        return
+    if kind == "assignment.declined":
+        dispatch_for_level(conn, incident_id, now)  # ask the next crew
         status = conn.execute(
             select(incidents.c.status).where(incidents.c.id == incident_id)
-        ).scalar_one_or_none()
-        if status is None:
-            raise BadEvent(f"incident {incident_id} does not exist")
-        if status == IncidentStatus.RESOLVED:
-            return
-        if kind == "assignment.declined":
-            dispatch_for_level(conn, incident_id, now)  # ask the next crew
-            status = conn.execute(
-                select(incidents.c.status).where(incidents.c.id == incident_id)
-            ).scalar_one()
-        follow_assignments(
-            conn, incident_id, status, f"{kind} (assignment {event.get('assignment_id')})", now
-        )
+        ).scalar_one()
+    follow_assignments(
+        conn, incident_id, status, f"{kind} (assignment {event.get('assignment_id')})", now
+    )
 
 
 class RetryLater(Exception):
