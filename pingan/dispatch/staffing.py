@@ -33,6 +33,7 @@ from pingan.dispatch.timers import alert_staff, schedule_escalation
 from pingan.queries import warnings_in_force
 from pingan.store import SYSTEM, emit, record_audit
 from pingan.store.crews import load_crews
+from pingan.store.db import DISPATCH_CONTEXT, scratch
 from pingan.store.incidents import (
     set_incident_status,
 )
@@ -141,8 +142,26 @@ def dispatch_for_level(
         raise BadEvent(f"incident {incident_id} does not exist")
     if not dispatch_applies(incident.status, bool(incident.held), occasion):
         return  # nothing to plan: skip loading the roster
-    state = load_dispatch_state(conn, incident, now)
+    state = load_dispatch_state(conn, incident, now, _shared_context(conn, now))
     write_dispatch_plan(conn, state, plan_dispatch(state, now, occasion), now)
+
+
+# Within one transaction (a batch of dispatch events) the roster, the warnings in force
+# and the crews' load are read once and kept up to date as crews are assigned.
+def _shared_context(conn: Connection, now: datetime) -> dict[str, Any]:
+    memo = scratch(conn)
+    cached = memo.get(DISPATCH_CONTEXT)
+    if cached is None or cached[0] != now:
+        cached = (now, load_dispatch_context(conn, now))
+        memo[DISPATCH_CONTEXT] = cached
+    return cached[1]
+
+
+def _count_assignment(conn: Connection, crew_id: str) -> None:
+    cached = scratch(conn).get(DISPATCH_CONTEXT)
+    if cached is not None:
+        for key in ("active_load", "recent"):
+            cached[1][key][crew_id] = cached[1][key].get(crew_id, 0) + 1
 
 
 def write_dispatch_plan(
@@ -177,6 +196,7 @@ def write_dispatch_plan(
                 )
             ).inserted_primary_key[0]
             first_new = first_new or int(assignment_id)
+            _count_assignment(conn, assign.crew.id)
             record_audit(
                 conn,
                 now,

@@ -84,9 +84,11 @@ class Store:
     def transaction(self) -> Iterator[Connection]:
         emitted = False
         with self._writer, self.engine.begin() as conn:
+            conn.info[SCRATCH] = {}
             try:
                 yield conn
             finally:
+                conn.info.pop(SCRATCH, None)
                 emitted = bool(conn.info.pop("emitted", False))
         if emitted:
             for listener in self.on_emit:
@@ -168,6 +170,26 @@ def emit(
         )
     )
     return event_id
+
+
+# conn.info outlives a transaction (it belongs to the pooled DBAPI connection), so
+# what one transaction memoises lives under this key, emptied when it ends.
+SCRATCH = "pingan.transaction_scratch"
+# The memo of crews, their load and the warnings in force that dispatch keeps within one
+# transaction; whoever frees crews inside a transaction drops it (crews_freed).
+DISPATCH_CONTEXT = "dispatch_context"
+
+
+def scratch(conn: Connection) -> dict[str, Any]:
+    """A memo for the current Store transaction (outside one: a throwaway dict)."""
+    found = conn.info.get(SCRATCH)
+    return found if found is not None else {}
+
+
+def crews_freed(conn: Connection) -> None:
+    """Assignments were cancelled in this transaction: the next dispatch in it reads
+    the crews' load afresh."""
+    scratch(conn).pop(DISPATCH_CONTEXT, None)
 
 
 # The actor the system itself writes in the audit trail (people and API tokens have names).

@@ -29,7 +29,7 @@ from pingan.core.events import (
     UpgradeIncident,
     WarningSignal,
 )
-from pingan.store import SYSTEM, as_utc, emit, record_audit
+from pingan.store import SYSTEM, as_utc, crews_freed, emit, record_audit
 from pingan.store.schema import (
     assignments,
     incident_history,
@@ -477,6 +477,8 @@ def resolve_incident(
         )
         .values(state=AssignmentState.CANCELLED, updated_at=now)
     ).rowcount
+    if cancelled:
+        crews_freed(conn)
     set_incident_status(conn, incident_id, old, IncidentStatus.RESOLVED, reason, now, outcome)
     record_audit(
         conn,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 
 from sqlalchemy import select
 
@@ -13,7 +14,7 @@ from pingan.core import topics
 from pingan.intake.accept import accept_report
 from pingan.settings import Settings
 from pingan.store import Store
-from pingan.store.schema import audit, incidents, outbox
+from pingan.store.schema import assignments, audit, incidents, outbox
 from streams.app import build_app
 from tests.conftest import NOW
 from tests.integration.test_handlers import draft
@@ -100,3 +101,50 @@ def test_a_batch_is_one_commit_and_a_bad_event_does_not_hold_back_the_rest(
         )
     assert len(linked) == 4
     assert rejected == ["broken-2"]  # (what is no object has no id to audit; it is logged)
+
+
+def test_dispatch_in_one_batch_assigns_as_one_at_a_time_would(registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Dispatch keeps the crews' load within a batch's transaction: twelve incidents
+    opened at once are staffed exactly as if each had its own transaction (no crew
+    sent past its capacity because the batch read the load once)."""
+    from pingan.actions import sync_roster
+    from pingan.crews import load_roster
+    from streams import handlers
+    from tests.conftest import ROSTER
+
+    def staffed_incidents(name: str) -> tuple[Store, list[dict]]:
+        store = Store(f"sqlite:///{tmp_path / name}")
+        store.create_schema()
+        sync_roster(store, load_roster(ROSTER), NOW)
+        for event in _report_events(store, 12):
+            handlers.handle_report_accepted(store, registry.index, event, NOW)
+        with store.read() as conn:
+            opened = [
+                dict(p)
+                for p in conn.execute(
+                    select(outbox.c.payload).where(outbox.c.topic == topics.INCIDENTS)
+                ).scalars()
+            ]
+        return store, opened
+
+    one_by_one, events = staffed_incidents("single.db")
+    for event in events:
+        handlers.handle_incident_event(one_by_one, event, NOW)
+    batched, events = staffed_incidents("batch.db")
+    handlers.apply_batch(batched, handlers.apply_incident_event, events, NOW)
+
+    def assigned(store: Store) -> list[tuple]:
+        with store.read() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    select(assignments.c.incident_id, assignments.c.crew_id).order_by(
+                        assignments.c.id
+                    )
+                )
+            ]
+
+    assert len(events) == 12
+    assert assigned(batched) == assigned(one_by_one)
+    # The load mattered: the two crews ran out of capacity long before the incidents.
+    assert Counter(crew for _, crew in assigned(batched)) == {"tree-near": 1, "tree-far": 1}
