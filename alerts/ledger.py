@@ -50,7 +50,8 @@ async def send_once(store: Store, channel: Channel, message: Message, now: datet
             return SendOutcome("already_sent", row.provider_id)
         if row is None:
             conn.execute(
-                sends.insert().values(
+                sends.insert(),
+                dict(
                     dedup_key=key,
                     channel=channel.name,
                     recipient=message.recipient,
@@ -58,7 +59,7 @@ async def send_once(store: Store, channel: Channel, message: Message, now: datet
                     status="pending",
                     created_at=now,
                     updated_at=now,
-                )
+                ),
             )
     if row is not None and row.status == "pending" and isinstance(channel, Reconciling):
         found = await taken_before(channel, message, as_utc(row.created_at))

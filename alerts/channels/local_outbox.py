@@ -28,12 +28,13 @@ class LocalOutboxChannel:
         try:
             with self.store.transaction() as conn:
                 result = conn.execute(
-                    local_messages.insert().values(
+                    local_messages.insert(),
+                    dict(
                         idempotency_key=message.idempotency_key,
                         recipient=message.recipient,
                         body=message.body,
                         created_at=at,
-                    )
+                    ),
                 )
                 message_id = result.inserted_primary_key[0]
         except IntegrityError:

@@ -183,7 +183,8 @@ def write_dispatch_plan(
         first_new: int | None = None
         for assign in batch.assigns:
             assignment_id = conn.execute(
-                assignments.insert().values(
+                assignments.insert(),
+                dict(
                     incident_id=incident.id,
                     crew_id=assign.crew.id,
                     skill=assign.skill,
@@ -193,7 +194,7 @@ def write_dispatch_plan(
                     ack_due_at=assign.ack_due_at,
                     created_at=now,
                     updated_at=now,
-                )
+                ),
             ).inserted_primary_key[0]
             first_new = first_new or int(assignment_id)
             _count_assignment(conn, assign.crew.id)

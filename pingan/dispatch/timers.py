@@ -40,14 +40,15 @@ def add_timer(
     try:
         with conn.begin_nested():
             conn.execute(
-                timers.insert().values(
+                timers.insert(),
+                dict(
                     kind=kind,
                     key=key,
                     due_at=due_at,
                     incident_id=incident_id,
                     assignment_id=assignment_id,
                     payload=payload or {},
-                )
+                ),
             )
     except IntegrityError:
         return False
@@ -107,9 +108,10 @@ def alert_staff(
         log.error("nobody to alert role=%s unit=%s: %s", role, unit, text)
         return None
     conn.execute(
-        staff_alerts.insert().values(
+        staff_alerts.insert(),
+        dict(
             phone=person.phone, name=person.name, text=text, incident_id=incident_id, created_at=now
-        )
+        ),
     )
     pending = conn.execute(
         select(timers.c.id).where(

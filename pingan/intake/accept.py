@@ -92,7 +92,8 @@ def accept_report(
                     )
                     return Accepted(row.id, duplicate=True)
         report_id = conn.execute(
-            reports.insert().values(
+            reports.insert(),
+            dict(
                 received_at=now,
                 source=source,
                 service_code=draft.service_code,
@@ -109,7 +110,7 @@ def accept_report(
                 classification=classification,
                 review_reason=review_reason,
                 caller_hash=caller,
-            )
+            ),
         ).inserted_primary_key[0]
         record_audit(
             conn,
@@ -159,7 +160,8 @@ def accept_warning(
         if seen:
             return False
         message_id = conn.execute(
-            warning_messages.insert().values(
+            warning_messages.insert(),
+            dict(
                 warning_id=signal.id,
                 msg_type=signal.msg_type,
                 event=signal.event,
@@ -170,7 +172,7 @@ def accept_warning(
                 headline=headline,
                 source=source,
                 received_at=now,
-            )
+            ),
         ).inserted_primary_key[0]
         record_audit(
             conn,

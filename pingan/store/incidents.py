@@ -61,9 +61,8 @@ def set_incident_status(
         values["resolved_at"] = now
     conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
     conn.execute(
-        incident_history.insert().values(
-            incident_id=incident_id, at=now, from_status=old, to_status=new, reason=reason
-        )
+        incident_history.insert(),
+        dict(incident_id=incident_id, at=now, from_status=old, to_status=new, reason=reason),
     )
     if new == IncidentStatus.RESOLVED:
         emit(
@@ -207,13 +206,14 @@ def _link_source(conn: Connection, incident_id: int, event: Event) -> None:
             )
         else:
             conn.execute(
-                incident_warnings.insert().values(
+                incident_warnings.insert(),
+                dict(
                     incident_id=incident_id,
                     warning_id=event.id,
                     expires_at=event.expires,
                     state="active",
                     reason=event.msg_type,
-                )
+                ),
             )
     elif isinstance(event, ThresholdCrossed):
         conn.execute(
@@ -238,7 +238,8 @@ def insert_incident(
     dispatcher). `snapshot` keeps an existing snapshot's exact JSON."""
     return int(
         conn.execute(
-            incidents.insert().values(
+            incidents.insert(),
+            dict(
                 category=category,
                 status=IncidentStatus.OPEN,
                 level=level,
@@ -259,7 +260,7 @@ def insert_incident(
                 held=0,
                 opened_at=now,
                 updated_at=now,
-            )
+            ),
         ).inserted_primary_key[0]
     )
 
@@ -284,13 +285,14 @@ def _open(conn: Connection, decision: OpenIncident, category: str, now: datetime
         now=now,
     )
     conn.execute(
-        incident_history.insert().values(
+        incident_history.insert(),
+        dict(
             incident_id=incident_id,
             at=now,
             from_status=None,
             to_status=IncidentStatus.OPEN,
             reason=f"{decision.reason} (level {decision.level})",
-        )
+        ),
     )
     record_audit(
         conn,
@@ -357,13 +359,14 @@ def apply_decisions(
                     select(incidents.c.status).where(incidents.c.id == incident_id)
                 ).scalar_one()
                 conn.execute(
-                    incident_history.insert().values(
+                    incident_history.insert(),
+                    dict(
                         incident_id=incident_id,
                         at=now,
                         from_status=status,
                         to_status=status,
                         reason=f"level {old} → {new}: {decision.reason}",
-                    )
+                    ),
                 )
                 record_audit(
                     conn,
