@@ -25,7 +25,8 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pingan.store import schema
 
@@ -228,22 +229,21 @@ def claim_event(conn: Connection, consumer: str, event_id: str, now: datetime) -
 
     Called inside the consumer's transaction, so the claim commits with the effects
     or not at all."""
-    seen = conn.execute(
-        select(schema.processed_events.c.event_id).where(
-            schema.processed_events.c.event_id == event_id,
-            schema.processed_events.c.consumer == consumer,
-        )
-    ).first()
-    if seen:
-        return False
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(schema.processed_events), dict(event_id=event_id, consumer=consumer, at=now)
-            )
-    except IntegrityError:
-        return False
-    return True
+    # One statement: the insert that finds the claim already made does nothing (both
+    # SQLite and PostgreSQL speak ON CONFLICT DO NOTHING), instead of a look, a
+    # savepoint and an insert.
+    upsert = _CLAIM[conn.dialect.name]
+    claimed = conn.execute(upsert, {"event_id": event_id, "consumer": consumer, "at": now})
+    return claimed.first() is not None
+
+
+_CLAIMED = schema.processed_events.c.event_id
+_CLAIM = {
+    "sqlite": sqlite_insert(schema.processed_events).on_conflict_do_nothing().returning(_CLAIMED),
+    "postgresql": postgresql_insert(schema.processed_events)
+    .on_conflict_do_nothing()
+    .returning(_CLAIMED),
+}
 
 
 def mark_component(
