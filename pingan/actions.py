@@ -23,6 +23,7 @@ from pingan.intake.classify import classify
 from pingan.intake.location import locate
 from pingan.intake.reports import MAX_DESCRIPTION, ReportDraft
 from pingan.store import Store, emit, record_audit
+from pingan.store.assignments import move_assignment
 from pingan.store.schema import (
     assignments,
     crews,
@@ -43,14 +44,6 @@ class CrewActionResult:
     assignment_id: int
     incident_id: int
     state: str
-
-
-STAMPS = {
-    AssignmentState.ACKNOWLEDGED: "acknowledged_at",
-    AssignmentState.EN_ROUTE: "en_route_at",
-    AssignmentState.ON_SCENE: "on_scene_at",
-    AssignmentState.DONE: "done_at",
-}
 
 
 def apply_crew_action(
@@ -88,14 +81,7 @@ def apply_crew_action(
         except TransitionRefused as exc:
             refused = exc
         else:
-            values: dict[str, object] = {"state": new.value, "updated_at": now}
-            if new in STAMPS:
-                values[STAMPS[new]] = now
-            if note:
-                values["note"] = note[:500]
-            conn.execute(
-                update(assignments).where(assignments.c.id == assignment_id).values(**values)
-            )
+            move_assignment(conn, assignment_id, new, now, note=note or None)
             record_audit(
                 conn,
                 now,

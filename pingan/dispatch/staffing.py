@@ -32,6 +32,7 @@ from pingan.core.incidents import status_after_crew_change
 from pingan.dispatch.timers import alert_staff, schedule_escalation
 from pingan.queries import warnings_in_force
 from pingan.store import SYSTEM, emit, record_audit
+from pingan.store.assignments import insert_assignment
 from pingan.store.crews import load_crews
 from pingan.store.db import DISPATCH_CONTEXT, scratch
 from pingan.store.incidents import (
@@ -43,7 +44,7 @@ from pingan.store.schema import (
     incidents,
     reports,
 )
-from pingan.vocabulary import AssignmentState, IncidentStatus
+from pingan.vocabulary import IncidentStatus
 from playbooks.snapshot import playbook_from_snapshot
 
 log = logging.getLogger("pingan.dispatch")
@@ -182,21 +183,17 @@ def write_dispatch_plan(
     for batch in plan.batches:
         first_new: int | None = None
         for assign in batch.assigns:
-            assignment_id = conn.execute(
-                assignments.insert(),
-                dict(
-                    incident_id=incident.id,
-                    crew_id=assign.crew.id,
-                    skill=assign.skill,
-                    state=AssignmentState.ASSIGNED,
-                    why=assign.why,
-                    level=incident.level,
-                    ack_due_at=assign.ack_due_at,
-                    created_at=now,
-                    updated_at=now,
-                ),
-            ).inserted_primary_key[0]
-            first_new = first_new or int(assignment_id)
+            assignment_id = insert_assignment(
+                conn,
+                incident.id,
+                assign.crew.id,
+                assign.skill,
+                assign.why,
+                incident.level,
+                assign.ack_due_at,
+                now,
+            )
+            first_new = first_new or assignment_id
             _count_assignment(conn, assign.crew.id)
             record_audit(
                 conn,

@@ -19,6 +19,7 @@ from pingan.core.dispatch import Occasion
 from pingan.core.escalation import arrival_check, escalation_step
 from pingan.dispatch.requests import request_dispatch
 from pingan.store import SYSTEM, Store, emit, record_audit
+from pingan.store.assignments import move_assignment
 from pingan.store.schema import assignments, crews, staff, staff_alerts, timers
 from pingan.vocabulary import AssignmentState
 
@@ -187,16 +188,13 @@ def _escalate(conn: Connection, timer: Any, now: datetime) -> None:
         return
     units = {r.id: r.unit for r in rows}
     for assignment_id in decision.time_out:
-        conn.execute(
-            update(assignments)
-            .where(
-                assignments.c.id == assignment_id, assignments.c.state == AssignmentState.ASSIGNED
-            )
-            .values(
-                state=AssignmentState.TIMED_OUT,
-                updated_at=now,
-                note=f"no acknowledgement within {p['after_min']:g} min",
-            )
+        move_assignment(
+            conn,
+            assignment_id,
+            AssignmentState.TIMED_OUT,
+            now,
+            allowed_from=[AssignmentState.ASSIGNED],
+            note=f"no acknowledgement within {p['after_min']:g} min",
         )
         record_audit(
             conn,

@@ -29,15 +29,15 @@ from pingan.core.events import (
     UpgradeIncident,
     WarningSignal,
 )
-from pingan.store import SYSTEM, as_utc, crews_freed, emit, record_audit
+from pingan.store import SYSTEM, as_utc, emit, record_audit
+from pingan.store.assignments import cancel_open_assignments
 from pingan.store.schema import (
-    assignments,
     incident_history,
     incident_warnings,
     incidents,
     reports,
 )
-from pingan.vocabulary import AssignmentState, IncidentStatus
+from pingan.vocabulary import IncidentStatus
 from playbooks.model import Playbook
 from playbooks.snapshot import playbook_from_snapshot
 
@@ -472,16 +472,7 @@ def resolve_incident(
     old = conn.execute(select(incidents.c.status).where(incidents.c.id == incident_id)).scalar_one()
     if old == IncidentStatus.RESOLVED:
         return
-    cancelled = conn.execute(
-        update(assignments)
-        .where(
-            assignments.c.incident_id == incident_id,
-            assignments.c.state.in_(ACTIVE_STATES),
-        )
-        .values(state=AssignmentState.CANCELLED, updated_at=now)
-    ).rowcount
-    if cancelled:
-        crews_freed(conn)
+    cancelled = cancel_open_assignments(conn, incident_id, ACTIVE_STATES, now)
     set_incident_status(conn, incident_id, old, IncidentStatus.RESOLVED, reason, now, outcome)
     record_audit(
         conn,
