@@ -42,8 +42,9 @@ def wait_for(predicate: Callable[[], T], timeout: float = 30, what: str = "condi
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
-def processes_matching(needle: str) -> list[int]:
-    """PIDs whose command line contains `needle` (to find orphans)."""
+def processes_matching(needle: str, parent: int | None = None) -> list[int]:
+    """PIDs whose command line contains `needle` (to find orphans); with `parent`, only
+    that process's children (other stacks may run on the machine at the same time)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -54,6 +55,8 @@ def processes_matching(needle: str) -> list[int]:
         except OSError:
             continue
         if needle in cmdline and "State:\tZ" not in status:
+            if parent is not None and f"PPid:\t{parent}\n" not in status:
+                continue
             found.append(int(entry.name))
     return found
 

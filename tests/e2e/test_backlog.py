@@ -200,7 +200,7 @@ def test_progress_resumes_after_a_paused_broker_and_a_killed_worker(tmp_path: Pa
             resumed = time.monotonic()
             time.sleep(5)
             waiting_at_kill = 10_000 - _linked(stack)
-            [worker] = processes_matching("-m pingan worker")
+            [worker] = processes_matching("-m pingan worker", parent=stack.proc.pid)
             os.kill(worker, signal.SIGKILL)
             killed = time.monotonic()
             wait_for(
