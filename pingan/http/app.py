@@ -39,13 +39,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def build_http_app(context: Context) -> web.Application:
-    from pingan.http import api, auth, console, crew, hotline, open311, warnings_api
+    from pingan.http import api, auth, console, crew, headers, hotline, open311, warnings_api
     from pingan.http.auth import auth_middleware
 
     app = web.Application(
         middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY
     )
     app[CONTEXT] = context
+    headers.install(app)
     app.router.add_get("/healthz", healthz)
     open311.add_routes(app)
     api.add_routes(app)

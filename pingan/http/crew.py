@@ -181,16 +181,19 @@ async def crew_page(request: web.Request) -> web.Response:
         first = first_report(conn, row.incident_id)
     action = playbook_from_snapshot(row.playbook_snapshot).dispatch_for(row.level, row.skill)
     checklist = "".join(f"<li>{html.escape(i)}</li>" for i in (action.checklist if action else ()))
-    where = html.escape(first.address or "") if first and first.address else ""
+    esc = html.escape
+    where = esc(first.address or "") if first and first.address else ""
     if row.lat is not None:
-        coords = f"{row.lat:.5f},{row.lon:.5f}"
+        coords = esc(f"{float(row.lat):.5f},{float(row.lon):.5f}")
         where += (
             f' <a href="geo:{coords}?q={coords}">地图 Map</a> '
             f'<span style="color:#666">({coords})</span>'
         )
-    token = request.match_info["token"]
+    # The token passed the strict decoder (base64url and one dot only); it is escaped
+    # all the same, so no later change to the decoder can put markup on this page.
+    token = esc(request.match_info["token"])
     buttons = "".join(
-        f'<form method="post" action="/c/{token}/{name}"><button>{label}</button></form>'
+        f'<form method="post" action="/c/{token}/{esc(name)}"><button>{esc(label)}</button></form>'
         for name, label, states in BUTTONS
         if row.state in states
     )
@@ -201,14 +204,14 @@ async def crew_page(request: web.Request) -> web.Response:
             '<button class="decline">拒绝 Decline</button></form>'
         )
     due = as_utc(row.ack_due_at)
-    what = html.escape(CATEGORY_ZH.get(row.category, row.category))
-    state = STATE_ZH.get(row.state, row.state)
-    body = f"""<h1>任务 {assignment_id}：{what}</h1>
+    what = esc(CATEGORY_ZH.get(row.category, row.category))
+    state = esc(STATE_ZH.get(row.state, row.state))
+    body = f"""<h1>任务 {int(assignment_id)}：{what}</h1>
 <div class="card"><div>状态 State: <span class="state" id="state">{state}</span></div>
 <div>地点 Where: {where or "见描述"}</div>
-<div>描述: {html.escape(first.description if first else "")}</div>
+<div>描述: {esc(first.description if first else "")}</div>
 <div>确认时限 Ack by: {due.astimezone(CITY_TZ).strftime("%H:%M") if due else "-"}</div>
-<div>班组 Crew: {html.escape(row.crew_name)}</div></div>
+<div>班组 Crew: {esc(row.crew_name)}</div></div>
 <div class="card"><b>要点 Checklist</b><ol>{checklist}</ol></div>
 {buttons}"""
     return web.Response(

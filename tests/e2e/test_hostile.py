@@ -1,0 +1,147 @@
+"""Hostile input and access (issue 12), on the real `pingan run`: a crafted crew link
+cannot run script (in Chromium), every page carries a CSP without inline script and
+refuses framing, the session cookie is Secure behind an https public URL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser
+from sqlalchemy import select
+
+from pingan.store.schema import local_messages
+from tests.conftest import ROSTER
+from tests.e2e.harness import Stack, wait_for
+from tests.e2e.test_console_browser import PASSWORDS, browser, make_people  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+NEAR_PHONE = "+8610000000101"
+PUBLIC_URL = "https://pingan.example.cn"
+# No dot in the payload: the old decoder split the token on dots, and took this one.
+XSS = "==\"><img src=x onerror=\"document['title']='pwned'\">"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("hostile") / "data"
+    make_people(data)
+    running = Stack(
+        data,
+        {
+            "PINGAN_ROSTER_FILE": str(ROSTER),
+            "PINGAN_PUBLIC_URL": PUBLIC_URL,
+            "PINGAN_APPROVAL_THRESHOLD": "2",
+            "PINGAN_API_TOKENS": "e2e-api-token,alice:tok-alice,bob=tok-bob",
+        },
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def crew_token(stack: Stack) -> str:
+    """A live crew link's token, from the SMS the nearest tree crew was sent."""
+    assert stack.report(lat=33.5712, long=114.0153, description="人民路大树倒了").status_code == 200
+
+    def link() -> str | None:
+        with stack.store.read() as conn:
+            for body in conn.execute(
+                select(local_messages.c.body).where(local_messages.c.recipient == NEAR_PHONE)
+            ).scalars():
+                found = re.search(r"/c/(\S+)", body)
+                if found:
+                    return found.group(1)
+        return None
+
+    return wait_for(link, what="the crew's SMS with its link")
+
+
+def session(stack: Stack, user: str) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=stack.base_url, timeout=10)
+    reply = client.post("/login", data={"username": user, "password": PASSWORDS[user]})
+    assert reply.status_code == 303, reply.text
+    # The cookie is Secure (the public URL is https), so httpx will not send it back
+    # over plain http: carry it by hand, as the TLS-terminating proxy would.
+    cookie = reply.headers["set-cookie"]
+    client.cookies.set("pingan_session", cookie.split(";")[0].split("=", 1)[1])
+    page = client.get("/console/")
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    return client, csrf
+
+
+# ---- crew links -----------------------------------------------------------------
+
+
+def test_a_crafted_crew_link_is_refused_and_escapes_nothing(stack: Stack, crew_token: str) -> None:
+    assert stack.http.get(f"/c/{crew_token}").status_code == 200
+    crafted = stack.http.get(f"/c/{crew_token}{XSS}")
+    assert crafted.status_code == 403
+    assert "<img" not in crafted.text and "onerror" not in crafted.text
+    assert stack.http.post(f"/c/{crew_token}==/ack").status_code == 403
+
+
+def test_a_crafted_crew_link_cannot_run_script_in_chromium(
+    stack: Stack,
+    crew_token: str,
+    browser: Browser,  # noqa: F811
+) -> None:
+    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    page.goto(f"{stack.base_url}/c/{crew_token}", wait_until="load")
+    genuine = page.title()
+    assert genuine.startswith("任务")
+    page.goto(
+        f"{stack.base_url}/c/{crew_token}=="
+        "%22%3E%3Cimg%20src%3Dx%20onerror%3D%22document%5B%27title%27%5D%3D%27pwned%27%22%3E",
+        wait_until="load",  # after every image has loaded or failed, so onerror had its turn
+    )
+    assert page.title() != "pwned"
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    page.context.close()
+
+
+# ---- headers --------------------------------------------------------------------
+
+
+def _assert_protected_page(reply: httpx.Response) -> None:
+    csp = reply.headers.get("content-security-policy", "")
+    script_src = next(
+        (d for d in csp.split(";") if d.strip().startswith("script-src")),
+        next((d for d in csp.split(";") if d.strip().startswith("default-src")), ""),
+    )
+    assert script_src, f"no script policy on {reply.url}: {csp!r}"
+    assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+    assert "frame-ancestors 'none'" in csp
+    assert reply.headers.get("x-frame-options") == "DENY"
+    assert reply.headers.get("referrer-policy") == "no-referrer"
+
+
+def test_every_html_page_carries_a_csp_without_inline_script(stack: Stack, crew_token: str) -> None:
+    alice, _ = session(stack, "alice")
+    pages = [
+        stack.http.get("/login"),
+        stack.http.get(f"/c/{crew_token}"),
+        stack.http.get("/c/not-a-link"),
+        alice.get("/console/"),
+        alice.get("/console/handover"),
+    ]
+    for reply in pages:
+        assert reply.headers["content-type"].startswith("text/html"), reply.url
+        _assert_protected_page(reply)
+    for html_page in (pages[0], pages[3], pages[4]):  # no inline script or handlers
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html_page.text)
+        assert not re.search(r"\son[a-z]+\s*=", html_page.text)
+    _assert_protected_page(stack.http.get("/healthz"))  # JSON answers carry it too
+
+
+def test_the_session_cookie_is_secure_behind_an_https_public_url(stack: Stack) -> None:
+    reply = httpx.post(
+        f"{stack.base_url}/login",
+        data={"username": "alice", "password": PASSWORDS["alice"]},
+        timeout=10,
+    )
+    assert reply.status_code == 303
+    cookie = reply.headers["set-cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
