@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import delete, select, update
 
 from pingan.clock import utcnow
-from pingan.http.context import ctx, json_error, token_name
+from pingan.http.context import credential_of, ctx, json_error
 from pingan.store import as_utc, record_audit
 from pingan.store.schema import sessions, users
 from pingan.users import role_at_least, verify_password
@@ -113,10 +113,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":
-        name = token_name(token.strip(), ctx(request).api_tokens)
-        if name is None:
+        credential = credential_of(token.strip(), ctx(request).api_tokens)
+        if credential is None:
             return _refuse(request, 401, "missing or invalid bearer token")
-        request["actor"], request["role"] = name, "admin"  # machines act for the bureau
+        request["actor"], request["role"] = credential.name, "admin"  # act for the bureau
+        request["named"] = credential.named
         return await handler(request)
     session = current_session(request)
     if session is None:
@@ -132,6 +133,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not role_at_least(role, needed):
         return json_error(403, f"role {role} may not do this (needs {needed})")
     request["actor"], request["role"], request["csrf"] = username, role, csrf
+    request["named"] = True
     return await handler(request)
 
 

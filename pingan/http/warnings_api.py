@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from alerts import warnings as cw
 from pingan.city import load_city
 from pingan.clock import utcnow
-from pingan.http.context import actor_of, ctx, json_error, json_response
+from pingan.http.context import actor_of, acts_as_person, ctx, json_error, json_response
 from pingan.http.hotline import twilio_signed
 from pingan.labels import EVENT_ZH
 from pingan.store import as_utc, mark_component
@@ -78,6 +78,15 @@ def _id(request: web.Request) -> int:
 
 
 async def approve(request: web.Request) -> web.Response:
+    if not acts_as_person(request):
+        # The two-person rule counts people: a token shared by machines names nobody,
+        # so it can neither be the second person nor approve on its own.
+        return json_error(
+            403,
+            f"two-person rule: {actor_of(request)} is a shared API token and names no "
+            "person; approve as a logged-in dispatcher or with a named token "
+            "(PINGAN_API_TOKENS=name:token)",
+        )
     try:
         chunks = await asyncio.to_thread(
             cw.approve,

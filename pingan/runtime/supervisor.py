@@ -37,7 +37,7 @@ from pingan.runtime.broker import (
 )
 from pingan.runtime.children import spawn, stop
 from pingan.runtime.relay import OutboxRelay
-from pingan.runtime.secrets import ensure_secret, tokens_or_generated
+from pingan.runtime.secrets import ensure_secret, named_tokens, tokens_or_generated
 from pingan.settings import Settings
 from pingan.store import (
     LEASE_RENEW_S,
@@ -130,6 +130,7 @@ async def run(
     api_tokens, api_generated = tokens_or_generated(
         settings.api_tokens, settings.data_dir, "api_token"
     )
+    api_tokens += named_tokens(settings.data_dir)  # `pingan tokens add NAME`
     keys, key_generated = tokens_or_generated(
         settings.open311_keys, settings.data_dir, "open311_key"
     )

@@ -12,10 +12,15 @@ import pytest
 from playwright.sync_api import Browser
 from sqlalchemy import select
 
-from pingan.store.schema import local_messages
+from pingan.store.schema import audit, local_messages
 from tests.conftest import ROSTER
 from tests.e2e.harness import Stack, wait_for
-from tests.e2e.test_console_browser import PASSWORDS, browser, make_people  # noqa: F401
+from tests.e2e.test_console_browser import (  # noqa: F401
+    PASSWORDS,
+    browser,
+    make_people,
+    pingan_cli,
+)
 
 pytestmark = pytest.mark.e2e
 NEAR_PHONE = "+8610000000101"
@@ -28,6 +33,7 @@ XSS = "==\"><img src=x onerror=\"document['title']='pwned'\">"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("hostile") / "data"
     make_people(data)
+    pingan_cli(data, "tokens", "add", "carol")  # a named credential made by the command
     running = Stack(
         data,
         {
@@ -145,3 +151,76 @@ def test_the_session_cookie_is_secure_behind_an_https_public_url(stack: Stack) -
     assert reply.status_code == 303
     cookie = reply.headers["set-cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+# ---- the two-person rule --------------------------------------------------------
+
+SHARED = {"Authorization": "Bearer e2e-api-token"}
+ALICE = {"Authorization": "Bearer tok-alice"}  # "alice:tok-alice"
+BOB = {"Authorization": "Bearer tok-bob"}  # "bob=tok-bob", the older form
+
+
+def _draft(stack: Stack, headers: dict[str, str]) -> dict[str, object]:
+    reply = stack.http.post(
+        "/api/citizen-warnings",
+        headers=headers,
+        json={
+            "event": "blizzard",
+            "level": "orange",
+            "districts": ["yuanhui"],
+            "template": "blizzard-orange",
+            "channels": ["sms"],
+        },
+    )
+    assert reply.status_code == 201, reply.text
+    draft = reply.json()
+    assert draft["needs_second_person"] is True  # 3 recipients, threshold 2
+    return draft
+
+
+def _approvals(stack: Stack, warning_id: object) -> list[str]:
+    with stack.store.read() as conn:
+        return list(
+            conn.execute(
+                select(audit.c.actor).where(
+                    audit.c.action == "citizen_warning.approved",
+                    audit.c.entity_id == str(warning_id),
+                )
+            ).scalars()
+        )
+
+
+def test_the_shared_api_token_cannot_approve_a_warning(stack: Stack) -> None:
+    draft = _draft(stack, ALICE)
+    shared = stack.http.post(f"/api/citizen-warnings/{draft['id']}/approve", headers=SHARED)
+    assert shared.status_code == 403 and "names no person" in shared.json()["error"]
+    own = stack.http.post(f"/api/citizen-warnings/{draft['id']}/approve", headers=ALICE)
+    assert own.status_code == 403 and "the drafter cannot approve" in own.json()["error"]
+    by_shared = _draft(stack, SHARED)  # the shared token may draft; it still cannot approve
+    again = stack.http.post(f"/api/citizen-warnings/{by_shared['id']}/approve", headers=SHARED)
+    assert again.status_code == 403
+    assert _approvals(stack, draft["id"]) == [] and _approvals(stack, by_shared["id"]) == []
+
+
+def test_two_named_people_can_approve_and_the_audit_names_the_approver(stack: Stack) -> None:
+    draft = _draft(stack, ALICE)
+    approved = stack.http.post(f"/api/citizen-warnings/{draft['id']}/approve", headers=BOB)
+    assert approved.status_code == 200, approved.text
+    assert (
+        stack.http.get(f"/api/citizen-warnings/{draft['id']}", headers=BOB).json()["approved_by"]
+        == "bob"
+    )
+    assert _approvals(stack, draft["id"]) == ["bob"]
+
+    carol_token = next(
+        line.split(":", 1)[1]
+        for line in (stack.data_dir / "api_tokens").read_text().splitlines()
+        if line.startswith("carol:")
+    )
+    by_carol = _draft(stack, {"Authorization": f"Bearer {carol_token}"})
+    alice, csrf = session(stack, "alice")  # a logged-in dispatcher is a named person too
+    reply = alice.post(
+        f"/api/citizen-warnings/{by_carol['id']}/approve", headers={"X-CSRF-Token": csrf}
+    )
+    assert reply.status_code == 200, reply.text
+    assert _approvals(stack, by_carol["id"]) == ["alice"]
