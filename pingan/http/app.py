@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from pingan.http.context import CONTEXT, Context, ctx, json_error, json_response
+from pingan.http.validation import Invalid
 
 log = logging.getLogger("pingan.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -17,15 +18,39 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY = 64 * 1024
 
 
+# Headers of an HTTP error worth keeping when its body is rewritten (405 must say Allow).
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Location")
+
+
+def error_reply(request: web.Request, status: int, message: str) -> web.Response:
+    """An error in the format of the route that was asked: Open311's list of errors
+    under /open311/ (XML for .xml), JSON elsewhere."""
+    if request.path.startswith("/open311/"):
+        from pingan.http.open311 import open311_error
+
+        fmt = "xml" if request.path.endswith(".xml") else "json"
+        return open311_error(status, message, fmt)
+    return json_error(status, message)
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """No stack trace ever reaches a client: unknown failures become a short 500."""
+    """No stack trace ever reaches a client: bad input is a 4xx naming the field,
+    a client that hangs up is not an error, unknown failures become a short 500."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
-            return json_error(exc.status, exc.reason)
+            reply = error_reply(request, exc.status, exc.reason)
+            reply.headers.update({k: v for k, v in exc.headers.items() if k in KEPT_HEADERS})
+            return reply
         raise
+    except Invalid as exc:
+        return error_reply(request, exc.status, str(exc))
+    except ConnectionResetError:
+        # The client went away mid-body: nothing to answer and nothing to fix.
+        log.info("client disconnected method=%s path=%s", request.method, request.path)
+        return json_error(400, "body: the connection closed before the body ended")
     except Exception:
         log.exception("unhandled error method=%s path=%s", request.method, request.path)
         return json_error(500, "internal error; it has been logged")

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 
 from pingan.clock import utcnow
 from pingan.http.context import credential_of, ctx, json_error
+from pingan.http.validation import Invalid, read_form
 from pingan.store import as_utc, record_audit
 from pingan.store.schema import sessions, users
 from pingan.users import role_at_least, verify_password
@@ -180,7 +181,15 @@ def _safe_next(nxt: str) -> str:
 
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
-    form = await request.post()
+    try:
+        form = await read_form(request)
+    except Invalid as exc:
+        return web.Response(
+            status=exc.status,
+            content_type="text/html",
+            charset="utf-8",
+            text=LOGIN_PAGE.format(message=html.escape(str(exc)), next="/console/"),
+        )
     username = str(form.get("username", "")).strip()[:64]
     password = str(form.get("password", ""))[:200]
     nxt = _safe_next(str(form.get("next", "/console/")))

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from pingan import queries
 from pingan.clock import utcnow
 from pingan.http.context import actor_of, ctx, json_error, json_response
+from pingan.http.validation import is_id
 from pingan.labels import incident_labels
 from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc, record_audit
@@ -218,8 +219,8 @@ async def reassign(request: web.Request) -> web.Response:
     from streams.handlers import dispatch_for_level, follow_assignments
 
     raw = request.match_info["id"]
-    if not raw.isdigit():
-        return json_error(404, f"assignment {raw!r} not found")
+    if not is_id(raw):
+        return json_error(404, f"assignment {raw[:40]!r} not found")
     now, actor = utcnow(), actor_of(request)
 
     def work(conn: Any) -> int | None:
@@ -263,8 +264,8 @@ async def dispatch_now(request: web.Request) -> web.Response:
     from streams.handlers import dispatch_for_level
 
     raw = request.match_info["id"]
-    if not raw.isdigit():
-        return json_error(404, f"incident {raw!r} not found")
+    if not is_id(raw):
+        return json_error(404, f"incident {raw[:40]!r} not found")
     now, actor = utcnow(), actor_of(request)
 
     def work(conn: Any) -> bool:
@@ -282,7 +283,7 @@ async def dispatch_now(request: web.Request) -> web.Response:
 
 async def audit_trail(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not is_id(raw):
         return json_error(404, "not found")
     with ctx(request).store.read() as conn:
         ids = [

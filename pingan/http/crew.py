@@ -19,6 +19,7 @@ from pingan.assignments import ACTIVE_STATES, CrewAction, TransitionRefused
 from pingan.clock import utcnow
 from pingan.crews import CITY_TZ
 from pingan.http.context import ctx
+from pingan.http.validation import Invalid, clean_text, read_form
 from pingan.links import LinkInvalid, verify_link
 from pingan.queries import first_report
 from pingan.store import as_utc, record_audit
@@ -228,8 +229,11 @@ async def crew_act(request: web.Request) -> web.StreamResponse:
         action = CrewAction(request.match_info["action"])
     except ValueError:
         raise web.HTTPNotFound(reason="unknown action") from None
-    form = await request.post()
-    reason = str(form.get("reason", "")).strip()[:200]
+    try:
+        form = await read_form(request)
+    except Invalid as exc:
+        return web.Response(status=exc.status, text=str(exc))
+    reason = clean_text(str(form.get("reason", ""))).strip()[:200]
     if action is CrewAction.DECLINE and not reason:
         return web.Response(status=400, text="拒绝需要填写原因 A reason is required")
     # A refused move (too late, wrong order) changes nothing; the page shows the state.

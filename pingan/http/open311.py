@@ -6,10 +6,9 @@ description is served at /open311/v2/openapi.yaml."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
@@ -21,6 +20,15 @@ from pingan.clock import utcnow
 from pingan.hotline.services import CATALOGUE, Service
 from pingan.http.context import ctx, json_response, token_ok
 from pingan.http.ratelimit import RateLimited
+from pingan.http.validation import (
+    Invalid,
+    clean_fields,
+    is_id,
+    parse_ids,
+    parse_json,
+    parse_when,
+    read_form,
+)
 from pingan.privacy import mask_phone
 from pingan.reports import ReportInvalid, validate_report
 from pingan.settings import PROJECT_ROOT
@@ -149,33 +157,32 @@ async def get_service_definition(request: web.Request) -> web.Response:
 
 
 async def _fields(request: web.Request) -> dict[str, str]:
-    """Form-encoded as the standard specifies, or a JSON object."""
+    """Form-encoded as the standard specifies, or a JSON object; control characters
+    removed."""
     try:
         if request.content_type == "application/json":
-            raw = await request.read()
-            try:
-                data = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise ReportInvalid("body: not valid UTF-8") from None
-            except json.JSONDecodeError as exc:
-                raise ReportInvalid(
-                    f"body: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-                ) from None
+            data = parse_json(await request.read(), request.charset)
             if not isinstance(data, dict):
                 raise ReportInvalid("body: expected a JSON object of request fields")
             out: dict[str, str] = {}
             for key, value in data.items():
                 if key == "attribute" and isinstance(value, dict):
-                    out.update({f"attribute[{k}]": str(v) for k, v in value.items()})
+                    out.update(
+                        {
+                            f"attribute[{k}]": str(v)
+                            for k, v in value.items()
+                            if not isinstance(v, dict | list)
+                        }
+                    )
                 elif not isinstance(value, dict | list):
                     out[str(key)] = "" if value is None else str(value)
-            return out
-        form = await request.post()
+            return clean_fields(out)
+        form = await read_form(request)
     except web.HTTPRequestEntityTooLarge:
         raise ReportInvalid("body: larger than 64 KB", code=413) from None
-    except UnicodeDecodeError:
-        raise ReportInvalid("body: not valid UTF-8") from None
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    except Invalid as exc:
+        raise ReportInvalid(str(exc), code=exc.status) from None
+    return clean_fields({k: v for k, v in form.items() if isinstance(v, str)})
 
 
 async def post_request(request: web.Request) -> web.Response:
@@ -296,12 +303,9 @@ def _load(conn: Any, rows: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _date(raw: str, name: str) -> datetime:
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ReportInvalid(
-            f"{name}: {raw!r} is not a w3 datetime (2026-01-20T00:00:00Z)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return parse_when(raw, name, assume_utc=True)
+    except Invalid as exc:
+        raise ReportInvalid(f"{exc} (a w3 datetime such as 2026-01-20T00:00:00Z)") from None
 
 
 async def get_requests(request: web.Request) -> web.Response:
@@ -312,10 +316,11 @@ async def get_requests(request: web.Request) -> web.Response:
     query = select(reports).order_by(reports.c.id.desc()).limit(MAX_RESULTS)
     try:
         if q.get("service_request_id"):
-            ids = [i.strip() for i in q["service_request_id"].split(",") if i.strip()]
-            if not all(i.isdigit() for i in ids):
-                raise ReportInvalid("service_request_id: expected comma-separated numbers")
-            query = query.where(reports.c.id.in_([int(i) for i in ids]))
+            try:
+                ids = parse_ids(q["service_request_id"], "service_request_id", MAX_RESULTS)
+            except Invalid as exc:
+                raise ReportInvalid(f"{exc}; expected comma-separated ids") from None
+            query = query.where(reports.c.id.in_(ids))
         else:
             end = _date(q["end_date"], "end_date") if q.get("end_date") else utcnow()
             start = (
@@ -347,8 +352,8 @@ async def get_request(request: web.Request) -> web.Response:
     if fmt is None:
         return open311_error(404, "format: use .json or .xml")
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        return open311_error(404, f"service_request_id {raw!r} not found", fmt)
+    if not is_id(raw):
+        return open311_error(404, f"service_request_id {raw[:40]!r} not found", fmt)
     with ctx(request).store.read() as conn:
         report = conn.execute(select(reports).where(reports.c.id == int(raw))).first()
         if report is None:

@@ -224,3 +224,209 @@ def test_two_named_people_can_approve_and_the_audit_names_the_approver(stack: St
     )
     assert reply.status_code == 200, reply.text
     assert _approvals(stack, by_carol["id"]) == ["alice"]
+
+
+# ---- no 500s: the eight causes found, one test each -------------------------------
+
+JSON_POSTS = [
+    "/api/reports",
+    "/api/warnings",
+    "/api/citizen-warnings",
+    "/api/citizen-warnings/1/correct",
+    "/api/incidents/1/resolve",
+    "/api/incidents/1/merge",
+    "/api/incidents/1/split",
+    "/api/incidents/1/reopen",
+    "/api/crews/tree-near/overrides",
+    "/api/review/1",
+]
+
+
+def _names(reply: httpx.Response, field: str, status: int = 400) -> None:
+    assert reply.status_code == status, (reply.status_code, reply.text)
+    text = reply.text
+    assert field in text, f"{field!r} not named in {text!r}"
+    assert "Traceback" not in text
+
+
+def test_unicode_digits_in_ids_are_not_ids(stack: Stack) -> None:
+    reply = stack.http.get("/open311/v2/requests/%C2%B9.json")
+    _names(reply, "service_request_id", 404)
+    assert reply.json()[0]["code"] == 404  # Open311's own error shape
+    _names(stack.http.get("/api/incidents/%C2%B9", headers=SHARED), "id", 404)
+    _names(stack.http.get("/cap/alerts/%D9%A3.xml"), "warning", 404)
+    _names(stack.http.post("/api/assignments/%C2%B2/reassign", headers=SHARED), "assignment", 404)
+
+
+def test_ids_past_64_bits_are_refused(stack: Stack) -> None:
+    huge = "99999999999999999999"
+    _names(
+        stack.http.get("/open311/v2/requests.json", params={"service_request_id": huge}),
+        "service_request_id",
+    )
+    _names(stack.http.get(f"/open311/v2/requests/{huge}.xml"), "service_request_id", 404)
+    _names(stack.http.get(f"/api/incidents/{huge}", headers=SHARED), "id", 404)
+    _names(
+        stack.http.post("/api/incidents/1/merge", headers=SHARED, json={"merge": int(huge)}),
+        "merge",
+    )
+
+
+def test_dates_that_would_overflow_are_refused(stack: Stack) -> None:
+    _names(
+        stack.http.get("/open311/v2/requests.json", params={"end_date": "0001-01-01T00:00:00Z"}),
+        "end_date",
+    )
+    _names(
+        stack.http.get("/open311/v2/requests.xml", params={"start_date": "9999-12-31T23:59:59Z"}),
+        "start_date",
+    )
+    _names(
+        stack.http.get("/api/kpis", params={"to": "0001-01-01T00:00:00+00:00"}, headers=SHARED),
+        "to",
+    )
+    _names(
+        stack.http.post(
+            "/api/crews/tree-near/overrides",
+            headers=SHARED,
+            json={
+                "from": "0001-01-01T00:00:00+00:00",
+                "to": "0001-01-02T00:00:00+00:00",
+                "on_shift": True,
+            },
+        ),
+        "from",
+    )
+
+
+def test_a_malformed_multipart_login_is_a_400(stack: Stack) -> None:
+    for content_type in ("multipart/form-data", "multipart/form-data; boundary=zz"):
+        reply = stack.http.post("/login", content=b"x", headers={"Content-Type": content_type})
+        _names(reply, "body")
+
+
+def test_an_unknown_charset_is_a_400_naming_content_type(stack: Stack) -> None:
+    form = "application/x-www-form-urlencoded; charset=no-such-charset"
+    for path, headers in (
+        ("/login", {}),
+        ("/open311/v2/requests.json", {}),
+        ("/webhooks/twilio/sms", {}),
+        ("/api/reports", SHARED),
+    ):
+        reply = stack.http.post(path, content=b"a=b", headers={**headers, "Content-Type": form})
+        _names(reply, "Content-Type")
+    reply = stack.http.post(
+        "/api/reports",
+        content=b'{"text": "x"}',
+        headers={**SHARED, "Content-Type": "application/json; charset=no-such-charset"},
+    )
+    _names(reply, "Content-Type")
+
+
+@pytest.mark.parametrize("path", JSON_POSTS)
+def test_deeply_nested_json_is_a_400_on_every_json_post(stack: Stack, path: str) -> None:
+    reply = stack.http.post(
+        path, content=b"[" * 50_000, headers={**SHARED, "Content-Type": "application/json"}
+    )
+    _names(reply, "body")
+
+
+def test_deeply_nested_json_is_a_400_on_open311(stack: Stack) -> None:
+    reply = stack.http.post(
+        "/open311/v2/requests.json",
+        content=b'{"a": ' * 5_000,
+        headers={"Content-Type": "application/json"},
+    )
+    _names(reply, "body")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/warnings", {"id": "w1", "event": [], "level": "red", "districts": "all"}, "event"),
+        (
+            "/api/citizen-warnings",
+            {"event": "blizzard", "level": "red", "districts": 1, "template": "blizzard-red"},
+            "districts",
+        ),
+        (
+            "/api/citizen-warnings",
+            {
+                "event": "blizzard",
+                "level": "red",
+                "districts": ["yuanhui"],
+                "template": "blizzard-red",
+                "channels": [[1]],
+            },
+            "channels",
+        ),
+        (
+            "/api/citizen-warnings",
+            {"event": {}, "level": "red", "districts": ["yuanhui"], "template": "x"},
+            "event",
+        ),
+        ("/api/reports", {"text": ["x"]}, "text"),
+        ("/api/reports", {"text": "树倒了", "lat": [], "long": 114.0}, "lat"),
+        ("/api/incidents/1/split", {"reports": "1,2"}, "reports"),
+        ("/api/incidents/1/resolve", {"reason": 5}, "reason"),
+        ("/api/crews/tree-near/overrides", {"from": 1, "to": 2, "on_shift": "yes"}, "from"),
+        ("/api/review/1", {"service_code": None}, "service_code"),
+        ("/api/citizen-warnings/1/correct", {"msg_type": "Update", "text": {"a": 1}}, "text"),
+    ],
+)
+def test_wrong_json_types_are_a_400_naming_the_field(
+    stack: Stack, path: str, body: object, field: str
+) -> None:
+    _names(stack.http.post(path, json=body, headers=SHARED), field)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": "人民路大树倒了", "lat": "Infinity", "long": 114.0153}, "lat"),
+        ({"text": "人民路大树倒了", "lat": 33.57, "long": "-Infinity"}, "long"),
+        ({"text": "人民路大树倒了", "lat": "NaN", "long": 114.0153}, "lat"),
+        ({"text": "人民路大树倒了", "lat": 95, "long": 500}, "lat"),
+        ({"text": "人民路大树倒了", "lat": 33.57, "long": 500}, "long"),
+        ({"text": "人民路大树倒了", "lat": 39.9042, "long": 116.4074}, "outside the city"),
+    ],
+)
+def test_coordinates_off_the_world_or_the_city_are_a_400(
+    stack: Stack, body: dict[str, object], field: str
+) -> None:
+    before = len(stack.incidents())
+    _names(stack.http.post("/api/reports", json=body, headers=SHARED), field)
+    raw = '{"text": "x", "lat": Infinity, "long": 114}'  # not JSON at all
+    reply = stack.http.post(
+        "/api/reports", content=raw, headers={**SHARED, "Content-Type": "application/json"}
+    )
+    _names(reply, "body")
+    assert len(stack.incidents()) == before  # nothing opened, nobody dispatched
+
+
+def test_open311_coordinates_are_bounded_too(stack: Stack) -> None:
+    for lat, long in (("Infinity", "114"), ("95", "500"), ("NaN", "114.01")):
+        reply = stack.report(lat=lat, long=long, description="树倒了")
+        assert reply.status_code == 400 and "lat" in reply.text, reply.text
+
+
+def test_method_not_allowed_says_which_are(stack: Stack) -> None:
+    reply = stack.http.delete("/api/board", headers=SHARED)
+    assert reply.status_code == 405
+    assert "GET" in reply.headers["allow"]
+    reply = stack.http.put("/open311/v2/requests.json")
+    assert reply.status_code == 405 and "POST" in reply.headers["allow"]
+    assert reply.json()[0]["code"] == 405
+
+
+def test_a_client_hanging_up_mid_body_is_not_an_error(stack: Stack) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", stack.port)) as sock:
+        sock.sendall(
+            b"POST /open311/v2/requests.json HTTP/1.1\r\nHost: x\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"api_key"'
+        )
+    wait_for(lambda: "client disconnected" in stack.output(), what="the disconnect noticed")
+    assert "Traceback" not in stack.output()
+    assert "level=error" not in stack.output()
