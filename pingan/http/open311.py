@@ -23,6 +23,7 @@ from pingan.http.ratelimit import RateLimited
 from pingan.http.validation import (
     Invalid,
     clean_fields,
+    clean_tree,
     is_id,
     parse_ids,
     parse_json,
@@ -51,6 +52,11 @@ def _xml(root: str, item: str, rows: Sequence[Mapping[str, Any]]) -> bytes:
     top = Element(root)
     for row in rows:
         _fill(SubElement(top, item), row)
+    return _xml_bytes(top)
+
+
+def _xml_bytes(top: Element) -> bytes:
+    clean_tree(top)  # a stored \x01 would make the whole answer malformed
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(top, encoding="unicode").encode()
 
 
@@ -146,10 +152,7 @@ async def get_service_definition(request: web.Request) -> web.Response:
     if fmt == "xml":
         top = Element("service_definition")
         _fill(top, definition)
-        body = (
-            b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(top, encoding="unicode").encode()
-        )
-        return web.Response(body=body, content_type="text/xml", charset="utf-8")
+        return web.Response(body=_xml_bytes(top), content_type="text/xml", charset="utf-8")
     return json_response(definition)
 
 

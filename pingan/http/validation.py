@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from xml.etree.ElementTree import Element
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -143,6 +144,19 @@ def clean_text(text: str) -> str:
 
 def clean_fields(fields: Mapping[str, str]) -> dict[str, str]:
     return {clean_text(k): clean_text(v) for k, v in fields.items()}
+
+
+def clean_tree(root: Element) -> Element:
+    """Every text, tail and attribute of an XML tree without control characters, so
+    what was stored before the input was cleaned cannot make public XML malformed."""
+    for element in root.iter():
+        if element.text:
+            element.text = clean_text(element.text)
+        if element.tail:
+            element.tail = clean_text(element.tail)
+        for key, value in element.attrib.items():
+            element.attrib[key] = clean_text(value)
+    return root
 
 
 # ---- JSON -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pingan.http.context import actor_of, acts_as_person, ctx, json_error, json_
 from pingan.http.hotline import twilio_signed
 from pingan.http.validation import (
     clean_text,
+    clean_tree,
     is_id,
     model_of,
     parse_when,
@@ -267,7 +268,7 @@ async def cap_alert(request: web.Request) -> web.Response:
         return json_error(404, f"no published warning {raw[:40]!r}")
     body = (
         b'<?xml version="1.0" encoding="UTF-8"?>\n'
-        + tostring(_cap(row), encoding="unicode").encode()
+        + tostring(clean_tree(_cap(row)), encoding="unicode").encode()
     )
     return web.Response(body=body, content_type="application/cap+xml", charset="utf-8")
 
@@ -290,6 +291,7 @@ async def cap_feed(request: web.Request) -> web.Response:
         SubElement(
             entry, "link", href=f"{base}/cap/alerts/{row.id}.xml", type="application/cap+xml"
         )
+    clean_tree(feed)  # one stored control character must not break the whole feed
     body = b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(feed, encoding="unicode").encode()
     return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
 

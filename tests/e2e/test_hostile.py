@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from xml.etree import ElementTree
 
 import httpx
 import pytest
 from playwright.sync_api import Browser
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from pingan.store.schema import audit, local_messages
+from pingan.store.schema import audit, citizen_warnings, local_messages, reports
 from tests.conftest import ROSTER
 from tests.e2e.harness import Stack, wait_for
 from tests.e2e.test_console_browser import (  # noqa: F401
@@ -430,3 +431,55 @@ def test_a_client_hanging_up_mid_body_is_not_an_error(stack: Stack) -> None:
     wait_for(lambda: "client disconnected" in stack.output(), what="the disconnect noticed")
     assert "Traceback" not in stack.output()
     assert "level=error" not in stack.output()
+
+
+# ---- control characters and public XML ---------------------------------------------
+
+
+def _parses(reply: httpx.Response) -> ElementTree.Element:
+    assert reply.status_code == 200, reply.text
+    return ElementTree.fromstring(reply.content)  # raises if not well-formed
+
+
+def test_control_characters_cannot_break_open311_xml(stack: Stack) -> None:
+    sent = stack.report(lat=33.5712, long=114.0153, description="路灯\x01坏了\x1b[31m")
+    assert sent.status_code == 200, sent.text
+    report_id = sent.json()[0]["service_request_id"]
+    [shown] = stack.http.get(f"/open311/v2/requests/{report_id}.json").json()
+    assert shown["description"] == "路灯坏了[31m"  # cleaned on the way in
+    with stack.store.transaction() as conn:  # as a row stored before the fix would be
+        conn.execute(
+            update(reports)
+            .where(reports.c.id == int(report_id))
+            .values(description="树倒了\x01\x08\x7f", address="人民路\x0c")
+        )
+    one = _parses(stack.http.get(f"/open311/v2/requests/{report_id}.xml"))
+    assert one.findtext("request/description") == "树倒了"
+    _parses(stack.http.get("/open311/v2/requests.xml"))
+
+
+def test_control_characters_cannot_break_cap_alerts_or_the_atom_feed(stack: Stack) -> None:
+    draft = _draft(stack, ALICE)
+    approved = stack.http.post(f"/api/citizen-warnings/{draft['id']}/approve", headers=BOB)
+    assert approved.status_code == 200, approved.text
+    corrected = stack.http.post(
+        f"/api/citizen-warnings/{draft['id']}/correct",
+        headers=SHARED,
+        json={"msg_type": "Update", "text": "暴雪预警更新\x01：请注意\x1f出行"},
+    )
+    assert corrected.status_code == 201, corrected.text
+    correction = corrected.json()["id"]
+    with stack.store.transaction() as conn:  # stored before input was cleaned
+        conn.execute(
+            update(citizen_warnings)
+            .where(citizen_warnings.c.id == draft["id"])
+            .values(text_zh="暴雪\x02橙色预警", text_en="Blizzard\x03 orange")
+        )
+    cap = "{urn:oasis:names:tc:emergency:cap:1.2}"
+    fixed = _parses(stack.http.get(f"/cap/alerts/{correction}.xml"))
+    assert fixed.findtext(f"{cap}info/{cap}description") == "暴雪预警更新：请注意出行"
+    original = _parses(stack.http.get(f"/cap/alerts/{draft['id']}.xml"))
+    assert original.findtext(f"{cap}info/{cap}description") == "暴雪橙色预警"
+    feed = _parses(stack.http.get("/cap/feed.atom"))
+    titles = [t.text for t in feed.iter("{http://www.w3.org/2005/Atom}title")]
+    assert "暴雪橙色预警" in titles
