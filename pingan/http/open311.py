@@ -30,7 +30,7 @@ from pingan.http.validation import (
     parse_when,
     read_form,
 )
-from pingan.privacy import mask_phone
+from pingan.privacy import mask_personal, mask_phone
 from pingan.reports import ReportInvalid, validate_report
 from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc
@@ -268,7 +268,11 @@ def _status_notes(report: Any, incident: Any) -> str:
     }.get(incident.status, incident.status)
 
 
-def _request_view(report: Any, incident: Any) -> dict[str, Any]:
+def _request_view(report: Any, incident: Any, full: bool = False) -> dict[str, Any]:
+    """One request as GeoReport v2 shows it. Anonymous readers get the description and
+    address with phone numbers, ID numbers and house numbers masked (`full` for
+    dispatchers and API clients)."""
+    shown = (lambda text: text) if full else mask_personal
     status = "closed" if incident is not None and incident.status == "resolved" else "open"
     updated = incident.updated_at if incident is not None else report.received_at
     expected = expected_datetime(incident)
@@ -279,13 +283,13 @@ def _request_view(report: Any, incident: Any) -> dict[str, Any]:
         "status_notes": _status_notes(report, incident),
         "service_name": service.name if service else report.service_code,
         "service_code": report.service_code,
-        "description": report.description,
+        "description": shown(report.description or ""),
         "agency_responsible": AGENCY,
         "service_notice": "",
         "requested_datetime": as_utc(report.received_at).isoformat(),  # type: ignore[union-attr]
         "updated_datetime": as_utc(updated).isoformat(),  # type: ignore[union-attr]
         "expected_datetime": expected.isoformat() if expected else "",
-        "address": report.address or "",
+        "address": shown(report.address or ""),
         "address_id": "",
         "zipcode": "",
         "lat": report.lat,
@@ -294,14 +298,34 @@ def _request_view(report: Any, incident: Any) -> dict[str, Any]:
     }
 
 
-def _load(conn: Any, rows: Sequence[Any]) -> list[dict[str, Any]]:
+def _load(conn: Any, rows: Sequence[Any], full: bool = False) -> list[dict[str, Any]]:
     ids = {r.incident_id for r in rows if r.incident_id is not None}
     found = (
         {i.id: i for i in conn.execute(select(incidents).where(incidents.c.id.in_(ids)))}
         if ids
         else {}
     )
-    return [_request_view(r, found.get(r.incident_id)) for r in rows]
+    return [_request_view(r, found.get(r.incident_id), full) for r in rows]
+
+
+def _private(reply: web.Response) -> web.Response:
+    """The same URL answers masked or in full depending on who asks: caches must not
+    hand a dispatcher's full answer to the public."""
+    reply.headers["Vary"] = "Authorization, Cookie"
+    return reply
+
+
+def sees_personal_data(request: web.Request) -> bool:
+    """A dispatcher logged in (session) or a caller with an /api/ token reads reports
+    in full; everyone else reads them masked."""
+    from pingan.http.auth import current_session
+    from pingan.users import role_at_least
+
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token_ok(token.strip(), ctx(request).api_tokens)
+    session = current_session(request) if request.cookies else None
+    return session is not None and role_at_least(session[1], "dispatcher")
 
 
 def _date(raw: str, name: str) -> datetime:
@@ -343,11 +367,12 @@ async def get_requests(request: web.Request) -> web.Response:
             raise ReportInvalid("status: open, closed, or both comma-separated")
     except ReportInvalid as exc:
         return open311_error(400, exc.description, fmt)
+    full = sees_personal_data(request)
     with ctx(request).store.read() as conn:
-        rows = _load(conn, conn.execute(query).all())
+        rows = _load(conn, conn.execute(query).all(), full)
     if wanted:
         rows = [r for r in rows if r["status"] in wanted]
-    return respond(fmt, "service_requests", "request", rows)
+    return _private(respond(fmt, "service_requests", "request", rows))
 
 
 async def get_request(request: web.Request) -> web.Response:
@@ -361,8 +386,8 @@ async def get_request(request: web.Request) -> web.Response:
         report = conn.execute(select(reports).where(reports.c.id == int(raw))).first()
         if report is None:
             return open311_error(404, f"service_request_id {raw!r} not found", fmt)
-        rows = _load(conn, [report])
-    return respond(fmt, "service_requests", "request", rows)
+        rows = _load(conn, [report], sees_personal_data(request))
+    return _private(respond(fmt, "service_requests", "request", rows))
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -483,3 +483,55 @@ def test_control_characters_cannot_break_cap_alerts_or_the_atom_feed(stack: Stac
     feed = _parses(stack.http.get("/cap/feed.atom"))
     titles = [t.text for t in feed.iter("{http://www.w3.org/2005/Atom}title")]
     assert "暴雪橙色预警" in titles
+
+
+# ---- personal data in public ---------------------------------------------------------
+
+PHONE, ID_NUMBER, HOUSE = "13812345678", "41110219800101123X", "12号院3号楼2单元501室"
+PERSONAL = f"人民路{HOUSE}门口大树倒了，压住车了。我电话{PHONE}，身份证{ID_NUMBER}"
+
+
+def _public_texts(stack: Stack, report_id: str, client: httpx.Client) -> list[str]:
+    return [
+        client.get(f"/open311/v2/requests/{report_id}.json").text,
+        client.get(f"/open311/v2/requests/{report_id}.xml").text,
+        client.get("/open311/v2/requests.json").text,
+        client.get("/open311/v2/requests.xml").text,
+    ]
+
+
+def test_anonymous_open311_readers_see_no_phone_id_number_or_house_number(
+    stack: Stack,
+) -> None:
+    by_operator = stack.http.post(
+        "/api/reports",
+        headers=SHARED,
+        json={"text": PERSONAL, "lat": 33.5712, "long": 114.0153, "address": f"人民路{HOUSE}"},
+    )
+    assert by_operator.status_code == 201, by_operator.text
+    by_open311 = stack.report(
+        lat=33.5712, long=114.0153, description=PERSONAL, address_string=f"人民路{HOUSE}"
+    )
+    assert by_open311.status_code == 200, by_open311.text
+    anonymous = httpx.Client(base_url=stack.base_url, timeout=10)
+    for report_id in (
+        by_operator.json()["service_request_id"],
+        by_open311.json()[0]["service_request_id"],
+    ):
+        for text in _public_texts(stack, report_id, anonymous):
+            for secret in (PHONE, ID_NUMBER, "12号院", "501室", "3号楼"):
+                assert secret not in text
+        [shown] = anonymous.get(f"/open311/v2/requests/{report_id}.json").json()
+        assert shown["description"].startswith("人民路[门牌已隐去]门口大树倒了")
+        assert "[电话已隐去]" in shown["description"]
+        assert "[证件号已隐去]" in shown["description"]
+
+        alice, _ = session(stack, "alice")  # a logged-in dispatcher reads it all
+        [full] = alice.get(f"/open311/v2/requests/{report_id}.json").json()
+        assert full["description"] == PERSONAL
+        assert "人民路" + HOUSE in alice.get(f"/open311/v2/requests/{report_id}.xml").text
+        [api] = stack.http.get(f"/open311/v2/requests/{report_id}.json", headers=SHARED).json()
+        assert api["description"] == PERSONAL
+        vera, _ = session(stack, "vera")  # a viewer is not a dispatcher
+        [viewer] = vera.get(f"/open311/v2/requests/{report_id}.json").json()
+        assert PHONE not in viewer["description"]

@@ -156,3 +156,31 @@ def test_deep_json_is_measured_without_recursion() -> None:
     for _ in range(100_000):
         deep = [deep]
     assert json_depth(deep) == 100_001
+
+
+@pytest.mark.parametrize(
+    ("text", "public"),
+    [
+        (
+            "我家在人民路12号院3号楼2单元501室，电话13812345678，身份证41110219800101123X",
+            "我家在人民路[门牌已隐去]，电话[电话已隐去]，身份证[证件号已隐去]",
+        ),
+        ("+86 135 1234 5678 打这个", "[电话已隐去] 打这个"),
+        ("8613512345678", "[电话已隐去]"),
+        ("135\u200b1234\u200b5678", "[电话已隐去]"),
+        ("座机0395-1234567", "座机[电话已隐去]"),
+        ("老身份证410102800101123", "老身份证[证件号已隐去]"),
+        ("解放路三号楼门口", "解放路[门牌已隐去]门口"),
+        ("3-2-501门口积水", "[门牌已隐去]门口积水"),
+        # what is not personal stays
+        ("人民路口大树倒了", "人民路口大树倒了"),
+        ("地铁3号线出口", "地铁3号线出口"),
+        ("107国道积水50厘米", "107国道积水50厘米"),
+        ("2026-12-01 下午3点", "2026-12-01 下午3点"),
+        ("110报警了", "110报警了"),
+    ],
+)
+def test_public_text_masks_phones_id_numbers_and_house_numbers(text: str, public: str) -> None:
+    from pingan.privacy import mask_personal
+
+    assert mask_personal(text) == public
