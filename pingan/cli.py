@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -252,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"pingan: bad setting: {exc}", file=sys.stderr)
         return 2
+    from pingan.runtime.private import PRIVATE_UMASK
+
+    os.umask(PRIVATE_UMASK)  # every file pingan writes (database, logs, secrets) is private
 
     from pingan.logs import setup_logging
 

@@ -55,3 +55,11 @@ def mask_personal(text: str) -> str:
     text = _ID_NUMBER.sub(ID_MASK, text)
     text = _PHONE.sub(_phone_or_date, text)
     return _HOUSE.sub(HOUSE_MASK, text)
+
+
+_CREW_LINK = re.compile(r"/c/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+def redact_links(text: str) -> str:
+    """A crew link is a credential: logs keep that one was sent, not the link."""
+    return _CREW_LINK.sub("/c/[link]", text)

@@ -36,6 +36,7 @@ from pingan.runtime.broker import (
     start_embedded_broker,
 )
 from pingan.runtime.children import spawn, stop
+from pingan.runtime.private import make_private
 from pingan.runtime.relay import OutboxRelay
 from pingan.runtime.secrets import ensure_secret, named_tokens, tokens_or_generated
 from pingan.settings import Settings
@@ -117,7 +118,7 @@ async def run(
 ) -> int:
     """Returns the process exit code. `start_worker=False` is `pingan http` in the
     scaled deployment, where workers run as their own services."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private(settings.data_dir)  # 0700/0600 before the database or a log is opened
     try:
         playbooks = PlaybookRegistry(settings.playbooks_dir)
         roster = load_roster(settings.roster_file)

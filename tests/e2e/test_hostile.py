@@ -535,3 +535,25 @@ def test_anonymous_open311_readers_see_no_phone_id_number_or_house_number(
         vera, _ = session(stack, "vera")  # a viewer is not a dispatcher
         [viewer] = vera.get(f"/open311/v2/requests/{report_id}.json").json()
         assert PHONE not in viewer["description"]
+
+
+# ---- files and logs ------------------------------------------------------------------
+
+
+def test_the_data_folder_is_private_and_logs_hold_no_crew_link(
+    stack: Stack, crew_token: str
+) -> None:
+    data = stack.data_dir
+    assert data.stat().st_mode & 0o777 == 0o700
+    files = [p for p in data.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"pingan.db", "worker.log", "link_secret", "api_tokens"} <= names
+    loose = {str(p.relative_to(data)): oct(p.stat().st_mode & 0o777) for p in files}
+    assert {k: v for k, v in loose.items() if v != "0o600"} == {}
+    for directory in (p for p in data.rglob("*") if p.is_dir()):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
+    wait_for(lambda: "message to=" in (data / "worker.log").read_text(), what="sends logged")
+    for log_text in ((data / "worker.log").read_text(), stack.output()):
+        assert crew_token not in log_text
+        assert crew_token.split(".")[1] not in log_text  # not even its signature
+    assert "/c/[link]" in (data / "worker.log").read_text()
