@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from pingan.http.context import CONTEXT, Context, ctx, json_error, json_response
 from pingan.http.validation import Invalid
@@ -54,6 +55,21 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         log.exception("unhandled error method=%s path=%s", request.method, request.path)
         return json_error(500, "internal error; it has been logged")
+
+
+def quiet_malformed_requests(record: logging.LogRecord) -> bool:
+    """aiohttp answers a malformed request (a URL past 8 KB, a broken header) with 400
+    itself, then logs it as an ERROR with a traceback: the client's mistake, not ours.
+    Kept as one INFO line."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, HttpProcessingError | ConnectionResetError):
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = f"{record.getMessage()}: {type(exc).__name__}", ()
+        record.exc_info = record.exc_text = None
+    return True
+
+
+logging.getLogger("aiohttp.server").addFilter(quiet_malformed_requests)
 
 
 async def healthz(request: web.Request) -> web.Response:
