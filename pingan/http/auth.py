@@ -28,7 +28,8 @@ COOKIE = "pingan_session"
 PUBLIC = ("/login", "/healthz", "/open311/", "/c/", "/webhooks/", "/cap/")
 PROTECTED = ("/api/", "/console")
 CHANGES = ("POST", "PUT", "PATCH", "DELETE")
-# Per account 5; per address more, as a duty room shares one address behind its router.
+# Per (account, address) 5, so nobody can lock a colleague out from elsewhere; per
+# address more, as a duty room shares one address behind its router.
 LOGIN_FAILURES_ALLOWED = {"user": 5, "addr": 30}
 LOGIN_WINDOW_S = 15 * 60
 # Changes that need more than a dispatcher.
@@ -72,6 +73,12 @@ class LoginLimiter:
 
 
 LIMITER = web.AppKey("login_limiter", LoginLimiter)
+
+
+def login_keys(username: str, remote: str) -> list[str]:
+    """What failed logins count against: this account from this address, and this
+    address for any account."""
+    return [f"user:{username}@{remote}", f"addr:{remote}"]
 
 
 def _session_key(raw: str) -> str:
@@ -193,7 +200,7 @@ async def login(request: web.Request) -> web.Response:
     username = str(form.get("username", "")).strip()[:64]
     password = str(form.get("password", ""))[:200]
     nxt = _safe_next(str(form.get("next", "/console/")))
-    keys = [f"user:{username}", f"addr:{request.remote}"]
+    keys = login_keys(username, request.remote or "-")
     limiter = request.app[LIMITER]
     wait = limiter.blocked_for(keys)
     if wait:

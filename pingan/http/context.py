@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pingan.http.ratelimit import RateLimits
+from pingan.http.ratelimit import AuditBudget, RateLimits
 from pingan.settings import Settings
 from pingan.store import Store
 from playbooks.registry import PlaybookRegistry
@@ -27,6 +27,7 @@ class Context:
     limits: RateLimits = field(default_factory=lambda: RateLimits({"key": 300, "caller": 6}))
     twilio_auth_token: str = ""
     link_secret: str = ""
+    audit_budget: AuditBudget = field(default_factory=AuditBudget)
 
 
 CONTEXT = web.AppKey("context", Context)

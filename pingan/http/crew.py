@@ -116,16 +116,18 @@ def apply_sms_reply(store: Any, crew_id: str, body: str) -> str:
 
 def _refuse(request: web.Request, reason: str) -> web.Response:
     c = ctx(request)
-    with c.store.transaction() as conn:
-        record_audit(
-            conn,
-            utcnow(),
-            "crew-link",
-            "crew_link.refused",
-            "link",
-            "-",
-            {"reason": reason, "remote": request.remote or ""},
-        )
+    skipped = c.audit_budget.take("crew_link.refused")
+    if skipped is not None:  # beyond the budget, refusals are counted, not each written
+        with c.store.transaction() as conn:
+            record_audit(
+                conn,
+                utcnow(),
+                "crew-link",
+                "crew_link.refused",
+                "link",
+                "-",
+                {"reason": reason, "remote": request.remote or "", "not_recorded": skipped},
+            )
     return web.Response(
         status=403,
         content_type="text/html",

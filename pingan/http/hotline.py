@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from twilio.request_validator import RequestValidator
 
 from alerts.render import sms_reply_text
@@ -35,10 +36,11 @@ from pingan.http.validation import (
     read_form,
     read_json,
 )
+from pingan.phones import PhoneInvalid, e164, e164_or_raw
 from pingan.privacy import mask_phone
 from pingan.queries import report_view
-from pingan.store import record_audit
-from pingan.store.schema import reports
+from pingan.store import claim_event, record_audit
+from pingan.store.schema import processed_events, reports
 
 log = logging.getLogger("pingan.hotline")
 MAX_SMS_BODY = 1600  # Twilio's own limit for one inbound message
@@ -68,7 +70,24 @@ async def sms_inbound(request: web.Request) -> web.Response:
     params = {k: v for k, v in form.items() if isinstance(v, str)}
     if not await asyncio.to_thread(twilio_signed, request, params):
         return json_error(403, "X-Twilio-Signature: missing or not valid for this request")
-    phone = params.get("From", "").strip()
+    sid = params.get("MessageSid", "")
+    if len(sid) > 64:
+        return json_error(400, "MessageSid: longer than 64 characters")
+    if sid and not await asyncio.to_thread(first_delivery, c.store, SMS_CONSUMER, sid):
+        # A signed request seen before: Twilio retrying, or someone replaying it.
+        log.info("sms webhook replay ignored sid=%s", sid)
+        return twiml(None)
+    try:
+        return await _sms(request, params)
+    except Exception:
+        if sid:  # not handled: let Twilio's retry through
+            await asyncio.to_thread(forget_delivery, c.store, SMS_CONSUMER, sid)
+        raise
+
+
+async def _sms(request: web.Request, params: dict[str, str]) -> web.Response:
+    c = ctx(request)
+    phone = e164_or_raw(params.get("From", ""))
     body = clean_text(params.get("Body", "")).strip()[:MAX_SMS_BODY]
     if not phone:
         return twiml(None)
@@ -125,22 +144,48 @@ async def sms_inbound(request: web.Request) -> web.Response:
     )
 
 
+SMS_CONSUMER = "webhook:twilio-sms"
+
+
+def first_delivery(store: Any, consumer: str, key: str) -> bool:
+    """True the first time this webhook delivery (a MessageSid) is seen, durably (the
+    idempotency table the stream consumers use), so a replayed signed request, even
+    after a restart, changes nothing."""
+    with store.transaction() as conn:
+        return claim_event(conn, consumer, key, utcnow())
+
+
+def forget_delivery(store: Any, consumer: str, key: str) -> None:
+    with store.transaction() as conn:
+        conn.execute(
+            delete(processed_events).where(
+                processed_events.c.consumer == consumer, processed_events.c.event_id == key
+            )
+        )
+
+
 def twilio_signed(request: web.Request, params: dict[str, str]) -> bool:
     """True if X-Twilio-Signature matches; a refusal is audited and logged."""
     c = ctx(request)
     signature = request.headers.get("X-Twilio-Signature", "")
     if RequestValidator(c.twilio_auth_token).validate(_public_url(request), params, signature):
         return True
-    with c.store.transaction() as conn:
-        record_audit(
-            conn,
-            utcnow(),
-            "webhook",
-            "webhook.signature_refused",
-            "webhook",
-            request.path,
-            {"from": mask_phone(params.get("From", "")), "remote": request.remote or ""},
-        )
+    skipped = c.audit_budget.take("webhook.signature_refused")
+    if skipped is not None:  # beyond the budget, refusals are counted, not each written
+        with c.store.transaction() as conn:
+            record_audit(
+                conn,
+                utcnow(),
+                "webhook",
+                "webhook.signature_refused",
+                "webhook",
+                request.path[:100],
+                {
+                    "from": mask_phone(params.get("From", "")[:40]),
+                    "remote": request.remote or "",
+                    "not_recorded": skipped,
+                },
+            )
     log.warning(
         "refused webhook with a bad signature path=%s remote=%s", request.path, request.remote
     )
@@ -173,7 +218,10 @@ async def operator_report(request: web.Request) -> web.Response:
     if not text:
         raise Invalid("text", "required (what the caller said)")
     lat, lon = parse_city_position(body.lat, body.long) or (None, None)
-    phone = clean_text(str(body.phone or "")).strip()[:40] or None
+    try:
+        phone = e164(str(body.phone)) if str(body.phone or "").strip() else None
+    except PhoneInvalid as exc:
+        raise Invalid("phone", str(exc).removeprefix("phone: ")) from None
     address = clean_text(body.address or "").strip()[:500] or None
     result = await asyncio.to_thread(
         accept_free_text,

@@ -26,10 +26,11 @@ from pingan.http.validation import (
     clean_tree,
     is_id,
     parse_ids,
-    parse_json,
     parse_when,
     read_form,
+    read_json,
 )
+from pingan.phones import PhoneInvalid, e164
 from pingan.privacy import mask_personal, mask_phone
 from pingan.reports import ReportInvalid, validate_report
 from pingan.settings import PROJECT_ROOT
@@ -164,7 +165,7 @@ async def _fields(request: web.Request) -> dict[str, str]:
     removed."""
     try:
         if request.content_type == "application/json":
-            data = parse_json(await request.read(), request.charset)
+            data = await read_json(request)
             if not isinstance(data, dict):
                 raise ReportInvalid("body: expected a JSON object of request fields")
             out: dict[str, str] = {}
@@ -201,11 +202,17 @@ async def post_request(request: web.Request) -> web.Response:
     trusted = token_ok(api_key, c.settings.open311_trusted_keys)
     if not trusted and not token_ok(api_key, c.open311_keys):
         return open311_error(403, "api_key: not valid", fmt)
+    if fields.get("phone", "").strip():
+        try:
+            fields["phone"] = e164(fields["phone"])
+        except PhoneInvalid as exc:
+            return open311_error(400, str(exc), fmt)
     try:
         if not trusted:  # one integration carries a whole city's callers
-            c.limits.check("key", api_key)
-        if fields.get("phone", "").strip():
-            c.limits.check("caller", fields["phone"].strip())
+            # Per key and client address: one client cannot use up a shared key.
+            c.limits.check("key", f"{api_key}@{request.remote}")
+        if fields.get("phone"):
+            c.limits.check("caller", fields["phone"])
     except RateLimited as exc:
         return open311_error(429, str(exc), fmt, {"Retry-After": str(exc.retry_after_s)})
     try:

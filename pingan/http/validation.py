@@ -9,6 +9,7 @@ of a request body at the end."""
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import json
 import math
@@ -27,6 +28,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_JSON_DEPTH = 32
 MAX_JSON_BYTES = 64 * 1024
+BODY_READ_TIMEOUT_S = 15.0  # a body that trickles in slower than this holds no connection
 
 _ID = re.compile(rf"[0-9]{{1,{MAX_ID_DIGITS}}}", re.ASCII)
 # C0 controls but tab, newline and carriage return; DEL; C1 controls; and what XML 1.0
@@ -245,7 +247,10 @@ def model_of(model: type[M], data: Any, where: str = "body") -> M:
 async def read_json(request: web.Request) -> Any:
     """The body as JSON (empty body: {}), refusing what parse_json refuses."""
     try:
-        raw = await request.read()
+        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+            raw = await request.read()
+    except TimeoutError:
+        raise Invalid("body", f"not received within {BODY_READ_TIMEOUT_S:g} s", 408) from None
     except web.HTTPRequestEntityTooLarge:
         raise Invalid("body", f"larger than {MAX_JSON_BYTES // 1024} KB", status=413) from None
     if not raw.strip():
@@ -262,7 +267,10 @@ async def read_form(request: web.Request) -> MultiDictProxy[Any]:
         except LookupError:
             raise Invalid("Content-Type", f"unknown charset {request.charset[:40]!r}") from None
     try:
-        return await request.post()
+        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+            return await request.post()
+    except TimeoutError:
+        raise Invalid("body", f"not received within {BODY_READ_TIMEOUT_S:g} s", 408) from None
     except web.HTTPRequestEntityTooLarge:
         raise Invalid("body", f"larger than {MAX_JSON_BYTES // 1024} KB", status=413) from None
     except UnicodeDecodeError:

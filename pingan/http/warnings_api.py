@@ -16,7 +16,7 @@ from alerts import warnings as cw
 from pingan.city import load_city
 from pingan.clock import utcnow
 from pingan.http.context import actor_of, acts_as_person, ctx, json_error, json_response
-from pingan.http.hotline import twilio_signed
+from pingan.http.hotline import first_delivery, twilio_signed
 from pingan.http.validation import (
     clean_text,
     clean_tree,
@@ -27,6 +27,7 @@ from pingan.http.validation import (
     read_json,
 )
 from pingan.labels import EVENT_ZH
+from pingan.phones import e164_or_raw
 from pingan.store import as_utc, mark_component
 from pingan.store.schema import citizen_warnings, sends, subscribers
 
@@ -34,6 +35,7 @@ CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SENDER = "warnings@luohe-cgj.example.cn"
 SEVERITY = {"blue": "Minor", "yellow": "Moderate", "orange": "Severe", "red": "Extreme"}
 _last_receipt_mark = [0.0]  # when a delivery receipt last touched the live views
+RECEIPT_CONSUMER = "webhook:twilio-status"
 RECEIPT_STATUSES = {"queued", "sending", "sent", "delivered", "undelivered", "failed"}
 
 
@@ -172,7 +174,12 @@ async def status_callback(request: web.Request) -> web.Response:
         return json_error(403, "X-Twilio-Signature: missing or not valid for this request")
     sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "")
     if status not in RECEIPT_STATUSES:
-        return json_error(400, f"MessageStatus: {status!r} unknown")
+        return json_error(400, f"MessageStatus: {status[:40]!r} unknown")
+    if len(sid) > 40:
+        return json_error(400, "MessageSid: longer than 40 characters")
+    receipt = f"{sid}:{status}"
+    if sid and not await asyncio.to_thread(first_delivery, c.store, RECEIPT_CONSUMER, receipt):
+        return web.Response(status=204)  # this receipt was applied before: a replay
     now = utcnow()
     with c.store.transaction() as conn:
         conn.execute(
@@ -187,7 +194,7 @@ async def status_callback(request: web.Request) -> web.Response:
         if params.get("ErrorCode") == "21610":  # the recipient has opted out at Twilio
             conn.execute(
                 update(subscribers)
-                .where(subscribers.c.phone == params.get("To"))
+                .where(subscribers.c.phone == e164_or_raw(params.get("To", "")))
                 .values(opted_out_at=now)
             )
     if now.timestamp() - _last_receipt_mark[0] > 1.0:  # tell live views, at most 1/s

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from pingan.store.schema import audit, citizen_warnings, local_messages, reports
 from tests.conftest import ROSTER
-from tests.e2e.harness import Stack, wait_for
+from tests.e2e.harness import OPEN311_KEY, Stack, wait_for
 from tests.e2e.test_console_browser import (  # noqa: F401
     PASSWORDS,
     browser,
@@ -557,3 +557,119 @@ def test_the_data_folder_is_private_and_logs_hold_no_crew_link(
         assert crew_token not in log_text
         assert crew_token.split(".")[1] not in log_text  # not even its signature
     assert "/c/[link]" in (data / "worker.log").read_text()
+
+
+# ---- limits that were easy to dodge or to turn against people ------------------------
+
+
+def _from(stack: Stack, address: str) -> httpx.Client:
+    """A client whose requests come from another loopback address (another caller)."""
+    return httpx.Client(
+        base_url=stack.base_url,
+        timeout=10,
+        transport=httpx.HTTPTransport(local_address=address),
+    )
+
+
+def test_one_caller_is_one_caller_however_the_number_is_written(stack: Stack) -> None:
+    spellings = [
+        "13900000077",
+        "8613900000077",
+        "+86 139 0000 0077",
+        "139-0000-0077",
+        "139\u200b0000\u200b0077",
+        "+8613900000077",
+        "0086 13900000077",
+    ]
+    replies = [
+        stack.report(lat=33.5712, long=114.0153, description=f"树倒了{n}", phone=p)
+        for n, p in enumerate(spellings)
+    ]
+    assert [r.status_code for r in replies[:6]] == [200] * 6, [r.text for r in replies]
+    assert replies[6].status_code == 429  # the seventh from the same phone in a minute
+    ids = [int(r.json()[0]["service_request_id"]) for r in replies[:6]]
+    with stack.store.read() as conn:
+        stored = {
+            row.contact["phone"]
+            for row in conn.execute(select(reports.c.contact).where(reports.c.id.in_(ids)))
+        }
+    assert stored == {"+8613900000077"}
+    bad = stack.report(lat=33.5712, long=114.0153, description="树倒了", phone="call me")
+    _names(bad, "phone")
+
+
+def test_the_open311_bucket_is_per_key_and_client_address(stack: Stack) -> None:
+    flooder = _from(stack, "127.0.0.2")
+    form = {"api_key": OPEN311_KEY, "service_code": "no-such-service"}
+    statuses = []
+    while 429 not in statuses and len(statuses) < 1000:  # the bucket refills as we go
+        statuses.append(flooder.post("/open311/v2/requests.json", data=form).status_code)
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {400} and len(statuses) > 300
+    # Everyone else on the same key is still served.
+    assert stack.http.post("/open311/v2/requests.json", data=form).status_code == 400
+
+
+def test_failed_logins_from_elsewhere_do_not_lock_a_colleague_out(stack: Stack) -> None:
+    outsider = _from(stack, "127.0.0.3")
+    for _ in range(5):
+        assert outsider.post("/login", data={"username": "bob", "password": "x"}).status_code == 401
+    assert outsider.post("/login", data={"username": "bob", "password": "x"}).status_code == 429
+    at_desk = httpx.post(
+        f"{stack.base_url}/login", data={"username": "bob", "password": PASSWORDS["bob"]}
+    )
+    assert at_desk.status_code == 303  # bob, from his own desk, logs in
+
+
+def _signed_sms(stack: Stack, params: dict[str, str]) -> httpx.Response:
+    from twilio.request_validator import RequestValidator
+
+    token = (stack.data_dir / "twilio_auth_token").read_text().strip()
+    signature = RequestValidator(token).compute_signature(
+        f"{PUBLIC_URL}/webhooks/twilio/sms", params
+    )
+    return stack.http.post(
+        "/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": signature}
+    )
+
+
+def test_a_replayed_signed_webhook_changes_nothing(stack: Stack) -> None:
+    params = {
+        "MessageSid": "SM" + "7" * 32,
+        "From": "+8613900000066",
+        "To": "+8610690000",
+        "Body": "人民路大树倒了挡住路",
+    }
+    first = _signed_sms(stack, params)
+    assert first.status_code == 200 and "<Message>" in first.text, first.text
+    with stack.store.read() as conn:
+        count = len(conn.execute(select(reports.c.id)).all())
+    replay = _signed_sms(stack, params)
+    assert replay.status_code == 200 and "<Message>" not in replay.text
+    with stack.store.read() as conn:
+        assert len(conn.execute(select(reports.c.id)).all()) == count
+
+
+def test_a_flood_of_bad_links_writes_a_bounded_audit(stack: Stack) -> None:
+    def refusals() -> int:
+        with stack.store.read() as conn:
+            return len(
+                conn.execute(select(audit.c.id).where(audit.c.action == "crew_link.refused")).all()
+            )
+
+    before = refusals()
+    for n in range(200):
+        assert stack.http.get(f"/c/bad.link{n}").status_code == 403
+    assert refusals() - before <= 30
+
+
+def test_a_stalled_body_does_not_hold_the_connection(stack: Stack) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=60) as sock:
+        sock.sendall(
+            b"POST /api/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer e2e-api-token\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"te'
+        )
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"body" in answer
