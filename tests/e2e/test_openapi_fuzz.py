@@ -1,4 +1,5 @@
-"""schemathesis against docs/open311-openapi.yaml on the live stack: generated valid
+"""schemathesis against docs/open311-openapi.yaml and docs/api-openapi.yaml on the live
+stack: generated valid
 and invalid requests to every documented operation, with a fixed seed and a bounded
 number of examples. No server errors, and every answer matches the description
 (status code documented, content type, JSON schema)."""
@@ -20,10 +21,11 @@ from schemathesis.checks import (
 
 from pingan.settings import PROJECT_ROOT
 from tests.conftest import ROSTER
-from tests.e2e.harness import OPEN311_KEY, Stack
+from tests.e2e.harness import API_TOKEN, OPEN311_KEY, Stack
 
 pytestmark = pytest.mark.e2e
 OPENAPI = PROJECT_ROOT / "docs" / "open311-openapi.yaml"
+API_OPENAPI = PROJECT_ROOT / "docs" / "api-openapi.yaml"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -64,3 +66,22 @@ def test_open311_operations_match_their_description(case: Any, stack: Stack) -> 
     if isinstance(case.body, dict) and case.body.get("api_key") is not None:
         case.body["api_key"] = OPEN311_KEY  # past the key check, into the validation
     case.call_and_validate(base_url=f"{stack.base_url}/open311/v2", checks=CHECKS)
+
+
+api_schema = schemathesis.openapi.from_path(API_OPENAPI)
+
+
+@api_schema.parametrize()
+@settings(
+    max_examples=25,
+    derandomize=True,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+def test_api_operations_match_their_description(case: Any, stack: Stack) -> None:
+    case.call_and_validate(
+        base_url=f"{stack.base_url}/api",
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+        checks=CHECKS,
+    )
