@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -52,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_user.add_argument(
         "--role", required=True, choices=["viewer", "dispatcher", "supervisor", "admin"]
     )
+    tokens_cmd = sub.add_parser("tokens", help="named API credentials")
+    tokens_sub = tokens_cmd.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    add_token = tokens_sub.add_parser("add", help="make a bearer token that names a person")
+    add_token.add_argument("name")
     hotline = sub.add_parser("hotline", help="citizen hotline tools")
     hotline_sub = hotline.add_subparsers(dest="hotline_command", required=True, metavar="ACTION")
     classify = hotline_sub.add_parser("classify", help="print how a text would be categorised")
@@ -248,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"pingan: bad setting: {exc}", file=sys.stderr)
         return 2
+    from pingan.runtime.private import PRIVATE_UMASK
+
+    os.umask(PRIVATE_UMASK)  # every file pingan writes (database, logs, secrets) is private
 
     from pingan.logs import setup_logging
 
@@ -266,6 +274,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return classify_command(args.text)
     if args.command == "users":
         return add_user_command(args.username, args.role, settings)
+    if args.command == "tokens":
+        from pingan.runtime.secrets import add_named_token
+
+        try:
+            token = add_named_token(settings.data_dir, args.name)
+        except ValueError as exc:
+            print(f"pingan tokens add: {exc}", file=sys.stderr)
+            return 2
+        print(f"token for {args.name} (restart pingan to use it): {token}")
+        return 0
     if args.command == "subscribers":
         return import_command(args.file, args.errors, settings)
     if args.command == "worker":

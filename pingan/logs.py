@@ -8,6 +8,8 @@ import logging.config
 import time
 from typing import Any
 
+from pingan.privacy import redact_links
+
 # Libraries that log every poll or request at INFO; their warnings still show.
 NOISY_LOGGERS = ("kafka", "aiokafka", "aiohttp.access", "httpx")
 
@@ -19,10 +21,12 @@ class LogfmtFormatter(logging.Formatter):
         ts = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
         level = record.levelname.lower()
         # Escaped so that a message body with newlines or quotes stays one parseable line.
-        msg = record.getMessage().replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        # Crew links are credentials: a log keeps that a link was sent, never the link.
+        msg = redact_links(record.getMessage())
+        msg = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         line = f'ts={ts} level={level} logger={record.name} msg="{msg}"'
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + redact_links(self.formatException(record.exc_info))
         return line
 
 

@@ -107,8 +107,11 @@ class Settings:
     api_tokens: tuple[str, ...] = field(
         default=(),
         metadata=_doc(
-            "Bearer tokens for /api/ (comma-separated). Empty: one is generated, stored "
-            "in data_dir/api_token and printed at start."
+            "Bearer tokens for /api/ (comma-separated). 'name:token' (or 'name=token') "
+            "names a person, who may then approve warnings others drafted; a bare token "
+            "names nobody and cannot approve. Empty: one is generated, stored in "
+            "data_dir/api_token and printed at start. `pingan tokens add NAME` adds "
+            "named ones in data_dir/api_tokens."
         ),
     )
     open311_keys: tuple[str, ...] = field(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from aiohttp import web
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy import select
 
 from pingan import queries
@@ -23,6 +23,15 @@ from pingan.actions import (
 from pingan.clock import utcnow
 from pingan.core.assignments import CrewAction, TransitionRefused
 from pingan.http.context import actor_of, ctx, json_error, json_response, may_see_phones
+from pingan.http.validation import (
+    Invalid,
+    check_when,
+    is_id,
+    model_of,
+    parse_id,
+    parse_when,
+    read_json,
+)
 from pingan.intake.accept import accept_warning
 from pingan.intake.warnings import WarningInvalid, parse_signal
 from pingan.kpis import compute as compute_kpis
@@ -36,9 +45,47 @@ STATUSES = {s.value for s in IncidentStatus}
 
 def _int_id(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound(reason=f"{name} {raw!r} not found")
+    if not is_id(raw):
+        raise web.HTTPNotFound(reason=f"{name} {raw[:40]!r} not found")
     return int(raw)
+
+
+# ---- request bodies, one model per route ------------------------------------------
+
+Text = StrictStr
+Id = StrictInt | StrictStr
+
+
+class WarningBody(BaseModel):
+    """POST /api/warnings: the CMA-style shape of pingan/warnings.py, types only (the
+    values are checked by parse_signal)."""
+
+    id: Id
+    msg_type: Text = "Alert"
+    event: Text
+    level: Text
+    districts: list[Text] | Text
+    sent: Text | None = None
+    expires: Text | None = None
+    references: list[Text] = Field(default_factory=list)
+    headline: Text = Field("", max_length=500)
+
+
+class ReasonBody(BaseModel):
+    reason: Text = ""
+
+
+class CommandBody(BaseModel):
+    merge: Id | None = None
+    reports: list[Id] | None = Field(None, max_length=1000)
+    reason: Text = ""
+
+
+class OverrideBody(BaseModel):
+    from_: Text = Field(alias="from")
+    to: Text
+    on_shift: StrictBool
+    reason: Text = ""
 
 
 async def list_incidents(request: web.Request) -> web.Response:
@@ -85,16 +132,17 @@ def _crew_action(action: CrewAction):  # type: ignore[no-untyped-def]
 async def post_warning(request: web.Request) -> web.Response:
     """A dispatcher (or a relay) enters an official warning signal: the CMA-style JSON
     shape of pingan/intake/warnings.py. Re-sending the same message is harmless."""
-    try:
-        data = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return json_error(400, f"body: not valid JSON ({exc})")
+    data = await read_json(request)
+    body = model_of(WarningBody, data)
+    for name in ("sent", "expires"):
+        if getattr(body, name):
+            parse_when(getattr(body, name), name)
     now = utcnow()
     try:
-        signal = parse_signal(data, now)
+        signal = parse_signal({**data, "id": str(body.id)}, now)
     except WarningInvalid as exc:
         return json_error(400, str(exc))
-    headline = str(data.get("headline", ""))[:500]
+    headline = body.headline
     created = await asyncio.to_thread(
         accept_warning, ctx(request).store, signal, headline, "api", now
     )
@@ -140,11 +188,7 @@ async def list_playbooks(request: web.Request) -> web.Response:
 
 async def resolve_incident(request: web.Request) -> web.Response:
     incident_id = _int_id(request, "id")
-    try:
-        body = await request.json(loads=json.loads) if request.can_read_body else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return json_error(400, f"body: not valid JSON ({exc})")
-    reason = str(body.get("reason", "")).strip() if isinstance(body, dict) else ""
+    reason = model_of(ReasonBody, await read_json(request)).reason.strip()
     if not reason or len(reason) > 500:
         return json_error(400, "reason: required (why the incident is over), at most 500 chars")
     try:
@@ -182,17 +226,12 @@ async def crew_board(request: web.Request) -> web.Response:
 
 async def add_crew_override(request: web.Request) -> web.Response:
     crew_id = request.match_info["id"]
-    try:
-        data = await request.json(loads=json.loads)
-        start = datetime.fromisoformat(str(data["from"]))
-        end = datetime.fromisoformat(str(data["to"]))
-        on_shift = data["on_shift"]
-        if start.tzinfo is None or end.tzinfo is None or end <= start:
-            raise ValueError("from/to: times with a zone, from before to")
-        if not isinstance(on_shift, bool):
-            raise ValueError("on_shift: true or false")
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
-        return json_error(400, f"expected {{from, to, on_shift, reason}}: {exc}")
+    body = model_of(OverrideBody, await read_json(request))
+    start, end = parse_when(body.from_, "from"), parse_when(body.to, "to")
+    if end <= start:
+        raise Invalid("from/to", "from must be before to")
+    on_shift = body.on_shift
+    data = {"reason": body.reason}
     now = utcnow()
     with ctx(request).store.transaction() as conn:
         if conn.execute(select(crews.c.id).where(crews.c.id == crew_id)).first() is None:
@@ -222,11 +261,13 @@ async def add_crew_override(request: web.Request) -> web.Response:
 
 async def kpis(request: web.Request) -> web.Response:
     q = request.query
+    end = parse_when(q["to"], "to") if q.get("to") else utcnow()
+    start = (
+        parse_when(q["from"], "from")
+        if q.get("from")
+        else check_when(end - timedelta(days=30), "to")
+    )
     try:
-        end = datetime.fromisoformat(q["to"]) if q.get("to") else utcnow()
-        start = datetime.fromisoformat(q["from"]) if q.get("from") else end - timedelta(days=30)
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError("from/to need a time zone")
         group = q.get("group", "category")
         with ctx(request).store.read() as conn:
             table = compute_kpis(queries.assignment_facts(conn, start, end), group)
@@ -249,26 +290,30 @@ def _incident_command(name: str):  # type: ignore[no-untyped-def]
 
     async def handler(request: web.Request) -> web.Response:
         incident_id = _int_id(request, "id")
+        body = model_of(CommandBody, await read_json(request))
         try:
-            body = await request.json(loads=json.loads) if request.can_read_body else {}
-            if not isinstance(body, dict):
-                raise ValueError("expected a JSON object")
             store, actor, now = ctx(request).store, actor_of(request), utcnow()
             if name == "confirm":
                 await asyncio.to_thread(confirm_incident, store, incident_id, actor, now)
             elif name == "merge":
-                other = int(body["merge"])
+                if body.merge is None:
+                    raise Invalid("merge", "required (the incident to merge into this one)")
+                other = parse_id(body.merge, "merge")
                 await asyncio.to_thread(merge_incidents, store, incident_id, other, actor, now)
             elif name == "split":
-                ids = [int(i) for i in body["reports"]]
+                if not body.reports:
+                    raise Invalid("reports", "required (report ids to split off)")
+                ids = [parse_id(i, "reports") for i in body.reports]
                 new = await asyncio.to_thread(split_incident, store, incident_id, ids, actor, now)
                 return json_response({"incident": incident_id, "new_incident": new}, status=201)
             else:
-                reason = str(body.get("reason", "")).strip()
+                reason = body.reason.strip()
                 if not reason:
-                    raise ValueError("reason: required")
+                    raise Invalid("reason", "required")
                 await asyncio.to_thread(reopen_incident, store, incident_id, reason, actor, now)
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        except Invalid:
+            raise
+        except ValueError as exc:
             return json_error(400, f"body: {exc}")
         except NotFound as exc:
             return json_error(404, str(exc))

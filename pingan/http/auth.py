@@ -17,7 +17,8 @@ from aiohttp import web
 from sqlalchemy import delete, select, update
 
 from pingan.clock import utcnow
-from pingan.http.context import ctx, json_error, token_name
+from pingan.http.context import credential_of, ctx, json_error
+from pingan.http.validation import Invalid, read_form
 from pingan.store import as_utc, record_audit
 from pingan.store.schema import sessions, users
 from pingan.users import role_at_least, verify_password
@@ -27,7 +28,8 @@ COOKIE = "pingan_session"
 PUBLIC = ("/login", "/healthz", "/open311/", "/c/", "/webhooks/", "/cap/")
 PROTECTED = ("/api/", "/console")
 CHANGES = ("POST", "PUT", "PATCH", "DELETE")
-# Per account 5; per address more, as a duty room shares one address behind its router.
+# Per (account, address) 5, so nobody can lock a colleague out from elsewhere; per
+# address more, as a duty room shares one address behind its router.
 LOGIN_FAILURES_ALLOWED = {"user": 5, "addr": 30}
 LOGIN_WINDOW_S = 15 * 60
 # Changes that need more than a dispatcher.
@@ -73,6 +75,12 @@ class LoginLimiter:
 LIMITER = web.AppKey("login_limiter", LoginLimiter)
 
 
+def login_keys(username: str, remote: str) -> list[str]:
+    """What failed logins count against: this account from this address, and this
+    address for any account."""
+    return [f"user:{username}@{remote}", f"addr:{remote}"]
+
+
 def _session_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -113,10 +121,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":
-        name = token_name(token.strip(), ctx(request).api_tokens)
-        if name is None:
+        credential = credential_of(token.strip(), ctx(request).api_tokens)
+        if credential is None:
             return _refuse(request, 401, "missing or invalid bearer token")
-        request["actor"], request["role"] = name, "admin"  # machines act for the bureau
+        request["actor"], request["role"] = credential.name, "admin"  # act for the bureau
+        request["named"] = credential.named
         return await handler(request)
     session = current_session(request)
     if session is None:
@@ -132,6 +141,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not role_at_least(role, needed):
         return json_error(403, f"role {role} may not do this (needs {needed})")
     request["actor"], request["role"], request["csrf"] = username, role, csrf
+    request["named"] = True
     return await handler(request)
 
 
@@ -178,11 +188,19 @@ def _safe_next(nxt: str) -> str:
 
 async def login(request: web.Request) -> web.Response:
     c = ctx(request)
-    form = await request.post()
+    try:
+        form = await read_form(request)
+    except Invalid as exc:
+        return web.Response(
+            status=exc.status,
+            content_type="text/html",
+            charset="utf-8",
+            text=LOGIN_PAGE.format(message=html.escape(str(exc)), next="/console/"),
+        )
     username = str(form.get("username", "")).strip()[:64]
     password = str(form.get("password", ""))[:200]
     nxt = _safe_next(str(form.get("next", "/console/")))
-    keys = [f"user:{username}", f"addr:{request.remote}"]
+    keys = login_keys(username, request.remote or "-")
     limiter = request.app[LIMITER]
     wait = limiter.blocked_for(keys)
     if wait:

@@ -16,6 +16,7 @@ from pingan import queries
 from pingan.clock import utcnow
 from pingan.core.assignments import REASSIGNABLE
 from pingan.http.context import actor_of, ctx, json_error, json_response
+from pingan.http.validation import is_id
 from pingan.labels import incident_labels
 from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc, record_audit
@@ -222,8 +223,8 @@ async def reassign(request: web.Request) -> web.Response:
     from pingan.dispatch.staffing import dispatch_for_level, follow_assignments
 
     raw = request.match_info["id"]
-    if not raw.isdigit():
-        return json_error(404, f"assignment {raw!r} not found")
+    if not is_id(raw):
+        return json_error(404, f"assignment {raw[:40]!r} not found")
     now, actor = utcnow(), actor_of(request)
 
     def work(conn: Any) -> int | None:
@@ -267,8 +268,8 @@ async def dispatch_now(request: web.Request) -> web.Response:
     from pingan.dispatch.staffing import dispatch_for_level
 
     raw = request.match_info["id"]
-    if not raw.isdigit():
-        return json_error(404, f"incident {raw!r} not found")
+    if not is_id(raw):
+        return json_error(404, f"incident {raw[:40]!r} not found")
     now, actor = utcnow(), actor_of(request)
 
     def work(conn: Any) -> bool:
@@ -286,7 +287,7 @@ async def dispatch_now(request: web.Request) -> web.Response:
 
 async def audit_trail(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not is_id(raw):
         return json_error(404, "not found")
     with ctx(request).store.read() as conn:
         ids = [

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pingan.http.ratelimit import RateLimits
+from pingan.http.ratelimit import AuditBudget, RateLimits
 from pingan.settings import Settings
 from pingan.store import Store
 from playbooks.registry import PlaybookRegistry
@@ -27,6 +27,7 @@ class Context:
     limits: RateLimits = field(default_factory=lambda: RateLimits({"key": 300, "caller": 6}))
     twilio_auth_token: str = ""
     link_secret: str = ""
+    audit_budget: AuditBudget = field(default_factory=AuditBudget)
 
 
 CONTEXT = web.AppKey("context", Context)
@@ -49,18 +50,38 @@ def json_error(status: int, message: str) -> web.Response:
     return json_response({"error": message}, status=status)
 
 
-def token_name(presented: str, accepted: tuple[str, ...]) -> str | None:
-    """Which configured token this is: entries are "name=token" (the name is who acts,
-    in the audit and for the two-person rule) or a bare token ("token-N")."""
+@dataclass(frozen=True)
+class Credential:
+    """Who a presented token is: `named` when the entry names a person ("name:token"
+    or "name=token"); a bare shared token acts as "token-N" and names nobody."""
+
+    name: str
+    named: bool
+
+
+def parse_credential(entry: str, n: int) -> tuple[Credential, str]:
+    """One configured entry: "name:token", "name=token" or a bare token."""
+    cut = min((i for i in (entry.find(":"), entry.find("=")) if i > 0), default=-1)
+    if cut > 0 and entry[cut + 1 :]:
+        return Credential(entry[:cut].strip(), True), entry[cut + 1 :].strip()
+    return Credential(f"token-{n}", False), entry
+
+
+def credential_of(presented: str, accepted: tuple[str, ...]) -> Credential | None:
     found = None
     # Compare against every token so timing says nothing about which one nearly matched.
     for n, entry in enumerate(accepted, start=1):
-        name, sep, token = entry.partition("=")
-        if not sep:
-            name, token = f"token-{n}", entry
+        credential, token = parse_credential(entry, n)
         if hmac.compare_digest(presented.encode(), token.encode()):
-            found = name
+            found = credential
     return found
+
+
+def token_name(presented: str, accepted: tuple[str, ...]) -> str | None:
+    """Which configured token this is (see Credential): the name is who acts, in the
+    audit and for the two-person rule."""
+    found = credential_of(presented, accepted)
+    return found.name if found else None
 
 
 def token_ok(presented: str, accepted: tuple[str, ...]) -> bool:
@@ -69,6 +90,11 @@ def token_ok(presented: str, accepted: tuple[str, ...]) -> bool:
 
 def actor_of(request: web.Request) -> str:
     return str(request.get("actor", "api"))
+
+
+def acts_as_person(request: web.Request) -> bool:
+    """A logged-in user or a named API credential; not the shared unnamed token."""
+    return bool(request.get("named", False))
 
 
 def may_see_phones(request: web.Request) -> bool:

@@ -18,6 +18,7 @@ from pingan.clock import utcnow
 from pingan.core.assignments import ACTIVE_STATES, MOVES, CrewAction, TransitionRefused
 from pingan.crews import CITY_TZ
 from pingan.http.context import ctx
+from pingan.http.validation import Invalid, clean_text, read_form
 from pingan.links import LinkInvalid, verify_link
 from pingan.queries import first_report
 from pingan.store import as_utc, record_audit
@@ -105,16 +106,18 @@ def apply_sms_reply(store: Any, crew_id: str, body: str) -> str:
 
 def _refuse(request: web.Request, reason: str) -> web.Response:
     c = ctx(request)
-    with c.store.transaction() as conn:
-        record_audit(
-            conn,
-            utcnow(),
-            "crew-link",
-            "crew_link.refused",
-            "link",
-            "-",
-            {"reason": reason, "remote": request.remote or ""},
-        )
+    skipped = c.audit_budget.take("crew_link.refused")
+    if skipped is not None:  # beyond the budget, refusals are counted, not each written
+        with c.store.transaction() as conn:
+            record_audit(
+                conn,
+                utcnow(),
+                "crew-link",
+                "crew_link.refused",
+                "link",
+                "-",
+                {"reason": reason, "remote": request.remote or "", "not_recorded": skipped},
+            )
     return web.Response(
         status=403,
         content_type="text/html",
@@ -171,16 +174,19 @@ async def crew_page(request: web.Request) -> web.Response:
         first = first_report(conn, row.incident_id)
     action = playbook_from_snapshot(row.playbook_snapshot).dispatch_for(row.level, row.skill)
     checklist = "".join(f"<li>{html.escape(i)}</li>" for i in (action.checklist if action else ()))
-    where = html.escape(first.address or "") if first and first.address else ""
+    esc = html.escape
+    where = esc(first.address or "") if first and first.address else ""
     if row.lat is not None:
-        coords = f"{row.lat:.5f},{row.lon:.5f}"
+        coords = esc(f"{float(row.lat):.5f},{float(row.lon):.5f}")
         where += (
             f' <a href="geo:{coords}?q={coords}">地图 Map</a> '
             f'<span style="color:#666">({coords})</span>'
         )
-    token = request.match_info["token"]
+    # The token passed the strict decoder (base64url and one dot only); it is escaped
+    # all the same, so no later change to the decoder can put markup on this page.
+    token = esc(request.match_info["token"])
     buttons = "".join(
-        f'<form method="post" action="/c/{token}/{name}"><button>{label}</button></form>'
+        f'<form method="post" action="/c/{token}/{esc(name)}"><button>{esc(label)}</button></form>'
         for name, label in BUTTONS.items()
         if row.state in MOVES[name][0]
     )
@@ -191,14 +197,14 @@ async def crew_page(request: web.Request) -> web.Response:
             '<button class="decline">拒绝 Decline</button></form>'
         )
     due = as_utc(row.ack_due_at)
-    what = html.escape(category_zh(row.category))
-    state = status_label(row.state)["zh"]
-    body = f"""<h1>任务 {assignment_id}：{what}</h1>
+    what = esc(category_zh(row.category))
+    state = esc(status_label(row.state)["zh"])
+    body = f"""<h1>任务 {int(assignment_id)}：{what}</h1>
 <div class="card"><div>状态 State: <span class="state" id="state">{state}</span></div>
 <div>地点 Where: {where or "见描述"}</div>
-<div>描述: {html.escape(first.description if first else "")}</div>
+<div>描述: {esc(first.description if first else "")}</div>
 <div>确认时限 Ack by: {due.astimezone(CITY_TZ).strftime("%H:%M") if due else "-"}</div>
-<div>班组 Crew: {html.escape(row.crew_name)}</div></div>
+<div>班组 Crew: {esc(row.crew_name)}</div></div>
 <div class="card"><b>要点 Checklist</b><ol>{checklist}</ol></div>
 {buttons}"""
     return web.Response(
@@ -215,8 +221,11 @@ async def crew_act(request: web.Request) -> web.StreamResponse:
         action = CrewAction(request.match_info["action"])
     except ValueError:
         raise web.HTTPNotFound(reason="unknown action") from None
-    form = await request.post()
-    reason = str(form.get("reason", "")).strip()[:200]
+    try:
+        form = await read_form(request)
+    except Invalid as exc:
+        return web.Response(status=exc.status, text=str(exc))
+    reason = clean_text(str(form.get("reason", ""))).strip()[:200]
     if action is CrewAction.DECLINE and not reason:
         return web.Response(status=400, text="拒绝需要填写原因 A reason is required")
     # A refused move (too late, wrong order) changes nothing; the page shows the state.

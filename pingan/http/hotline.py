@@ -5,13 +5,13 @@ dispatchers place and classify what the system was unsure of."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
-from sqlalchemy import select
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
+from sqlalchemy import delete, select
 from twilio.request_validator import RequestValidator
 
 from alerts.render import sms_reply_text
@@ -27,10 +27,20 @@ from pingan.clock import utcnow
 from pingan.http.context import ctx, json_error, json_response, may_see_phones
 from pingan.http.crew import apply_sms_reply, crew_for_phone
 from pingan.http.ratelimit import RateLimited
+from pingan.http.validation import (
+    Invalid,
+    clean_text,
+    is_id,
+    model_of,
+    parse_city_position,
+    read_form,
+    read_json,
+)
+from pingan.phones import PhoneInvalid, e164, e164_or_raw
 from pingan.privacy import mask_phone
 from pingan.queries import report_view
-from pingan.store import record_audit
-from pingan.store.schema import reports
+from pingan.store import claim_event, record_audit
+from pingan.store.schema import processed_events, reports
 
 log = logging.getLogger("pingan.hotline")
 MAX_SMS_BODY = 1600  # Twilio's own limit for one inbound message
@@ -54,14 +64,31 @@ def _public_url(request: web.Request) -> str:
 async def sms_inbound(request: web.Request) -> web.Response:
     c = ctx(request)
     try:
-        form = await request.post()
-    except (web.HTTPRequestEntityTooLarge, UnicodeDecodeError):
-        return json_error(400, "body: not a Twilio form post")
+        form = await read_form(request)
+    except Invalid as exc:
+        return json_error(exc.status, f"{exc} (not a Twilio form post)")
     params = {k: v for k, v in form.items() if isinstance(v, str)}
     if not await asyncio.to_thread(twilio_signed, request, params):
         return json_error(403, "X-Twilio-Signature: missing or not valid for this request")
-    phone = params.get("From", "").strip()
-    body = params.get("Body", "").strip()[:MAX_SMS_BODY]
+    sid = params.get("MessageSid", "")
+    if len(sid) > 64:
+        return json_error(400, "MessageSid: longer than 64 characters")
+    if sid and not await asyncio.to_thread(first_delivery, c.store, SMS_CONSUMER, sid):
+        # A signed request seen before: Twilio retrying, or someone replaying it.
+        log.info("sms webhook replay ignored sid=%s", sid)
+        return twiml(None)
+    try:
+        return await _sms(request, params)
+    except Exception:
+        if sid:  # not handled: let Twilio's retry through
+            await asyncio.to_thread(forget_delivery, c.store, SMS_CONSUMER, sid)
+        raise
+
+
+async def _sms(request: web.Request, params: dict[str, str]) -> web.Response:
+    c = ctx(request)
+    phone = e164_or_raw(params.get("From", ""))
+    body = clean_text(params.get("Body", "")).strip()[:MAX_SMS_BODY]
     if not phone:
         return twiml(None)
     try:
@@ -117,63 +144,85 @@ async def sms_inbound(request: web.Request) -> web.Response:
     )
 
 
+SMS_CONSUMER = "webhook:twilio-sms"
+
+
+def first_delivery(store: Any, consumer: str, key: str) -> bool:
+    """True the first time this webhook delivery (a MessageSid) is seen, durably (the
+    idempotency table the stream consumers use), so a replayed signed request, even
+    after a restart, changes nothing."""
+    with store.transaction() as conn:
+        return claim_event(conn, consumer, key, utcnow())
+
+
+def forget_delivery(store: Any, consumer: str, key: str) -> None:
+    with store.transaction() as conn:
+        conn.execute(
+            delete(processed_events).where(
+                processed_events.c.consumer == consumer, processed_events.c.event_id == key
+            )
+        )
+
+
 def twilio_signed(request: web.Request, params: dict[str, str]) -> bool:
     """True if X-Twilio-Signature matches; a refusal is audited and logged."""
     c = ctx(request)
     signature = request.headers.get("X-Twilio-Signature", "")
     if RequestValidator(c.twilio_auth_token).validate(_public_url(request), params, signature):
         return True
-    with c.store.transaction() as conn:
-        record_audit(
-            conn,
-            utcnow(),
-            "webhook",
-            "webhook.signature_refused",
-            "webhook",
-            request.path,
-            {"from": mask_phone(params.get("From", "")), "remote": request.remote or ""},
-        )
+    skipped = c.audit_budget.take("webhook.signature_refused")
+    if skipped is not None:  # beyond the budget, refusals are counted, not each written
+        with c.store.transaction() as conn:
+            record_audit(
+                conn,
+                utcnow(),
+                "webhook",
+                "webhook.signature_refused",
+                "webhook",
+                request.path[:100],
+                {
+                    "from": mask_phone(params.get("From", "")[:40]),
+                    "remote": request.remote or "",
+                    "not_recorded": skipped,
+                },
+            )
     log.warning(
         "refused webhook with a bad signature path=%s remote=%s", request.path, request.remote
     )
     return False
 
 
-def _float(data: dict[str, Any], name: str) -> float | None:
-    raw = data.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return float(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: {raw!r} is not a number") from None
+Coordinate = StrictFloat | StrictInt | StrictStr | None
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"body: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ValueError("body: expected a JSON object")
-    return data
+class OperatorReportBody(BaseModel):
+    text: StrictStr = Field(min_length=1, max_length=4000)
+    phone: StrictStr | StrictInt | None = None
+    address: StrictStr | None = None
+    lat: Coordinate = None
+    long: Coordinate = None
+
+
+class ReviewBody(BaseModel):
+    service_code: StrictStr
+    lat: Coordinate = None
+    long: Coordinate = None
+    address: StrictStr | None = None
 
 
 async def operator_report(request: web.Request) -> web.Response:
     """A call taken by phone: the operator types what the caller said."""
     c = ctx(request)
+    body = model_of(OperatorReportBody, await read_json(request))
+    text = clean_text(body.text).strip()
+    if not text:
+        raise Invalid("text", "required (what the caller said)")
+    lat, lon = parse_city_position(body.lat, body.long) or (None, None)
     try:
-        data = await _json_body(request)
-        text = str(data.get("text", "")).strip()
-        if not text or len(text) > 4000:
-            raise ValueError("text: required, at most 4000 characters")
-        lat, lon = _float(data, "lat"), _float(data, "long")
-        if (lat is None) != (lon is None):
-            raise ValueError("lat/long: both are needed when one is given")
-    except ValueError as exc:
-        return json_error(400, str(exc))
-    phone = str(data.get("phone", "")).strip() or None
-    address = str(data.get("address", "")).strip()[:500] or None
+        phone = e164(str(body.phone)) if str(body.phone or "").strip() else None
+    except PhoneInvalid as exc:
+        raise Invalid("phone", str(exc).removeprefix("phone: ")) from None
+    address = clean_text(body.address or "").strip()[:500] or None
     result = await asyncio.to_thread(
         accept_free_text,
         c.store,
@@ -225,19 +274,16 @@ async def review_queue(request: web.Request) -> web.Response:
 async def review_decide(request: web.Request) -> web.Response:
     c = ctx(request)
     raw = request.match_info["id"]
-    if not raw.isdigit():
-        return json_error(404, f"report {raw!r} not found")
-    try:
-        data = await _json_body(request)
-        code = str(data.get("service_code", ""))
-        if code not in c.playbooks.index.report_categories():
-            raise ValueError(
-                f"service_code: {code!r} is not one of "
-                f"{', '.join(c.playbooks.index.report_categories())}"
-            )
-        lat, lon = _float(data, "lat"), _float(data, "long")
-    except ValueError as exc:
-        return json_error(400, str(exc))
+    if not is_id(raw):
+        return json_error(404, f"report {raw[:40]!r} not found")
+    body = model_of(ReviewBody, await read_json(request))
+    code = body.service_code
+    if code not in c.playbooks.index.report_categories():
+        raise Invalid(
+            "service_code",
+            f"{code[:40]!r} is not one of {', '.join(c.playbooks.index.report_categories())}",
+        )
+    lat, lon = parse_city_position(body.lat, body.long) or (None, None)
     try:
         await asyncio.to_thread(
             resolve_review,
@@ -246,7 +292,7 @@ async def review_decide(request: web.Request) -> web.Response:
             code,
             lat,
             lon,
-            str(data.get("address", "")).strip() or None,
+            clean_text(body.address or "").strip()[:500] or None,
             "api",
             utcnow(),
         )

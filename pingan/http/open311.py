@@ -6,10 +6,9 @@ description is served at /open311/v2/openapi.yaml."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
@@ -19,10 +18,21 @@ from sqlalchemy import select
 from pingan.clock import utcnow
 from pingan.http.context import ctx, json_response, token_ok
 from pingan.http.ratelimit import RateLimited
+from pingan.http.validation import (
+    Invalid,
+    clean_fields,
+    clean_tree,
+    is_id,
+    parse_ids,
+    parse_when,
+    read_form,
+    read_json,
+)
 from pingan.intake.accept import accept_report
 from pingan.intake.reports import ReportInvalid, validate_report
 from pingan.intake.services import CATALOGUE, Service
-from pingan.privacy import mask_phone
+from pingan.phones import PhoneInvalid, e164
+from pingan.privacy import mask_personal, mask_phone
 from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc
 from pingan.store.schema import incidents, reports
@@ -43,6 +53,11 @@ def _xml(root: str, item: str, rows: Sequence[Mapping[str, Any]]) -> bytes:
     top = Element(root)
     for row in rows:
         _fill(SubElement(top, item), row)
+    return _xml_bytes(top)
+
+
+def _xml_bytes(top: Element) -> bytes:
+    clean_tree(top)  # a stored \x01 would make the whole answer malformed
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(top, encoding="unicode").encode()
 
 
@@ -138,10 +153,7 @@ async def get_service_definition(request: web.Request) -> web.Response:
     if fmt == "xml":
         top = Element("service_definition")
         _fill(top, definition)
-        body = (
-            b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(top, encoding="unicode").encode()
-        )
-        return web.Response(body=body, content_type="text/xml", charset="utf-8")
+        return web.Response(body=_xml_bytes(top), content_type="text/xml", charset="utf-8")
     return json_response(definition)
 
 
@@ -149,33 +161,32 @@ async def get_service_definition(request: web.Request) -> web.Response:
 
 
 async def _fields(request: web.Request) -> dict[str, str]:
-    """Form-encoded as the standard specifies, or a JSON object."""
+    """Form-encoded as the standard specifies, or a JSON object; control characters
+    removed."""
     try:
         if request.content_type == "application/json":
-            raw = await request.read()
-            try:
-                data = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise ReportInvalid("body: not valid UTF-8") from None
-            except json.JSONDecodeError as exc:
-                raise ReportInvalid(
-                    f"body: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-                ) from None
+            data = await read_json(request)
             if not isinstance(data, dict):
                 raise ReportInvalid("body: expected a JSON object of request fields")
             out: dict[str, str] = {}
             for key, value in data.items():
                 if key == "attribute" and isinstance(value, dict):
-                    out.update({f"attribute[{k}]": str(v) for k, v in value.items()})
+                    out.update(
+                        {
+                            f"attribute[{k}]": str(v)
+                            for k, v in value.items()
+                            if not isinstance(v, dict | list)
+                        }
+                    )
                 elif not isinstance(value, dict | list):
                     out[str(key)] = "" if value is None else str(value)
-            return out
-        form = await request.post()
+            return clean_fields(out)
+        form = await read_form(request)
     except web.HTTPRequestEntityTooLarge:
         raise ReportInvalid("body: larger than 64 KB", code=413) from None
-    except UnicodeDecodeError:
-        raise ReportInvalid("body: not valid UTF-8") from None
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    except Invalid as exc:
+        raise ReportInvalid(str(exc), code=exc.status) from None
+    return clean_fields({k: v for k, v in form.items() if isinstance(v, str)})
 
 
 async def post_request(request: web.Request) -> web.Response:
@@ -191,11 +202,17 @@ async def post_request(request: web.Request) -> web.Response:
     trusted = token_ok(api_key, c.settings.open311_trusted_keys)
     if not trusted and not token_ok(api_key, c.open311_keys):
         return open311_error(403, "api_key: not valid", fmt)
+    if fields.get("phone", "").strip():
+        try:
+            fields["phone"] = e164(fields["phone"])
+        except PhoneInvalid as exc:
+            return open311_error(400, str(exc), fmt)
     try:
         if not trusted:  # one integration carries a whole city's callers
-            c.limits.check("key", api_key)
-        if fields.get("phone", "").strip():
-            c.limits.check("caller", fields["phone"].strip())
+            # Per key and client address: one client cannot use up a shared key.
+            c.limits.check("key", f"{api_key}@{request.remote}")
+        if fields.get("phone"):
+            c.limits.check("caller", fields["phone"])
     except RateLimited as exc:
         return open311_error(429, str(exc), fmt, {"Retry-After": str(exc.retry_after_s)})
     try:
@@ -258,7 +275,11 @@ def _status_notes(report: Any, incident: Any) -> str:
     }.get(incident.status, incident.status)
 
 
-def _request_view(report: Any, incident: Any) -> dict[str, Any]:
+def _request_view(report: Any, incident: Any, full: bool = False) -> dict[str, Any]:
+    """One request as GeoReport v2 shows it. Anonymous readers get the description and
+    address with phone numbers, ID numbers and house numbers masked (`full` for
+    dispatchers and API clients)."""
+    shown = (lambda text: text) if full else mask_personal
     status = "closed" if incident is not None and incident.status == "resolved" else "open"
     updated = incident.updated_at if incident is not None else report.received_at
     expected = expected_datetime(incident)
@@ -269,13 +290,13 @@ def _request_view(report: Any, incident: Any) -> dict[str, Any]:
         "status_notes": _status_notes(report, incident),
         "service_name": service.name if service else report.service_code,
         "service_code": report.service_code,
-        "description": report.description,
+        "description": shown(report.description or ""),
         "agency_responsible": AGENCY,
         "service_notice": "",
         "requested_datetime": as_utc(report.received_at).isoformat(),  # type: ignore[union-attr]
         "updated_datetime": as_utc(updated).isoformat(),  # type: ignore[union-attr]
         "expected_datetime": expected.isoformat() if expected else "",
-        "address": report.address or "",
+        "address": shown(report.address or ""),
         "address_id": "",
         "zipcode": "",
         "lat": report.lat,
@@ -284,24 +305,41 @@ def _request_view(report: Any, incident: Any) -> dict[str, Any]:
     }
 
 
-def _load(conn: Any, rows: Sequence[Any]) -> list[dict[str, Any]]:
+def _load(conn: Any, rows: Sequence[Any], full: bool = False) -> list[dict[str, Any]]:
     ids = {r.incident_id for r in rows if r.incident_id is not None}
     found = (
         {i.id: i for i in conn.execute(select(incidents).where(incidents.c.id.in_(ids)))}
         if ids
         else {}
     )
-    return [_request_view(r, found.get(r.incident_id)) for r in rows]
+    return [_request_view(r, found.get(r.incident_id), full) for r in rows]
+
+
+def _private(reply: web.Response) -> web.Response:
+    """The same URL answers masked or in full depending on who asks: caches must not
+    hand a dispatcher's full answer to the public."""
+    reply.headers["Vary"] = "Authorization, Cookie"
+    return reply
+
+
+def sees_personal_data(request: web.Request) -> bool:
+    """A dispatcher logged in (session) or a caller with an /api/ token reads reports
+    in full; everyone else reads them masked."""
+    from pingan.http.auth import current_session
+    from pingan.users import role_at_least
+
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token_ok(token.strip(), ctx(request).api_tokens)
+    session = current_session(request) if request.cookies else None
+    return session is not None and role_at_least(session[1], "dispatcher")
 
 
 def _date(raw: str, name: str) -> datetime:
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ReportInvalid(
-            f"{name}: {raw!r} is not a w3 datetime (2026-01-20T00:00:00Z)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return parse_when(raw, name, assume_utc=True)
+    except Invalid as exc:
+        raise ReportInvalid(f"{exc} (a w3 datetime such as 2026-01-20T00:00:00Z)") from None
 
 
 async def get_requests(request: web.Request) -> web.Response:
@@ -312,10 +350,11 @@ async def get_requests(request: web.Request) -> web.Response:
     query = select(reports).order_by(reports.c.id.desc()).limit(MAX_RESULTS)
     try:
         if q.get("service_request_id"):
-            ids = [i.strip() for i in q["service_request_id"].split(",") if i.strip()]
-            if not all(i.isdigit() for i in ids):
-                raise ReportInvalid("service_request_id: expected comma-separated numbers")
-            query = query.where(reports.c.id.in_([int(i) for i in ids]))
+            try:
+                ids = parse_ids(q["service_request_id"], "service_request_id", MAX_RESULTS)
+            except Invalid as exc:
+                raise ReportInvalid(f"{exc}; expected comma-separated ids") from None
+            query = query.where(reports.c.id.in_(ids))
         else:
             end = _date(q["end_date"], "end_date") if q.get("end_date") else utcnow()
             start = (
@@ -335,11 +374,12 @@ async def get_requests(request: web.Request) -> web.Response:
             raise ReportInvalid("status: open, closed, or both comma-separated")
     except ReportInvalid as exc:
         return open311_error(400, exc.description, fmt)
+    full = sees_personal_data(request)
     with ctx(request).store.read() as conn:
-        rows = _load(conn, conn.execute(query).all())
+        rows = _load(conn, conn.execute(query).all(), full)
     if wanted:
         rows = [r for r in rows if r["status"] in wanted]
-    return respond(fmt, "service_requests", "request", rows)
+    return _private(respond(fmt, "service_requests", "request", rows))
 
 
 async def get_request(request: web.Request) -> web.Response:
@@ -347,14 +387,14 @@ async def get_request(request: web.Request) -> web.Response:
     if fmt is None:
         return open311_error(404, "format: use .json or .xml")
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        return open311_error(404, f"service_request_id {raw!r} not found", fmt)
+    if not is_id(raw):
+        return open311_error(404, f"service_request_id {raw[:40]!r} not found", fmt)
     with ctx(request).store.read() as conn:
         report = conn.execute(select(reports).where(reports.c.id == int(raw))).first()
         if report is None:
             return open311_error(404, f"service_request_id {raw!r} not found", fmt)
-        rows = _load(conn, [report])
-    return respond(fmt, "service_requests", "request", rows)
+        rows = _load(conn, [report], sees_personal_data(request))
+    return _private(respond(fmt, "service_requests", "request", rows))
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -45,3 +45,26 @@ class RateLimits:
         if bucket.tokens < 1:
             raise RateLimited(scope, max(1, math.ceil((1 - bucket.tokens) * 60 / rate)))
         bucket.tokens -= 1
+
+
+class AuditBudget:
+    """Anonymous failures (a bad crew link, a forged webhook) are audited, but a flood
+    of them must not fill the audit table: at most `per_minute` rows per kind; the
+    rest are counted, and the next row written says how many were not."""
+
+    def __init__(self, per_minute: int = 30, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute, self.clock = per_minute, clock
+        self._window: dict[str, tuple[float, int, int]] = {}  # kind -> (start, rows, skipped)
+
+    def take(self, kind: str) -> int | None:
+        """None: do not write a row (counted). Else the number skipped since the last
+        row, to record in this one."""
+        now = self.clock()
+        start, rows, skipped = self._window.get(kind, (now, 0, 0))
+        if now - start >= 60:
+            start, rows = now, 0
+        if rows >= self.per_minute:
+            self._window[kind] = (start, rows, skipped + 1)
+            return None
+        self._window[kind] = (start, rows + 1, 0)
+        return skipped

@@ -5,19 +5,28 @@ feed so other systems can relay it."""
 from __future__ import annotations
 
 import asyncio
-import json
-from datetime import datetime
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from aiohttp import web
+from pydantic import BaseModel, Field, StrictStr
 from sqlalchemy import select, update
 
 from alerts import citizen_warnings as cw
 from pingan.city import load_city
 from pingan.clock import utcnow
-from pingan.http.context import actor_of, ctx, json_error, json_response
-from pingan.http.hotline import twilio_signed
+from pingan.http.context import actor_of, acts_as_person, ctx, json_error, json_response
+from pingan.http.hotline import first_delivery, twilio_signed
+from pingan.http.validation import (
+    clean_text,
+    clean_tree,
+    is_id,
+    model_of,
+    parse_when,
+    read_form,
+    read_json,
+)
+from pingan.phones import e164_or_raw
 from pingan.store import as_utc, mark_component
 from pingan.store.schema import citizen_warnings, sends, subscribers
 from pingan.vocabulary import WARNING_EVENTS
@@ -26,37 +35,42 @@ CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SENDER = "warnings@luohe-cgj.example.cn"
 SEVERITY = {"blue": "Minor", "yellow": "Moderate", "orange": "Severe", "red": "Extreme"}
 _last_receipt_mark = [0.0]  # when a delivery receipt last touched the live views
+RECEIPT_CONSUMER = "webhook:twilio-status"
 RECEIPT_STATUSES = {"queued", "sending", "sent", "delivered", "undelivered", "failed"}
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise cw.WarningRefused(f"body: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise cw.WarningRefused("body: expected a JSON object")
-    return data
+class DraftBody(BaseModel):
+    event: StrictStr = Field(max_length=40)
+    level: StrictStr = Field(max_length=20)
+    districts: list[StrictStr] = Field(min_length=1, max_length=50)
+    template: StrictStr = Field(max_length=80)
+    channels: list[StrictStr] = Field(["sms"], min_length=1, max_length=2)
+    expires: StrictStr | None = None
+
+
+class CorrectionBody(BaseModel):
+    msg_type: StrictStr = ""
+    text: StrictStr = Field("", max_length=1000)
 
 
 async def draft(request: web.Request) -> web.Response:
+    body = model_of(DraftBody, await read_json(request))
+    expires = parse_when(body.expires, "expires") if body.expires else None
     try:
-        data = await _body(request)
-        expires = datetime.fromisoformat(data["expires"]) if data.get("expires") else None
         result = await asyncio.to_thread(
             cw.create_draft,
             ctx(request).store,
-            str(data.get("event", "")),
-            str(data.get("level", "")),
-            list(data.get("districts", [])),
-            str(data.get("template", "")),
-            list(data.get("channels", ["sms"])),
+            body.event,
+            body.level,
+            body.districts,
+            body.template,
+            body.channels,
             actor_of(request),
             utcnow(),
             expires,
             threshold=ctx(request).settings.approval_threshold,
         )
-    except (cw.WarningRefused, ValueError) as exc:
+    except (cw.WarningRefused, ValueError, KeyError) as exc:
         return json_error(400, str(exc))
     return json_response(result, status=201)
 
@@ -72,12 +86,21 @@ async def preview(request: web.Request) -> web.Response:
 
 def _id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise web.HTTPNotFound(reason=f"warning {raw!r} not found")
+    if not is_id(raw):
+        raise web.HTTPNotFound(reason=f"warning {raw[:40]!r} not found")
     return int(raw)
 
 
 async def approve(request: web.Request) -> web.Response:
+    if not acts_as_person(request):
+        # The two-person rule counts people: a token shared by machines names nobody,
+        # so it can neither be the second person nor approve on its own.
+        return json_error(
+            403,
+            f"two-person rule: {actor_of(request)} is a shared API token and names no "
+            "person; approve as a logged-in dispatcher or with a named token "
+            "(PINGAN_API_TOKENS=name:token)",
+        )
     try:
         chunks = await asyncio.to_thread(
             cw.approve,
@@ -95,16 +118,16 @@ async def approve(request: web.Request) -> web.Response:
 
 
 async def correct(request: web.Request) -> web.Response:
+    body = model_of(CorrectionBody, await read_json(request))
     try:
-        data = await _body(request)
-        text = str(data.get("text", "")).strip()
+        text = clean_text(body.text).strip()
         if not text:
             raise cw.WarningRefused("text: required (what the correction says)")
         correction = await asyncio.to_thread(
             cw.correct,
             ctx(request).store,
             _id(request),
-            str(data.get("msg_type", "")),
+            body.msg_type,
             text,
             actor_of(request),
             utcnow(),
@@ -145,13 +168,18 @@ async def show(request: web.Request) -> web.Response:
 async def status_callback(request: web.Request) -> web.Response:
     """Twilio's delivery receipts update the ledger; forged ones are refused."""
     c = ctx(request)
-    form = await request.post()
+    form = await read_form(request)
     params = {k: v for k, v in form.items() if isinstance(v, str)}
     if not await asyncio.to_thread(twilio_signed, request, params):
         return json_error(403, "X-Twilio-Signature: missing or not valid for this request")
     sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "")
     if status not in RECEIPT_STATUSES:
-        return json_error(400, f"MessageStatus: {status!r} unknown")
+        return json_error(400, f"MessageStatus: {status[:40]!r} unknown")
+    if len(sid) > 40:
+        return json_error(400, "MessageSid: longer than 40 characters")
+    receipt = f"{sid}:{status}"
+    if sid and not await asyncio.to_thread(first_delivery, c.store, RECEIPT_CONSUMER, receipt):
+        return web.Response(status=204)  # this receipt was applied before: a replay
     now = utcnow()
     with c.store.transaction() as conn:
         conn.execute(
@@ -166,7 +194,7 @@ async def status_callback(request: web.Request) -> web.Response:
         if params.get("ErrorCode") == "21610":  # the recipient has opted out at Twilio
             conn.execute(
                 update(subscribers)
-                .where(subscribers.c.phone == params.get("To"))
+                .where(subscribers.c.phone == e164_or_raw(params.get("To", "")))
                 .values(opted_out_at=now)
             )
     if now.timestamp() - _last_receipt_mark[0] > 1.0:  # tell live views, at most 1/s
@@ -240,14 +268,14 @@ async def cap_alert(request: web.Request) -> web.Response:
     with ctx(request).store.read() as conn:
         row = conn.execute(
             select(citizen_warnings).where(
-                citizen_warnings.c.id == int(raw) if raw.isdigit() else False
+                citizen_warnings.c.id == int(raw) if is_id(raw) else False
             )
         ).first()
     if row is None or row.status not in ("sent", "cancelled"):
-        return json_error(404, f"no published warning {raw!r}")
+        return json_error(404, f"no published warning {raw[:40]!r}")
     body = (
         b'<?xml version="1.0" encoding="UTF-8"?>\n'
-        + tostring(_cap(row), encoding="unicode").encode()
+        + tostring(clean_tree(_cap(row)), encoding="unicode").encode()
     )
     return web.Response(body=body, content_type="application/cap+xml", charset="utf-8")
 
@@ -270,6 +298,7 @@ async def cap_feed(request: web.Request) -> web.Response:
         SubElement(
             entry, "link", href=f"{base}/cap/alerts/{row.id}.xml", type="application/cap+xml"
         )
+    clean_tree(feed)  # one stored control character must not break the whole feed
     body = b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(feed, encoding="unicode").encode()
     return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
 

@@ -38,8 +38,9 @@ from pingan.runtime.broker import (
     start_embedded_broker,
 )
 from pingan.runtime.children import spawn, stop
+from pingan.runtime.private import make_private
 from pingan.runtime.relay import OutboxRelay
-from pingan.runtime.secrets import ensure_secret, tokens_or_generated
+from pingan.runtime.secrets import ensure_secret, named_tokens, tokens_or_generated
 from pingan.settings import Settings
 from pingan.store import (
     LEASE_RENEW_S,
@@ -117,7 +118,7 @@ async def run(
 ) -> int:
     """Returns the process exit code. `start_worker=False` is `pingan http` in the
     scaled deployment, where workers run as their own services."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private(settings.data_dir)  # 0700/0600 before the database or a log is opened
     try:
         playbooks = PlaybookRegistry(settings.playbooks_dir)
         roster = load_roster(settings.roster_file)
@@ -130,6 +131,7 @@ async def run(
     api_tokens, api_generated = tokens_or_generated(
         settings.api_tokens, settings.data_dir, "api_token"
     )
+    api_tokens += named_tokens(settings.data_dir)  # `pingan tokens add NAME`
     keys, key_generated = tokens_or_generated(
         settings.open311_keys, settings.data_dir, "open311_key"
     )

@@ -5,6 +5,7 @@ signatures, the review queue, call-backs to citizens, and rate limits."""
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree.ElementTree import fromstring
@@ -209,7 +210,7 @@ def _signed_sms(stack: Stack, body: str, phone: str, token: str = TWILIO_TOKEN):
         "From": phone,
         "To": "+8610690000",
         "Body": body,
-        "MessageSid": "SM" + "0" * 32,
+        "MessageSid": "SM" + uuid.uuid4().hex,  # each SMS has its own (replays are refused)
         "AccountSid": "AC" + "0" * 32,
     }
     signature = RequestValidator(token).compute_signature(url, params)
