@@ -203,7 +203,7 @@ async function loadCrews() {
 }
 
 async function loadWarnings() {
-  const data = await api("/api/warnings/citizen");
+  const data = await api("/api/citizen-warnings");
   $("#warningtable tbody").innerHTML = (data?.warnings || []).map((w) => `<tr data-warning="${w.id}">
     <td>${w.id}</td><td>${esc(w.event)}</td><td>${esc(w.level)}</td><td>${w.recipients}</td>
     <td class="wstatus">${esc(w.status)}</td><td class="wsent">${w.stats.sent + w.stats.delivered}</td>

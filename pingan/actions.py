@@ -161,6 +161,10 @@ class NotAllowed(ValueError):
     """The command is not allowed in the current state; the message says why."""
 
 
+class NotWaiting(NotAllowed):
+    """The report is not (or no longer) waiting for review: someone else placed it."""
+
+
 def resolve_by_dispatcher(
     store: Store, incident_id: int, reason: str, actor: str, now: datetime
 ) -> None:
@@ -255,7 +259,7 @@ def resolve_review(
         if row is None:
             raise NotFound(f"report {report_id} does not exist")
         if row.review_reason is None or row.incident_id is not None:
-            raise NotAllowed(f"report {report_id} is not waiting for review")
+            raise NotWaiting(f"report {report_id} is not waiting for review")
         conn.execute(
             update(reports)
             .where(reports.c.id == report_id)

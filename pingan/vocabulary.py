@@ -150,6 +150,15 @@ class AssignmentState(StrEnum):
     CANCELLED = "cancelled"
 
 
+# What a crew can do with a task (CrewAction in pingan/core/assignments.py).
+CREW_ACTIONS: dict[str, tuple[str, str]] = {
+    "ack": ("接单", "Accept"),
+    "decline": ("拒绝", "Decline"),
+    "en_route": ("出发", "En route"),
+    "on_scene": ("到场", "On scene"),
+    "done": ("完成", "Done"),
+}
+
 STATUSES: dict[str, tuple[str, str]] = {
     IncidentStatus.OPEN: ("待派单", "open"),
     IncidentStatus.DISPATCHED: ("已派单", "dispatched"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pingan.vocabulary import AssignmentState
+from pingan.vocabulary import CREW_ACTIONS, AssignmentState, status_label
 
 
 class CrewAction(StrEnum):
@@ -53,8 +53,12 @@ MOVES: dict[CrewAction, tuple[frozenset[AssignmentState], AssignmentState]] = {
 
 
 class TransitionRefused(ValueError):
-    """The move is not allowed from the current state; the message says why, in words
-    a crew leader reads on a phone."""
+    """The move is not allowed from the current state. The message says why in English
+    (the API); `zh` says it in the words a crew leader reads on a phone."""
+
+    def __init__(self, en: str, zh: str) -> None:
+        super().__init__(en)
+        self.zh = zh
 
 
 def next_state(current: str, action: str) -> AssignmentState:
@@ -62,18 +66,27 @@ def next_state(current: str, action: str) -> AssignmentState:
     allowed, target = MOVES[act]
     if state in allowed:
         return target
+    doing = CREW_ACTIONS[act][0]
     if state is AssignmentState.ASSIGNED:
+        if act is CrewAction.DONE:
+            raise TransitionRefused(
+                "cannot mark done before the assignment is acknowledged", "请先接单，再标记完成。"
+            )
         raise TransitionRefused(
-            "cannot mark done before the assignment is acknowledged"
-            if act is CrewAction.DONE
-            else f"acknowledge the assignment before '{act.value}'"
+            f"acknowledge the assignment before '{act.value}'", f"请先接单，再{doing}。"
         )
     if state in (AssignmentState.TIMED_OUT, AssignmentState.DECLINED):
         raise TransitionRefused(
-            "this task has been passed to another crew; thank you, no action needed"
+            "this task has been passed to another crew; thank you, no action needed",
+            "该任务已转派其他班组，感谢，无需处理。",
         )
     if state is AssignmentState.CANCELLED:
-        raise TransitionRefused("this task was cancelled; no action needed")
+        raise TransitionRefused(
+            "this task was cancelled; no action needed", "该任务已取消，无需处理。"
+        )
     if act is CrewAction.ACK and state in WORKING:
-        raise TransitionRefused("already acknowledged")
-    raise TransitionRefused(f"assignment is {state.value}; '{act.value}' is no longer possible")
+        raise TransitionRefused("already acknowledged", "该任务已接单。")
+    raise TransitionRefused(
+        f"assignment is {state.value}; '{act.value}' is no longer possible",
+        f"任务已{status_label(state)['zh']}，不能再{doing}。",
+    )

@@ -10,16 +10,16 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from pingan import queries
 from pingan.clock import utcnow
-from pingan.core.assignments import REASSIGNABLE
+from pingan.dispatch import commands
 from pingan.http.context import actor_of, ctx, json_error, json_response
 from pingan.http.validation import is_id
 from pingan.labels import incident_labels
 from pingan.settings import PROJECT_ROOT
-from pingan.store import as_utc, record_audit
+from pingan.store import as_utc
 from pingan.store.schema import (
     assignments,
     audit,
@@ -158,32 +158,6 @@ async def me(request: web.Request) -> web.Response:
     return json_response({"user": actor_of(request), "role": request.get("role")})
 
 
-async def warnings_list(request: web.Request) -> web.Response:
-    from alerts.citizen_warnings import stats
-
-    with ctx(request).store.read() as conn:
-        rows = conn.execute(
-            select(citizen_warnings).order_by(citizen_warnings.c.id.desc()).limit(50)
-        ).all()
-        out = [
-            {
-                "id": r.id,
-                "event": r.event,
-                "level": r.level,
-                "districts": r.districts,
-                "status": r.status,
-                "msg_type": r.msg_type,
-                "recipients": r.recipients,
-                "drafted_by": r.drafted_by,
-                "approved_by": r.approved_by,
-                "text_zh": r.text_zh,
-                "stats": stats(conn, r.id),
-            }
-            for r in rows
-        ]
-    return json_response({"warnings": out})
-
-
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: 'change' whenever the audit trail grows (every state change
     writes one), so the page refetches what it shows without reloading."""
@@ -213,75 +187,32 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _transaction_action(request: web.Request, work: Any) -> Any:
-    with ctx(request).store.transaction() as conn:
-        return work(conn)
-
-
 async def reassign(request: web.Request) -> web.Response:
     """A dispatcher takes a task off a crew and asks the next one (audited)."""
-    from pingan.dispatch.staffing import dispatch_for_level, follow_assignments
-
     raw = request.match_info["id"]
     if not is_id(raw):
         return json_error(404, f"assignment {raw[:40]!r} not found")
-    now, actor = utcnow(), actor_of(request)
-
-    def work(conn: Any) -> int | None:
-        row = conn.execute(
-            select(assignments.c.incident_id, assignments.c.state).where(
-                assignments.c.id == int(raw)
-            )
-        ).first()
-        if row is None or row.state not in REASSIGNABLE:
-            return None
-        conn.execute(
-            update(assignments)
-            .where(assignments.c.id == int(raw))
-            .values(state=AssignmentState.CANCELLED, note=f"reassigned by {actor}", updated_at=now)
-        )
-        record_audit(
-            conn,
-            now,
-            actor,
-            "assignment.reassigned",
-            "assignment",
-            raw,
-            {"incident_id": row.incident_id},
-        )
-        dispatch_for_level(conn, row.incident_id, now)
-        status = conn.execute(
-            select(incidents.c.status).where(incidents.c.id == row.incident_id)
-        ).scalar_one()
-        follow_assignments(conn, row.incident_id, status, f"reassigned by {actor}", now)
-        return int(row.incident_id)
-
-    incident_id = await asyncio.to_thread(_transaction_action, request, work)
+    c = ctx(request)
+    incident_id = await asyncio.to_thread(
+        commands.reassign, c.store, int(raw), actor_of(request), utcnow()
+    )
     if incident_id is None:
         return json_error(409, f"assignment {raw} cannot be reassigned now")
-    with ctx(request).store.read() as conn:
+    with c.store.read() as conn:
         return json_response(queries.get_incident(conn, incident_id))
 
 
 async def dispatch_now(request: web.Request) -> web.Response:
     """Dispatch (again) what the incident's level asks for, e.g. once crews are free."""
-    from pingan.dispatch.staffing import dispatch_for_level
-
     raw = request.match_info["id"]
     if not is_id(raw):
         return json_error(404, f"incident {raw[:40]!r} not found")
-    now, actor = utcnow(), actor_of(request)
-
-    def work(conn: Any) -> bool:
-        if conn.execute(select(incidents.c.id).where(incidents.c.id == int(raw))).first() is None:
-            return False
-        record_audit(conn, now, actor, "incident.dispatch_requested", "incident", raw, {})
-        dispatch_for_level(conn, int(raw), now)
-        return True
-
-    if not await asyncio.to_thread(_transaction_action, request, work):
+    c = ctx(request)
+    if not await asyncio.to_thread(
+        commands.dispatch_now, c.store, int(raw), actor_of(request), utcnow()
+    ):
         return json_error(404, f"incident {raw} not found")
-    with ctx(request).store.read() as conn:
+    with c.store.read() as conn:
         return json_response(queries.get_incident(conn, int(raw)))
 
 
@@ -396,7 +327,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/stream", stream)
-    app.router.add_get("/api/warnings/citizen", warnings_list)
     app.router.add_get("/api/incidents/{id}/audit", audit_trail)
     app.router.add_post("/api/assignments/{id}/reassign", reassign)
     app.router.add_post("/api/incidents/{id}/dispatch", dispatch_now)

@@ -23,7 +23,7 @@ from pingan.links import LinkInvalid, verify_link
 from pingan.queries import first_report
 from pingan.store import as_utc, record_audit
 from pingan.store.schema import assignments, crews, incidents
-from pingan.vocabulary import AssignmentState, category_zh, status_label
+from pingan.vocabulary import CREW_ACTIONS, AssignmentState, category_zh, status_label
 from playbooks.snapshot import playbook_from_snapshot
 
 DIGITS = {
@@ -45,16 +45,10 @@ WORDS = {
 REPLY = re.compile(
     r"^\s*(?:(\d{1,12})\s*)?(1|2|3|9|收到|确认|接单|拒绝|出发|到达|到场|完成)\s*(.*)$", re.S
 )
-PASSED_ON = "this task has been passed to another crew; thank you, no action needed"
-POLITE = {  # what a crew reads when its move is too late
-    PASSED_ON: "该任务已转派其他班组，感谢，无需处理。",
-    "this task was cancelled; no action needed": "该任务已取消，无需处理。",
-}
-BUTTONS = {  # the moves a crew makes from its phone; decline has its own form
-    CrewAction.ACK: "接单 Accept",
-    CrewAction.EN_ROUTE: "出发 En route",
-    CrewAction.ON_SCENE: "到场 On scene",
-    CrewAction.DONE: "完成 Done",
+# The moves a crew makes from its phone, as buttons; decline has its own form.
+BUTTONS = {
+    action: " ".join(CREW_ACTIONS[action])
+    for action in (CrewAction.ACK, CrewAction.EN_ROUTE, CrewAction.ON_SCENE, CrewAction.DONE)
 }
 
 
@@ -99,8 +93,7 @@ def apply_sms_reply(store: Any, crew_id: str, body: str) -> str:
     except NotFound:
         return f"【平安派单】任务{code}不是派给您的班组，请核对任务号。"
     except TransitionRefused as exc:
-        polite = POLITE
-        return f"【平安派单】任务{code}：{polite.get(str(exc), str(exc))}"
+        return f"【平安派单】任务{code}：{exc.zh}"
     return f"【平安派单】任务{code}：{status_label(result.state)['zh']}，已记录。"
 
 

@@ -19,6 +19,7 @@ from alerts.subscribers import opt_keyword, set_opt_out
 from pingan.actions import (
     NotAllowed,
     NotFound,
+    NotWaiting,
     accept_free_text,
     record_satisfaction,
     resolve_review,
@@ -299,7 +300,7 @@ async def review_decide(request: web.Request) -> web.Response:
     except NotFound as exc:
         return json_error(404, str(exc))
     except NotAllowed as exc:
-        return json_error(409 if "not waiting" in str(exc) else 400, str(exc))
+        return json_error(409 if isinstance(exc, NotWaiting) else 400, str(exc))
     return json_response({"service_request_id": raw, "status": "accepted"})
 
 

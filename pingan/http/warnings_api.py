@@ -303,8 +303,33 @@ async def cap_feed(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
 
 
+async def listing(request: web.Request) -> web.Response:
+    with ctx(request).store.read() as conn:
+        rows = conn.execute(
+            select(citizen_warnings).order_by(citizen_warnings.c.id.desc()).limit(50)
+        ).all()
+        out = [
+            {
+                "id": r.id,
+                "event": r.event,
+                "level": r.level,
+                "districts": r.districts,
+                "status": r.status,
+                "msg_type": r.msg_type,
+                "recipients": r.recipients,
+                "drafted_by": r.drafted_by,
+                "approved_by": r.approved_by,
+                "text_zh": r.text_zh,
+                "stats": cw.stats(conn, r.id),
+            }
+            for r in rows
+        ]
+    return json_response({"warnings": out})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/citizen-warnings", draft)
+    app.router.add_get("/api/citizen-warnings", listing)
     app.router.add_get("/api/citizen-warnings/preview", preview)
     app.router.add_get("/api/citizen-warnings/{id}", show)
     app.router.add_post("/api/citizen-warnings/{id}/approve", approve)

@@ -9,12 +9,12 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from pingan.core import topics
 from pingan.core.events import WarningSignal
 from pingan.intake.classify import normalise_text
-from pingan.intake.location import locate
+from pingan.intake.location import Located, locate
 from pingan.intake.reports import ReportDraft
 from pingan.intake.warnings import signal_to_event
 from pingan.store import Store, emit, record_audit
@@ -53,6 +53,34 @@ def accept_report(
     returns, the report survives any crash and will be processed. The same caller
     sending the same text again within two minutes gets the first report's id. A report
     that cannot be placed (or was unsure of its category) waits for review."""
+    placed = place(draft, review_reason)  # outside the write lock: no database needed
+    with store.transaction() as conn:
+        return accept_report_in(conn, draft, placed, source, actor, now, classification)
+
+
+def accept_reports(
+    store: Store, drafts: list[ReportDraft], source: str, actor: str, now: datetime
+) -> list[Accepted]:
+    """Several reports in one transaction (one write lock, one commit): a platform's
+    batch, or a load test that must outpace the worker."""
+    placed = [place(draft) for draft in drafts]
+    with store.transaction() as conn:
+        return [
+            accept_report_in(conn, draft, where, source, actor, now)
+            for draft, where in zip(drafts, placed, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where a report is, how we know, and whether that leaves it for review."""
+
+    located: Located
+    by: str | None
+    review_reason: str | None
+
+
+def place(draft: ReportDraft, review_reason: str | None = None) -> Placed:
     located = locate(draft.lat, draft.lon, f"{draft.address or ''} {draft.description}")
     by = (
         "coordinates"
@@ -65,83 +93,92 @@ def accept_report(
     )
     if by is None and review_reason is None:
         review_reason = "location unknown: no coordinates and no known road or landmark"
+    return Placed(located, by, review_reason)
+
+
+def accept_report_in(
+    conn: Connection,
+    draft: ReportDraft,
+    placed: Placed,
+    source: str,
+    actor: str,
+    now: datetime,
+    classification: dict[str, object] | None = None,
+) -> Accepted:
+    """accept_report inside the caller's transaction."""
+    located, by, review_reason = placed.located, placed.by, placed.review_reason
     caller = caller_hash(draft.contact.get("phone"))
     text = normalise_text(draft.description)
-    with store.transaction() as conn:
-        if caller:
-            recent = conn.execute(
-                select(reports.c.id, reports.c.description, reports.c.service_code)
-                .where(
-                    reports.c.caller_hash == caller, reports.c.received_at >= now - DUPLICATE_WINDOW
+    if caller:
+        recent = conn.execute(
+            select(reports.c.id, reports.c.description, reports.c.service_code)
+            .where(reports.c.caller_hash == caller, reports.c.received_at >= now - DUPLICATE_WINDOW)
+            .order_by(reports.c.id)
+        ).all()
+        for row in recent:
+            if row.service_code == draft.service_code and normalise_text(row.description) == text:
+                record_audit(
+                    conn,
+                    now,
+                    actor,
+                    "report.duplicate_folded",
+                    "report",
+                    row.id,
+                    {"source": source},
                 )
-                .order_by(reports.c.id)
-            ).all()
-            for row in recent:
-                if (
-                    row.service_code == draft.service_code
-                    and normalise_text(row.description) == text
-                ):
-                    record_audit(
-                        conn,
-                        now,
-                        actor,
-                        "report.duplicate_folded",
-                        "report",
-                        row.id,
-                        {"source": source},
-                    )
-                    return Accepted(row.id, duplicate=True)
-        report_id = conn.execute(
-            reports.insert(),
-            dict(
-                received_at=now,
-                source=source,
-                service_code=draft.service_code,
-                lat=located.lat,
-                lon=located.lon,
-                address=draft.address,
-                description=draft.description,
-                media_url=draft.media_url,
-                contact=draft.contact,
-                district=located.district,
-                segment=located.segment,
-                located_by=by,
-                attributes=draft.attributes,
-                classification=classification,
-                review_reason=review_reason,
-                caller_hash=caller,
-            ),
-        ).inserted_primary_key[0]
-        record_audit(
+                return Accepted(row.id, duplicate=True)
+    report_id = conn.execute(
+        reports.insert(),
+        dict(
+            received_at=now,
+            source=source,
+            service_code=draft.service_code,
+            lat=located.lat,
+            lon=located.lon,
+            address=draft.address,
+            description=draft.description,
+            media_url=draft.media_url,
+            contact=draft.contact,
+            district=located.district,
+            segment=located.segment,
+            located_by=by,
+            attributes=draft.attributes,
+            classification=classification,
+            review_reason=review_reason,
+            caller_hash=caller,
+        ),
+    ).inserted_primary_key[0]
+    record_audit(
+        conn,
+        now,
+        actor,
+        "report.accepted",
+        "report",
+        report_id,
+        {
+            "service_code": draft.service_code,
+            "source": source,
+            "district": located.district,
+            "review": review_reason,
+        },
+    )
+    if review_reason is None:
+        emit(
             conn,
+            topics.REPORTS,
+            located.district or "unknown",
+            {"type": "report.accepted", "report_id": report_id},
             now,
-            actor,
-            "report.accepted",
-            "report",
-            report_id,
-            {
-                "service_code": draft.service_code,
-                "source": source,
-                "district": located.district,
-                "review": review_reason,
-            },
         )
-        if review_reason is None:
-            emit(
-                conn,
-                topics.REPORTS,
-                located.district or "unknown",
-                {"type": "report.accepted", "report_id": report_id},
-                now,
-            )
-        if caller and source != "sms":  # an SMS gets its answer in the webhook reply
-            emit(
-                conn,
-                topics.NOTIFICATIONS,
-                located.district or "unknown",
-                {"type": "citizen.received", "report_id": report_id},
-                now,
-            )
+    if caller and source != "sms":  # an SMS gets its answer in the webhook reply
+        emit(
+            conn,
+            topics.NOTIFICATIONS,
+            located.district or "unknown",
+            {"type": "citizen.received", "report_id": report_id},
+            now,
+        )
+
     return Accepted(int(report_id), review_reason=review_reason)
 
 

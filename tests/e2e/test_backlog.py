@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from pingan.clock import utcnow
-from pingan.intake.accept import accept_report
+from pingan.intake.accept import accept_reports
 from pingan.intake.reports import ReportDraft
 from pingan.store.schema import audit, reports
 from tests.e2e.harness import OPEN311_KEY, Stack, processes_matching, wait_for
@@ -132,15 +132,18 @@ def _storm_env() -> dict[str, str]:
 
 def inject_reports(stack: Stack, count: int, seed: int) -> None:
     """`count` reports at new places, accepted the way intake accepts them but without
-    HTTP in between: this worker outpaces one HTTP client, and the test needs a backlog
-    that lasts."""
+    HTTP in between and 500 to a transaction: the batching worker outpaces HTTP clients
+    and one-at-a-time accepts, and the test needs a backlog that lasts."""
     rng = random.Random(seed)
     store = stack.store
     try:
-        for n in range(count):
-            lat, lon = 33.50 + rng.random() * 0.16, 113.95 + rng.random() * 0.14
-            draft = ReportDraft("fallen_tree", lat, lon, None, f"第{seed}-{n}棵树倒了", None, {})
-            accept_report(store, draft, "open311", "test", utcnow())
+        for start in range(0, count, 500):
+            drafts = []
+            for n in range(start, min(count, start + 500)):
+                lat, lon = 33.50 + rng.random() * 0.16, 113.95 + rng.random() * 0.14
+                text = f"第{seed}-{n}棵树倒了"
+                drafts.append(ReportDraft("fallen_tree", lat, lon, None, text, None, {}))
+            accept_reports(store, drafts, "open311", "test", utcnow())
     finally:
         store.dispose()
 

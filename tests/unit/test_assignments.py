@@ -36,6 +36,17 @@ def test_refused_moves_say_why(state: str, action: str, reason: str) -> None:
         next_state(state, action)
 
 
+@pytest.mark.parametrize(("state", "action", "_"), REFUSED)
+def test_every_refusal_has_words_for_a_crew_leaders_phone(state: str, action: str, _: str) -> None:
+    """A refusal carries its Chinese text; the crew page and the SMS reply use it
+    (they once looked the English message up in a table and fell back to English)."""
+    with pytest.raises(TransitionRefused) as refused:
+        next_state(state, action)
+    zh = refused.value.zh
+    assert zh and zh != str(refused.value)
+    assert all(not ("a" <= ch.lower() <= "z") for ch in zh), zh
+
+
 @pytest.mark.parametrize(
     ("notify", "task", "time_out", "replace", "tell", "stop"),
     [
