@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from pingan.http.ratelimit import AuditBudget, RateLimits
+from pingan.intake.accept import GroupCommit
 from pingan.settings import Settings
 from pingan.store import Store
 from playbooks.registry import PlaybookRegistry
@@ -28,6 +29,11 @@ class Context:
     twilio_auth_token: str = ""
     link_secret: str = ""
     audit_budget: AuditBudget = field(default_factory=AuditBudget)
+    # Reports from concurrent requests committed together (pingan/intake/accept.py).
+    intake: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = GroupCommit(self.store)
 
 
 CONTEXT = web.AppKey("context", Context)

@@ -5,7 +5,6 @@ description is served at /open311/v2/openapi.yaml."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -28,7 +27,6 @@ from pingan.http.validation import (
     read_form,
     read_json,
 )
-from pingan.intake.accept import accept_report
 from pingan.intake.reports import ReportInvalid, validate_report
 from pingan.intake.services import CATALOGUE, Service
 from pingan.phones import PhoneInvalid, e164
@@ -219,9 +217,7 @@ async def post_request(request: web.Request) -> web.Response:
         draft = validate_report(fields, c.playbooks.index.report_categories())
     except ReportInvalid as exc:
         return open311_error(exc.code, exc.description, fmt)
-    accepted = await asyncio.to_thread(
-        accept_report, c.store, draft, "open311", f"open311:{api_key[:6]}", utcnow()
-    )
+    accepted = await c.intake.accept(draft, "open311", f"open311:{api_key[:6]}", utcnow())
     log.info(
         "report accepted id=%s service_code=%s phone=%s duplicate=%s review=%s",
         accepted.report_id,
