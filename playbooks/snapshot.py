@@ -23,3 +23,19 @@ def playbook_from_snapshot(snapshot: Mapping[str, Any] | str) -> Playbook:
         return _parse(snapshot)
     # Key order is kept: a playbook's levels are validated in the order written.
     return _parse(json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")))
+
+
+# id(playbook) -> (the playbook, kept alive so the id is not reused; its snapshot)
+_SNAPSHOTS: dict[int, tuple[Playbook, dict[str, Any]]] = {}
+
+
+def snapshot_of(playbook: Playbook) -> dict[str, Any]:
+    """The JSON snapshot an incident opened under `playbook` stores. Playbooks are
+    frozen, so each is dumped once, not once per incident a storm opens."""
+    found = _SNAPSHOTS.get(id(playbook))
+    if found is None or found[0] is not playbook:
+        if len(_SNAPSHOTS) >= 256:  # a long-running worker sees hot reloads
+            _SNAPSHOTS.clear()
+        found = (playbook, playbook.model_dump(mode="json"))
+        _SNAPSHOTS[id(playbook)] = found
+    return found[1]

@@ -20,6 +20,7 @@ from pingan.core.escalation import arrival_check, escalation_step
 from pingan.dispatch.requests import request_dispatch
 from pingan.store import SYSTEM, Store, emit, record_audit
 from pingan.store.assignments import move_assignment
+from pingan.store.db import scratch
 from pingan.store.schema import assignments, crews, staff, staff_alerts, timers
 from pingan.vocabulary import AssignmentState
 
@@ -97,7 +98,11 @@ def alert_staff(
 ) -> str | None:
     """Queue an alert for the unit's supervisor (or the duty leader); alerts to one
     person within DIGEST_WINDOW go out together. Returns who was alerted."""
-    people = conn.execute(select(staff)).all()
+    # The staff list is read once per transaction: a storm's batch alerts many times.
+    memo = scratch(conn)
+    if "staff" not in memo:
+        memo["staff"] = conn.execute(select(staff)).all()
+    people = memo["staff"]
     person = None
     if role == "supervisor":
         person = next((p for p in people if p.role == "supervisor" and p.unit == unit), None)
@@ -114,11 +119,14 @@ def alert_staff(
             phone=person.phone, name=person.name, text=text, incident_id=incident_id, created_at=now
         ),
     )
+    # Digest timers are keyed "digest:<phone>:<time>": a range on the unique key index
+    # finds this person's, instead of reading every unfired timer's JSON.
+    prefix = f"digest:{person.phone}:"
     pending = conn.execute(
         select(timers.c.id).where(
-            timers.c.kind == "digest",
+            timers.c.key >= prefix,
+            timers.c.key < prefix[:-1] + ";",  # ';' sorts right after ':'
             timers.c.fired_at.is_(None),
-            timers.c.payload["phone"].as_string() == person.phone,
         )
     ).first()
     if pending is None:

@@ -31,6 +31,7 @@ from pingan.core.events import (
 )
 from pingan.store import SYSTEM, as_utc, emit, record_audit
 from pingan.store.assignments import cancel_open_assignments
+from pingan.store.db import scratch
 from pingan.store.schema import (
     incident_history,
     incident_warnings,
@@ -39,7 +40,7 @@ from pingan.store.schema import (
 )
 from pingan.vocabulary import IncidentStatus
 from playbooks.model import Playbook
-from playbooks.snapshot import playbook_from_snapshot
+from playbooks.snapshot import playbook_from_snapshot, snapshot_of
 
 log = logging.getLogger("pingan.incidents")
 
@@ -111,17 +112,7 @@ def load_report_candidates(
     report costs the same with ten open incidents or ten thousand."""
     if event.lat is None or event.lon is None or not playbook_ids:
         return []
-    radius = 0.0
-    for playbook_id in playbook_ids:
-        for status in OPEN_STATUSES:  # one index seek each (max over an index suffix)
-            found = conn.execute(
-                select(func.max(incidents.c.correlation_radius_m)).where(
-                    incidents.c.playbook_id == playbook_id,
-                    incidents.c.scope == "site",
-                    incidents.c.status == status,
-                )
-            ).scalar()
-            radius = max(radius, found or 0.0)
+    radius = max(_largest_radius(conn, playbook_id) for playbook_id in playbook_ids)
     if radius <= 0:
         return []
     dlat = radius / _M_PER_DEG_LAT
@@ -136,6 +127,30 @@ def load_report_candidates(
         )
     ).all()
     return _views(conn, rows)
+
+
+def _largest_radius(conn: Connection, playbook_id: str) -> float:
+    """The largest correlation radius among the playbook's open site incidents. Read
+    once per transaction (a batch of reports) and raised as incidents open in it; an
+    incident resolved meanwhile leaves it too large, which only widens the search box
+    (matching measures the real distance)."""
+    memo = scratch(conn).setdefault(_RADIUS, {})
+    if playbook_id not in memo:
+        radius = 0.0
+        for status in OPEN_STATUSES:  # one index seek each (max over an index suffix)
+            found = conn.execute(
+                select(func.max(incidents.c.correlation_radius_m)).where(
+                    incidents.c.playbook_id == playbook_id,
+                    incidents.c.scope == "site",
+                    incidents.c.status == status,
+                )
+            ).scalar()
+            radius = max(radius, found or 0.0)
+        memo[playbook_id] = radius
+    return float(memo[playbook_id])
+
+
+_RADIUS = "largest_correlation_radius"
 
 
 def _views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]:
@@ -236,6 +251,10 @@ def insert_incident(
 ) -> int:
     """The one way an incident row is written (opened by the matcher, or split off by a
     dispatcher). `snapshot` keeps an existing snapshot's exact JSON."""
+    radius = playbook.correlation.radius_m if playbook.correlation else None
+    memo = scratch(conn).get(_RADIUS)
+    if memo is not None and radius and scope == "site" and playbook.id in memo:
+        memo[playbook.id] = max(memo[playbook.id], radius)
     return int(
         conn.execute(
             incidents.insert(),
@@ -248,12 +267,8 @@ def insert_incident(
                 thresholds_active=0,
                 playbook_id=playbook.id,
                 playbook_version=playbook.version,
-                playbook_snapshot=snapshot
-                if snapshot is not None
-                else playbook.model_dump(mode="json"),
-                correlation_radius_m=playbook.correlation.radius_m
-                if playbook.correlation
-                else None,
+                playbook_snapshot=snapshot if snapshot is not None else snapshot_of(playbook),
+                correlation_radius_m=radius,
                 lat=lat,
                 lon=lon,
                 unstaffed=0,
