@@ -97,6 +97,8 @@ async def _apply(
     except handlers.BadEvent as exc:
         log.error("agent=%s rejected event: %s", consumer, exc)
         handlers.reject_event(store, consumer, event, str(exc), utcnow())
+    except handlers.RetryLater as exc:  # expected while a provider is down: no traceback
+        log.warning("agent=%s will try again later: %s", consumer, exc)
     except Exception:
         log.exception(
             "agent=%s failed on event=%s (will be redelivered)",

@@ -394,6 +394,12 @@ async def handle_notification(
             break
         await asyncio.sleep(delay)
         outcome = await send_once(store, channel, message, now)
+    if outcome.status == "retry":
+        # The provider is still failing: the message is not done. Leave the event
+        # unclaimed so it is delivered again (the relay re-publishes it); the ledger's
+        # pending row makes that pass send it once. Before, it was claimed here and a
+        # crew's message was dropped after ~7 s of provider errors.
+        raise RetryLater(f"{kind} {entity_id}: provider still failing ({outcome.error})")
     with store.transaction() as conn:
         if claim_event(conn, "notify", event_id, now):
             record_audit(

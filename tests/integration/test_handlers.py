@@ -299,3 +299,44 @@ def test_resolving_releases_crews_on_their_way_or_on_scene(staffed_store: Store,
     with staffed_store.read() as conn:
         state = conn.execute(select(assignments.c.state)).scalar_one()
     assert state == "cancelled"
+
+
+def test_a_message_the_provider_keeps_refusing_is_not_dropped(staffed_store: Store, index) -> None:
+    """A provider failing for longer than the in-handler retries: the crew's message is
+    left unclaimed (delivered again later), not recorded as done; once the provider is
+    back, the redelivery sends it exactly once."""
+    from sqlalchemy import and_
+
+    _open_and_dispatch(staffed_store, index)
+    [note] = [
+        e for e in events(staffed_store, topics.NOTIFICATIONS) if e["type"] == "crew.assignment"
+    ]
+    down = FlakyChannel(failures=100)
+    with pytest.raises(handlers.RetryLater, match="provider still failing"):
+        asyncio.run(
+            handlers.handle_notification(staffed_store, down, note, NOW, retry_delays=(0, 0, 0))
+        )
+
+    def claimed() -> int:
+        with staffed_store.read() as conn:
+            return conn.execute(
+                select(func.count())
+                .select_from(processed_events)
+                .where(
+                    and_(
+                        processed_events.c.event_id == note["event_id"],
+                        processed_events.c.consumer == "notify",
+                    )
+                )
+            ).scalar_one()
+
+    assert claimed() == 0 and down.sent == []
+    with staffed_store.read() as conn:
+        assert conn.execute(select(sends.c.status)).scalar_one() == "pending"
+    back = FlakyChannel(failures=0)
+    back.name = down.name  # the same channel, recovered
+    for _ in range(2):  # the relay's redelivery, and a duplicate of it
+        asyncio.run(handlers.handle_notification(staffed_store, back, note, NOW))
+    assert len(back.sent) == 1 and claimed() == 1
+    with staffed_store.read() as conn:
+        assert conn.execute(select(sends.c.status)).scalar_one() == "sent"
