@@ -117,15 +117,14 @@ def _incident_views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]
     ]
 
 
-def load_dispatch_state(
-    conn: Connection, incident: Any, now: datetime, context: dict[str, Any] | None = None
-) -> DispatchState:
-    """What dispatch planning reads for one incident (its row given)."""
+def load_dispatch_state(conn: Connection, incident: Any, context: dict[str, Any]) -> DispatchState:
+    """What dispatch planning reads for one incident (its row given), with what it
+    reads for every incident (`context`, from load_dispatch_context)."""
     [view] = _incident_views(conn, [incident])
     return DispatchState(
         incident=view,
         playbook=playbook_from_snapshot(incident.playbook_snapshot),
-        **(context or load_dispatch_context(conn, now)),
+        **context,
     )
 
 
@@ -143,7 +142,7 @@ def dispatch_for_level(
         raise BadEvent(f"incident {incident_id} does not exist")
     if not dispatch_applies(incident.status, bool(incident.held), occasion):
         return  # nothing to plan: skip loading the roster
-    state = load_dispatch_state(conn, incident, now, _shared_context(conn, now))
+    state = load_dispatch_state(conn, incident, _shared_context(conn, now))
     write_dispatch_plan(conn, state, plan_dispatch(state, now, occasion), now)
 
 
