@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from alerts.channels.base import Channel, Message
 from alerts.ledger import send_once
@@ -40,6 +40,7 @@ from pingan.queries import first_report
 from pingan.store import SYSTEM, Store, as_utc, claim_event, emit, record_audit
 from pingan.store.incidents import (
     apply_decisions,
+    incident_row,
     load_open_incidents,
     load_report_candidates,
 )
@@ -58,6 +59,20 @@ from playbooks.model import WarningTrigger
 from playbooks.snapshot import playbook_from_snapshot
 
 log = logging.getLogger("pingan.streams")
+
+
+# Built once (see pingan/store/incidents.py): these run for every event of a storm.
+_REPORT = select(reports).where(reports.c.id == bindparam("report_id"))
+_FIRST_UNIT = (
+    select(crews.c.unit)
+    .join(assignments, assignments.c.crew_id == crews.c.id)
+    .where(assignments.c.incident_id == bindparam("incident_id"))
+    .order_by(assignments.c.id)
+)
+_NOTIFIED = select(processed_events.c.event_id).where(
+    processed_events.c.event_id == bindparam("event_id"),
+    processed_events.c.consumer == "notify",
+)
 
 
 def reject_event(store: Store, consumer: str, event: Any, reason: str, now: datetime) -> None:
@@ -119,7 +134,7 @@ def apply_report_accepted(
     report_id = int(_field(event, "report_id"))
     if not claim_event(conn, "incidents", _field(event, "event_id"), now):
         return
-    report = conn.execute(select(reports).where(reports.c.id == report_id)).first()
+    report = conn.execute(_REPORT, {"report_id": report_id}).first()
     if report is None:
         raise BadEvent(f"report {report_id} does not exist")
     if report.incident_id is not None:
@@ -206,8 +221,11 @@ def apply_incident_event(conn: Connection, event: dict[str, Any], now: datetime)
     elif kind in ("incident.opened", "incident.upgraded"):
         incident_id = int(_field(event, "incident_id"))
         dispatch_for_level(conn, incident_id, now)
-        _tell_staff(conn, incident_id, now)
-        _warn_citizens(conn, incident_id, now)
+        # What staff and citizens hear reads the incident's level and playbook, which
+        # dispatch does not change: one read serves both.
+        incident = incident_row(conn, incident_id)
+        _tell_staff(conn, incident, now)
+        _warn_citizens(conn, incident, now)
 
 
 def _occasion(raw: Any) -> Occasion:
@@ -217,29 +235,24 @@ def _occasion(raw: Any) -> Occasion:
         raise BadEvent(f"occasion {raw!r} is not one of {[o.value for o in Occasion]}") from None
 
 
-def _tell_staff(conn: Connection, incident_id: int, now: datetime) -> None:
+def _tell_staff(conn: Connection, incident: Any, now: datetime) -> None:
     """The level's notify_staff roles hear that the response started (in their digest).
     A supervisor is the one over the crews sent; with none sent, the duty leader."""
-    incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()
+    incident_id = incident.id
     notices = playbook_from_snapshot(incident.playbook_snapshot).actions_at(incident.level)
     if not notices.notify_staff:
         return
-    unit = conn.execute(
-        select(crews.c.unit)
-        .join(assignments, assignments.c.crew_id == crews.c.id)
-        .where(assignments.c.incident_id == incident_id)
-        .order_by(assignments.c.id)
-    ).scalar()
+    unit = conn.execute(_FIRST_UNIT, {"incident_id": incident_id}).scalar()
     for notice in notices.notify_staff:
         text = staff_level_text(incident_id, incident.category, incident.level, notice.message)
         alert_staff(conn, notice.role, unit or "", text, incident_id, now)
 
 
-def _warn_citizens(conn: Connection, incident_id: int, now: datetime) -> None:
+def _warn_citizens(conn: Connection, incident: Any, now: datetime) -> None:
     """The level's notify_citizens actions become warning drafts (or auto-sends)."""
     from alerts.citizen_warnings import draft_for_incident
 
-    incident = conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()
+    incident_id = incident.id
     if incident.scope != "district" or not incident.district:
         return
     playbook = playbook_from_snapshot(incident.playbook_snapshot)
@@ -338,7 +351,7 @@ def _digest_message(conn: Connection, digest_key: str) -> Message | None:
 def _citizen_message(
     conn: Connection, kind: str, report_id: int, outcome: str | None = None
 ) -> Message | None:
-    report = conn.execute(select(reports).where(reports.c.id == report_id)).first()
+    report = conn.execute(_REPORT, {"report_id": report_id}).first()
     if report is None:
         raise BadEvent(f"report {report_id} does not exist")
     phone = (report.contact or {}).get("phone")
@@ -364,12 +377,7 @@ async def handle_notification(
     event_id = _field(event, "event_id")
     kind = _field(event, "type")
     with store.read() as conn:
-        if conn.execute(
-            select(processed_events.c.event_id).where(
-                processed_events.c.event_id == event_id,
-                processed_events.c.consumer == "notify",
-            )
-        ).first():
+        if conn.execute(_NOTIFIED, {"event_id": event_id}).first():
             return
         if kind in ("crew.assignment", "crew.reminder"):
             entity, entity_id = "assignment", int(_field(event, "assignment_id"))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, func, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, func, select
 
 from pingan.city import load_city
 from pingan.core import topics
@@ -35,9 +35,7 @@ from pingan.store import SYSTEM, emit, record_audit
 from pingan.store.assignments import insert_assignment
 from pingan.store.crews import load_crews
 from pingan.store.db import DISPATCH_CONTEXT, scratch
-from pingan.store.incidents import (
-    set_incident_status,
-)
+from pingan.store.incidents import UPDATE_INCIDENT, incident_row, set_incident_status
 from pingan.store.schema import (
     assignments,
     incident_warnings,
@@ -79,6 +77,37 @@ def load_dispatch_context(conn: Connection, now: datetime) -> dict[str, Any]:
     }
 
 
+# Built once (see pingan/store/incidents.py): these run for every dispatch of a storm.
+_FIRST_SEGMENTS = (
+    select(reports.c.incident_id, reports.c.segment)
+    .where(
+        reports.c.incident_id.in_(bindparam("ids", expanding=True)),
+        reports.c.segment.is_not(None),
+    )
+    .order_by(reports.c.id)
+)
+_ASSIGNMENT_VIEWS = select(
+    assignments.c.incident_id,
+    assignments.c.crew_id,
+    assignments.c.skill,
+    assignments.c.state,
+).where(assignments.c.incident_id.in_(bindparam("ids", expanding=True)))
+_THRESHOLDS_ACTIVE = select(incidents.c.thresholds_active).where(
+    incidents.c.id == bindparam("incident_id")
+)
+_WARNINGS_ACTIVE = (
+    select(func.count())
+    .select_from(incident_warnings)
+    .where(
+        incident_warnings.c.incident_id == bindparam("incident_id"),
+        incident_warnings.c.state == "active",
+    )
+)
+_ASSIGNMENT_STATES = select(assignments.c.state).where(
+    assignments.c.incident_id == bindparam("incident_id")
+)
+
+
 def _incident_views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]:
     """Incidents as dispatch sees them (their first placed segment and their
     assignments), read for many at once."""
@@ -86,20 +115,9 @@ def _incident_views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]
     mine: dict[int, list[AssignmentView]] = {}
     for start in range(0, len(rows), 500):
         ids = [r.id for r in rows[start : start + 500]]
-        for r in conn.execute(
-            select(reports.c.incident_id, reports.c.segment)
-            .where(reports.c.incident_id.in_(ids), reports.c.segment.is_not(None))
-            .order_by(reports.c.id)
-        ):
+        for r in conn.execute(_FIRST_SEGMENTS, {"ids": ids}):
             segments.setdefault(r.incident_id, r.segment)
-        for a in conn.execute(
-            select(
-                assignments.c.incident_id,
-                assignments.c.crew_id,
-                assignments.c.skill,
-                assignments.c.state,
-            ).where(assignments.c.incident_id.in_(ids))
-        ):
+        for a in conn.execute(_ASSIGNMENT_VIEWS, {"ids": ids}):
             mine.setdefault(a.incident_id, []).append(AssignmentView(a.crew_id, a.skill, a.state))
     return [
         IncidentView(
@@ -135,9 +153,7 @@ def dispatch_for_level(
     (pingan/core/dispatch.py), write the plan."""
     # The row lock serialises the callers (the agent, the API, the console) on one
     # incident, so two of them cannot staff it twice (PostgreSQL; SQLite has one writer).
-    incident = conn.execute(
-        select(incidents).where(incidents.c.id == incident_id).with_for_update()
-    ).first()
+    incident = incident_row(conn, incident_id, lock=True)
     if incident is None:
         raise BadEvent(f"incident {incident_id} does not exist")
     if not dispatch_applies(incident.status, bool(incident.held), occasion):
@@ -171,9 +187,9 @@ def write_dispatch_plan(
     if not plan.act:
         return
     if plan.release:
-        conn.execute(update(incidents).where(incidents.c.id == incident.id).values(held=0))
+        conn.execute(UPDATE_INCIDENT, {"incident_key": incident.id, "held": 0})
     if plan.hold:
-        conn.execute(update(incidents).where(incidents.c.id == incident.id).values(held=1))
+        conn.execute(UPDATE_INCIDENT, {"incident_key": incident.id, "held": 1})
         record_audit(
             conn, now, SYSTEM, "incident.held", "incident", incident.id, {"reason": plan.hold}
         )
@@ -231,11 +247,10 @@ def write_dispatch_plan(
                 batch.escalation,
                 now,
             )
-    conn.execute(
-        update(incidents)
-        .where(incidents.c.id == incident.id)
-        .values(unstaffed=1 if plan.unstaffed else 0)
-    )
+    if incident.unstaffed != plan.unstaffed:
+        conn.execute(
+            UPDATE_INCIDENT, {"incident_key": incident.id, "unstaffed": int(plan.unstaffed)}
+        )
     if incident.unstaffed and not plan.unstaffed:
         record_audit(
             conn, now, SYSTEM, "incident.staffed", "incident", incident.id, {"crews": plan.crews}
@@ -323,27 +338,15 @@ def release_incident(conn: Connection, incident_id: int, actor: str, now: dateti
 
 
 def _sources_active(conn: Connection, incident_id: int) -> bool:
-    thresholds = conn.execute(
-        select(incidents.c.thresholds_active).where(incidents.c.id == incident_id)
-    ).scalar_one()
-    warnings = conn.execute(
-        select(func.count())
-        .select_from(incident_warnings)
-        .where(
-            incident_warnings.c.incident_id == incident_id, incident_warnings.c.state == "active"
-        )
-    ).scalar_one()
+    thresholds = conn.execute(_THRESHOLDS_ACTIVE, {"incident_id": incident_id}).scalar_one()
+    warnings = conn.execute(_WARNINGS_ACTIVE, {"incident_id": incident_id}).scalar_one()
     return bool(thresholds or warnings)
 
 
 def follow_assignments(
     conn: Connection, incident_id: int, old: str, reason: str, now: datetime
 ) -> str:
-    states = (
-        conn.execute(select(assignments.c.state).where(assignments.c.incident_id == incident_id))
-        .scalars()
-        .all()
-    )
+    states = conn.execute(_ASSIGNMENT_STATES, {"incident_id": incident_id}).scalars().all()
     new = status_after_crew_change(states, _sources_active(conn, incident_id))
     if new != old:
         set_incident_status(conn, incident_id, old, new, reason, now)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pingan.core import topics
@@ -25,6 +25,12 @@ from pingan.store.schema import assignments, crews, staff, staff_alerts, timers
 from pingan.vocabulary import AssignmentState
 
 log = logging.getLogger("pingan.timers")
+# Built once (see pingan/store/incidents.py): a storm alerts staff for every incident.
+_TIMER_INSERT = insert(timers)
+_STAFF_ALERT_INSERT = insert(staff_alerts)
+_PENDING_BETWEEN = select(timers.c.id).where(
+    timers.c.key >= bindparam("lo"), timers.c.key < bindparam("hi"), timers.c.fired_at.is_(None)
+)
 DIGEST_WINDOW = timedelta(minutes=2)  # alerts to one person within this go as one SMS
 ARRIVAL_GRACE = timedelta(minutes=10)  # reminder first, supervisor this much later
 
@@ -42,7 +48,7 @@ def add_timer(
     try:
         with conn.begin_nested():
             conn.execute(
-                timers.insert(),
+                _TIMER_INSERT,
                 dict(
                     kind=kind,
                     key=key,
@@ -114,7 +120,7 @@ def alert_staff(
         log.error("nobody to alert role=%s unit=%s: %s", role, unit, text)
         return None
     conn.execute(
-        staff_alerts.insert(),
+        _STAFF_ALERT_INSERT,
         dict(
             phone=person.phone, name=person.name, text=text, incident_id=incident_id, created_at=now
         ),
@@ -123,11 +129,7 @@ def alert_staff(
     # finds this person's, instead of reading every unfired timer's JSON.
     prefix = f"digest:{person.phone}:"
     pending = conn.execute(
-        select(timers.c.id).where(
-            timers.c.key >= prefix,
-            timers.c.key < prefix[:-1] + ";",  # ';' sorts right after ':'
-            timers.c.fired_at.is_(None),
-        )
+        _PENDING_BETWEEN, {"lo": prefix, "hi": prefix[:-1] + ";"}  # ';' sorts right after ':'
     ).first()
     if pending is None:
         add_timer(

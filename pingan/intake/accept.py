@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from pingan.core import topics
 from pingan.core.events import WarningSignal
@@ -25,6 +25,15 @@ from pingan.store.schema import (
 )
 
 DUPLICATE_WINDOW = timedelta(minutes=2)
+# Built once (see pingan/store/incidents.py): every report of a storm runs both.
+_RECENT_FROM_CALLER = (
+    select(reports.c.id, reports.c.description, reports.c.service_code)
+    .where(
+        reports.c.caller_hash == bindparam("caller"), reports.c.received_at >= bindparam("since")
+    )
+    .order_by(reports.c.id)
+)
+_REPORT_INSERT = insert(reports)
 
 
 @dataclass(frozen=True)
@@ -112,9 +121,7 @@ def accept_report_in(
     text = normalise_text(draft.description)
     if caller:
         recent = conn.execute(
-            select(reports.c.id, reports.c.description, reports.c.service_code)
-            .where(reports.c.caller_hash == caller, reports.c.received_at >= now - DUPLICATE_WINDOW)
-            .order_by(reports.c.id)
+            _RECENT_FROM_CALLER, {"caller": caller, "since": now - DUPLICATE_WINDOW}
         ).all()
         for row in recent:
             if row.service_code == draft.service_code and normalise_text(row.description) == text:
@@ -129,7 +136,7 @@ def accept_report_in(
                 )
                 return Accepted(row.id, duplicate=True)
     report_id = conn.execute(
-        reports.insert(),
+        _REPORT_INSERT,
         dict(
             received_at=now,
             source=source,

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, func, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, func, insert, select, update
 
 from pingan.city import load_city
 from pingan.core import topics
@@ -60,9 +60,9 @@ def set_incident_status(
     values: dict[str, Any] = {"status": new, "updated_at": now}
     if new == IncidentStatus.RESOLVED:
         values["resolved_at"] = now
-    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
+    conn.execute(UPDATE_INCIDENT, {"incident_key": incident_id, **values})
     conn.execute(
-        incident_history.insert(),
+        _HISTORY_INSERT,
         dict(incident_id=incident_id, at=now, from_status=old, to_status=new, reason=reason),
     )
     if new == IncidentStatus.RESOLVED:
@@ -76,12 +76,37 @@ def set_incident_status(
         )
 
 
+# Statements that run for every event of a storm are built once, with bound
+# parameters: building a SQLAlchemy statement costs several times what SQLite takes
+# to run it. An update sets the columns its parameters name; `incident_key` is the
+# row's id (a bind may not share a column's name).
+UPDATE_INCIDENT = update(incidents).where(incidents.c.id == bindparam("incident_key"))
+_HISTORY_INSERT = insert(incident_history)
+_INCIDENT_INSERT = insert(incidents)
+_LINK_REPORT = update(reports).where(reports.c.id == bindparam("report_key"))
+
+# An incident's row with its playbook snapshot as text: parsed playbooks are cached by
+# that text (playbooks/snapshot.py), so no event decodes and re-encodes the JSON.
+_ROW_COLUMNS = [
+    *(c for c in incidents.c if c.name != "playbook_snapshot"),
+    cast(incidents.c.playbook_snapshot, Text).label("playbook_snapshot"),
+]
+_INCIDENT_ROW = select(*_ROW_COLUMNS).where(incidents.c.id == bindparam("incident_id"))
+_INCIDENT_ROW_LOCKED = _INCIDENT_ROW.with_for_update()
+
+
+def incident_row(conn: Connection, incident_id: int, *, lock: bool = False) -> Any:
+    """The incident's row (None if there is none); `lock` takes its row lock
+    (PostgreSQL; SQLite has one writer), held to the end of the transaction."""
+    statement = _INCIDENT_ROW_LOCKED if lock else _INCIDENT_ROW
+    return conn.execute(statement, {"incident_id": incident_id}).first()
+
+
 OPEN_STATUSES = tuple(s.value for s in IncidentStatus if s != IncidentStatus.RESOLVED)
 _M_PER_DEG_LAT = 111_320.0
 
 
 def _view_columns() -> list[Any]:
-    # The snapshot as text: parsed playbooks are cached by it (playbooks/snapshot.py).
     return [
         incidents.c.id,
         incidents.c.level,
@@ -92,6 +117,33 @@ def _view_columns() -> list[Any]:
         incidents.c.thresholds_active,
         cast(incidents.c.playbook_snapshot, Text).label("snapshot"),
     ]
+
+
+_CANDIDATES = select(*_view_columns()).where(
+    incidents.c.playbook_id.in_(bindparam("playbook_ids", expanding=True)),
+    incidents.c.scope == "site",
+    incidents.c.status.in_(OPEN_STATUSES),
+    incidents.c.lat.between(bindparam("lat_lo"), bindparam("lat_hi")),
+    incidents.c.lon.between(bindparam("lon_lo"), bindparam("lon_hi")),
+)
+_LARGEST_RADIUS = select(func.max(incidents.c.correlation_radius_m)).where(
+    incidents.c.playbook_id == bindparam("playbook_id"),
+    incidents.c.scope == "site",
+    incidents.c.status == bindparam("status"),
+)
+_REPORT_COUNTS = (
+    select(
+        reports.c.incident_id,
+        func.count().label("n"),
+        func.max(reports.c.received_at).label("last_at"),
+    )
+    .where(reports.c.incident_id.in_(bindparam("ids", expanding=True)))
+    .group_by(reports.c.incident_id)
+)
+_ACTIVE_WARNINGS = select(incident_warnings).where(
+    incident_warnings.c.incident_id.in_(bindparam("ids", expanding=True)),
+    incident_warnings.c.state == "active",
+)
 
 
 def load_open_incidents(
@@ -118,13 +170,14 @@ def load_report_candidates(
     dlat = radius / _M_PER_DEG_LAT
     dlon = radius / (_M_PER_DEG_LAT * max(math.cos(math.radians(event.lat)), 0.01))
     rows = conn.execute(
-        select(*_view_columns()).where(
-            incidents.c.playbook_id.in_(list(playbook_ids)),
-            incidents.c.scope == "site",
-            incidents.c.status.in_(OPEN_STATUSES),
-            incidents.c.lat.between(event.lat - dlat, event.lat + dlat),
-            incidents.c.lon.between(event.lon - dlon, event.lon + dlon),
-        )
+        _CANDIDATES,
+        {
+            "playbook_ids": list(playbook_ids),
+            "lat_lo": event.lat - dlat,
+            "lat_hi": event.lat + dlat,
+            "lon_lo": event.lon - dlon,
+            "lon_hi": event.lon + dlon,
+        },
     ).all()
     return _views(conn, rows)
 
@@ -139,11 +192,7 @@ def _largest_radius(conn: Connection, playbook_id: str) -> float:
         radius = 0.0
         for status in OPEN_STATUSES:  # one index seek each (max over an index suffix)
             found = conn.execute(
-                select(func.max(incidents.c.correlation_radius_m)).where(
-                    incidents.c.playbook_id == playbook_id,
-                    incidents.c.scope == "site",
-                    incidents.c.status == status,
-                )
+                _LARGEST_RADIUS, {"playbook_id": playbook_id, "status": status}
             ).scalar()
             radius = max(radius, found or 0.0)
         memo[playbook_id] = radius
@@ -159,22 +208,10 @@ def _views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]:
     ids = [r.id for r in rows]
     counts = {
         r.incident_id: (r.n, as_utc(r.last_at))
-        for r in conn.execute(
-            select(
-                reports.c.incident_id,
-                func.count().label("n"),
-                func.max(reports.c.received_at).label("last_at"),
-            )
-            .where(reports.c.incident_id.in_(ids))
-            .group_by(reports.c.incident_id)
-        )
+        for r in conn.execute(_REPORT_COUNTS, {"ids": ids})
     }
     warnings: dict[int, dict[str, datetime | None]] = {}
-    for w in conn.execute(
-        select(incident_warnings).where(
-            incident_warnings.c.incident_id.in_(ids), incident_warnings.c.state == "active"
-        )
-    ):
+    for w in conn.execute(_ACTIVE_WARNINGS, {"ids": ids}):
         warnings.setdefault(w.incident_id, {})[w.warning_id] = as_utc(w.expires_at)
     views = []
     for row in rows:
@@ -200,9 +237,7 @@ def _views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]:
 def _link_source(conn: Connection, incident_id: int, event: Event) -> None:
     """Record what drives the incident: the report, the warning, or a threshold."""
     if isinstance(event, ReportReceived):
-        conn.execute(
-            update(reports).where(reports.c.id == event.report_id).values(incident_id=incident_id)
-        )
+        conn.execute(_LINK_REPORT, {"report_key": event.report_id, "incident_id": incident_id})
     elif isinstance(event, WarningSignal):
         exists = conn.execute(
             select(incident_warnings.c.state).where(
@@ -257,7 +292,7 @@ def insert_incident(
         memo[playbook.id] = max(memo[playbook.id], radius)
     return int(
         conn.execute(
-            incidents.insert(),
+            _INCIDENT_INSERT,
             dict(
                 category=category,
                 status=IncidentStatus.OPEN,
@@ -300,7 +335,7 @@ def _open(conn: Connection, decision: OpenIncident, category: str, now: datetime
         now=now,
     )
     conn.execute(
-        incident_history.insert(),
+        _HISTORY_INSERT,
         dict(
             incident_id=incident_id,
             at=now,
@@ -409,9 +444,7 @@ def apply_decisions(
                 touched.append(incident_id)
             case AttachToIncident(incident_id=incident_id):
                 _link_source(conn, incident_id, event)
-                conn.execute(
-                    update(incidents).where(incidents.c.id == incident_id).values(updated_at=now)
-                )
+                conn.execute(UPDATE_INCIDENT, {"incident_key": incident_id, "updated_at": now})
                 record_audit(
                     conn,
                     now,
