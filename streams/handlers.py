@@ -40,7 +40,6 @@ from pingan.queries import first_report
 from pingan.store import SYSTEM, Store, as_utc, claim_event, emit, record_audit
 from pingan.store.incidents import (
     apply_decisions,
-    incident_row,
     load_open_incidents,
     load_report_candidates,
 )
@@ -220,10 +219,9 @@ def apply_incident_event(conn: Connection, event: dict[str, Any], now: datetime)
         dispatch_for_level(conn, int(_field(event, "incident_id")), now, Occasion.RESTAFF)
     elif kind in ("incident.opened", "incident.upgraded"):
         incident_id = int(_field(event, "incident_id"))
-        dispatch_for_level(conn, incident_id, now)
-        # What staff and citizens hear reads the incident's level and playbook, which
-        # dispatch does not change: one read serves both.
-        incident = incident_row(conn, incident_id)
+        # What staff and citizens hear depends on the incident's level and playbook,
+        # which dispatch does not change: the row dispatch read serves both.
+        incident = dispatch_for_level(conn, incident_id, now)
         _tell_staff(conn, incident, now)
         _warn_citizens(conn, incident, now)
 

@@ -148,18 +148,20 @@ def load_dispatch_state(conn: Connection, incident: Any, context: dict[str, Any]
 
 def dispatch_for_level(
     conn: Connection, incident_id: int, now: datetime, occasion: Occasion = Occasion.NEED
-) -> None:
+) -> Any:
     """The one dispatch entry point: load the incident's dispatch state, plan
-    (pingan/core/dispatch.py), write the plan."""
+    (pingan/core/dispatch.py), write the plan. Returns the incident's row as it was
+    read before the plan was written (its playbook and level are what dispatch used)."""
     # The row lock serialises the callers (the agent, the API, the console) on one
     # incident, so two of them cannot staff it twice (PostgreSQL; SQLite has one writer).
     incident = incident_row(conn, incident_id, lock=True)
     if incident is None:
         raise BadEvent(f"incident {incident_id} does not exist")
     if not dispatch_applies(incident.status, bool(incident.held), occasion):
-        return  # nothing to plan: skip loading the roster
+        return incident  # nothing to plan: skip loading the roster
     state = load_dispatch_state(conn, incident, _shared_context(conn, now))
     write_dispatch_plan(conn, state, plan_dispatch(state, now, occasion), now)
+    return incident
 
 
 # Within one transaction (a batch of dispatch events) the roster, the warnings in force

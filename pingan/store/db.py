@@ -88,6 +88,7 @@ class Store:
             conn.info[SCRATCH] = {}
             try:
                 yield conn
+                _insert_deferred(conn)
             finally:
                 conn.info.pop(SCRATCH, None)
                 emitted = bool(conn.info.pop("emitted", False))
@@ -167,7 +168,8 @@ def emit(
     conn.info["emitted"] = True
     # Values as parameters, not in the statement: the compiled insert is cached once,
     # instead of a cache key built over every payload (the hottest write there is).
-    conn.execute(
+    _insert_at_commit(
+        conn,
         _OUTBOX_INSERT,
         {"event_id": event_id, "topic": topic, "key": key, "payload": body, "created_at": now},
     )
@@ -184,6 +186,26 @@ SCRATCH = "pingan.transaction_scratch"
 # The memo of crews, their load and the warnings in force that dispatch keeps within one
 # transaction; whoever frees crews inside a transaction drops it (crews_freed).
 DISPATCH_CONTEXT = "dispatch_context"
+
+
+# Outbox and audit rows are only read by other transactions (the relay, the console),
+# so a Store transaction writes them when it commits, each table's rows in one
+# multi-row insert in the order they were added, instead of a statement per row: a
+# storm writes several of each for every report.
+_DEFERRED = "rows_inserted_at_commit"
+
+
+def _insert_at_commit(conn: Connection, statement: Any, row: dict[str, Any]) -> None:
+    memo = conn.info.get(SCRATCH)
+    if memo is None:  # not in a Store transaction: nobody would flush it
+        conn.execute(statement, row)
+        return
+    memo.setdefault(_DEFERRED, {}).setdefault(statement, []).append(row)
+
+
+def _insert_deferred(conn: Connection) -> None:
+    for statement, rows in conn.info[SCRATCH].pop(_DEFERRED, {}).items():
+        conn.execute(statement, rows)
 
 
 def scratch(conn: Connection) -> dict[str, Any]:
@@ -211,7 +233,8 @@ def record_audit(
     entity_id: str | int,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    conn.execute(
+    _insert_at_commit(
+        conn,
         _AUDIT_INSERT,
         {
             "at": now,

@@ -28,6 +28,9 @@ def test_backlog_counts_what_waits_and_since_when(store: Store) -> None:
     with store.transaction() as conn:
         done = emit(conn, "t", "k", {"type": "t"}, later)
         emit(conn, "t", "k", {"type": "t"}, later)
+    # (Outbox rows are written when their transaction commits, so the relay's part
+    # comes after.)
+    with store.transaction() as conn:
         # The relay published all but the newest; the worker processed one of those.
         conn.execute(update(outbox).where(outbox.c.created_at == NOW).values(published_at=NOW))
         conn.execute(update(outbox).where(outbox.c.event_id == done).values(published_at=later))

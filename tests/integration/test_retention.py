@@ -19,6 +19,7 @@ def _event(store: Store, age_days: float, published: bool, processed: bool) -> s
     at = NOW - timedelta(days=age_days)
     with store.transaction() as conn:
         event_id = emit(conn, "pingan.intake.reports", "k", {"type": "report.accepted"}, at)
+    with store.transaction() as conn:  # outbox rows are written at commit
         if published:
             conn.execute(
                 update(outbox).where(outbox.c.event_id == event_id).values(published_at=at)
