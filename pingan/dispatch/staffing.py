@@ -92,17 +92,17 @@ _ASSIGNMENT_VIEWS = select(
     assignments.c.skill,
     assignments.c.state,
 ).where(assignments.c.incident_id.in_(bindparam("ids", expanding=True)))
-_THRESHOLDS_ACTIVE = select(incidents.c.thresholds_active).where(
-    incidents.c.id == bindparam("incident_id")
-)
-_WARNINGS_ACTIVE = (
-    select(func.count())
-    .select_from(incident_warnings)
+# Whether anything still drives the incident: a threshold, or a warning in force.
+_SOURCES_ACTIVE = select(
+    incidents.c.thresholds_active,
+    select(incident_warnings.c.warning_id)
     .where(
-        incident_warnings.c.incident_id == bindparam("incident_id"),
+        incident_warnings.c.incident_id == incidents.c.id,
         incident_warnings.c.state == "active",
     )
-)
+    .exists()
+    .label("warned"),
+).where(incidents.c.id == bindparam("incident_id"))
 _ASSIGNMENT_STATES = select(assignments.c.state).where(
     assignments.c.incident_id == bindparam("incident_id")
 )
@@ -340,9 +340,8 @@ def release_incident(conn: Connection, incident_id: int, actor: str, now: dateti
 
 
 def _sources_active(conn: Connection, incident_id: int) -> bool:
-    thresholds = conn.execute(_THRESHOLDS_ACTIVE, {"incident_id": incident_id}).scalar_one()
-    warnings = conn.execute(_WARNINGS_ACTIVE, {"incident_id": incident_id}).scalar_one()
-    return bool(thresholds or warnings)
+    row = conn.execute(_SOURCES_ACTIVE, {"incident_id": incident_id}).one()
+    return bool(row.thresholds_active or row.warned)
 
 
 def follow_assignments(

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pingan.core import topics
 from pingan.core.dispatch import Occasion
@@ -26,7 +27,12 @@ from pingan.vocabulary import AssignmentState
 
 log = logging.getLogger("pingan.timers")
 # Built once (see pingan/store/incidents.py): a storm alerts staff for every incident.
-_TIMER_INSERT = insert(timers)
+# A timer already scheduled under its key is left as it is: one statement, where a
+# savepoint around an insert took three round trips.
+_TIMER_INSERT = {
+    "sqlite": sqlite_insert(timers).on_conflict_do_nothing().returning(timers.c.id),
+    "postgresql": postgresql_insert(timers).on_conflict_do_nothing().returning(timers.c.id),
+}
 _STAFF_ALERT_INSERT = insert(staff_alerts)
 _PENDING_BETWEEN = select(timers.c.id).where(
     timers.c.key >= bindparam("lo"), timers.c.key < bindparam("hi"), timers.c.fired_at.is_(None)
@@ -45,22 +51,18 @@ def add_timer(
     payload: dict[str, Any] | None = None,
 ) -> bool:
     """Schedule once per key (a redelivered event does not schedule twice)."""
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                _TIMER_INSERT,
-                dict(
-                    kind=kind,
-                    key=key,
-                    due_at=due_at,
-                    incident_id=incident_id,
-                    assignment_id=assignment_id,
-                    payload=payload or {},
-                ),
-            )
-    except IntegrityError:
-        return False
-    return True
+    added = conn.execute(
+        _TIMER_INSERT[conn.dialect.name],
+        dict(
+            kind=kind,
+            key=key,
+            due_at=due_at,
+            incident_id=incident_id,
+            assignment_id=assignment_id,
+            payload=payload or {},
+        ),
+    )
+    return added.first() is not None
 
 
 def schedule_escalation(
