@@ -100,7 +100,7 @@ def normalize_cap(alert: CapAlert, city: City | None = None) -> list[dict[str, A
         "sent": _iso(alert.sent),
         "status": alert.status,
         "msg_type": alert.msg_type,
-        "references": list(alert.references),
+        "references": list(alert.referenced_ids),
     }
     records = []
     for info in alert.infos:
@@ -155,7 +155,7 @@ def cap_to_signal(alert: CapAlert, city: City | None = None) -> tuple[WarningSig
             districts=mapped.districts,
             at=alert.sent,
             expires=info.expires,
-            references=alert.references,
+            references=alert.referenced_ids,
         )
         return signal, info.headline
     if alert.msg_type == "Cancel" and alert.references:
@@ -168,7 +168,7 @@ def cap_to_signal(alert: CapAlert, city: City | None = None) -> tuple[WarningSig
             tuple(city.districts),
             alert.sent,
             None,
-            alert.references,
+            alert.referenced_ids,
         ), ""
     events = ", ".join(sorted({i.event for i in alert.infos})) or "no <info>"
     raise NotActionable(
