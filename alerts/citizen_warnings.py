@@ -10,9 +10,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, or_, select, update
 
+from alerts.cap import stored_area
 from alerts.sms import sms_size
 from pingan.city import load_city
 from pingan.core import topics
+from pingan.intake.feeds.cap import CapArea
+from pingan.intake.feeds.normalize import area_districts
 from pingan.store import Store, emit, record_audit
 from pingan.store.schema import citizen_warnings, sends, subscribers
 from playbooks.templates import load_templates
@@ -106,6 +109,7 @@ def _insert(
     expires: datetime | None = None,
     source_warning: str | None = None,
     audit_detail: dict[str, object] | None = None,
+    area: dict[str, object] | None = None,
 ) -> int:
     """A new warning from a template, its audience counted now; audited."""
     draft = draft_texts(template, districts)
@@ -128,6 +132,7 @@ def _insert(
             expires_at=expires,
             msg_type="Alert",
             source_warning=source_warning,
+            area=area,
         )
     ).inserted_primary_key[0]
     record_audit(
@@ -200,8 +205,16 @@ def create_draft(
     expires: datetime | None = None,
     source_warning: str | None = None,
     threshold: int | None = None,
+    area: CapArea | None = None,
 ) -> dict[str, object]:
-    unknown = [d for d in districts if d not in load_city().districts]
+    """A draft for `districts`; or, targeted by `area` (a polygon or circle) and no
+    districts given, for the districts the area covers (whose subscribers it reaches)."""
+    city = load_city()
+    if area is not None and not districts:
+        districts = area_districts((area,), city)
+        if not districts:
+            raise WarningRefused("polygon/circle: covers none of the city's districts")
+    unknown = [d for d in districts if d not in city.districts]
     if not districts or unknown:
         raise WarningRefused(
             f"districts: unknown {unknown}" if unknown else "districts: at least one"
@@ -221,12 +234,14 @@ def create_draft(
             now,
             expires=expires,
             source_warning=source_warning,
+            area=stored_area(area) if area is not None else None,
         )
         recipients = conn.execute(
             select(citizen_warnings.c.recipients).where(citizen_warnings.c.id == warning_id)
         ).scalar_one()
     return {
         "id": int(warning_id),
+        "districts": list(districts),
         "recipients": recipients,
         "text_zh": draft.text_zh,
         "text_en": draft.text_en,
@@ -339,6 +354,7 @@ def correct(
                 corrects=original_id,
                 msg_type=msg_type,
                 source_warning=original.source_warning,
+                area=original.area,
             )
         ).inserted_primary_key[0]
         if msg_type == "Cancel":

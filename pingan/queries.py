@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from pingan.store.schema import (
     reports,
     warning_messages,
 )
-from pingan.vocabulary import AssignmentState
+from pingan.vocabulary import AssignmentState, IncidentStatus
 
 LAG_HORIZON = timedelta(days=1)  # events older than this are the relay's sweep's business
 
@@ -118,6 +119,43 @@ def get_incident(conn: Connection, incident_id: int, reveal: bool = False) -> di
 
 def get_report(conn: Connection, report_id: int) -> Any | None:
     return conn.execute(select(reports).where(reports.c.id == report_id)).first()
+
+
+@dataclass(frozen=True)
+class ReportSearch:
+    """Which reports a search asks for; every part is applied in SQL, before the limit.
+    A report is closed when its incident is resolved, open otherwise (no incident yet
+    included), as Open311 shows it."""
+
+    ids: tuple[int, ...] = ()  # these reports only, whatever the other filters say
+    statuses: frozenset[str] = frozenset()  # open, closed; empty: both
+    service_codes: tuple[str, ...] = ()  # empty: all
+    start: datetime | None = None  # received at or after
+    end: datetime | None = None  # received at or before
+
+
+def find_reports(conn: Connection, search: ReportSearch, limit: int) -> list[Any]:
+    """The newest `limit` reports that match, newest first."""
+    query = select(reports).order_by(reports.c.id.desc()).limit(limit)
+    if search.ids:
+        return list(conn.execute(query.where(reports.c.id.in_(search.ids))).all())
+    if search.start is not None:
+        query = query.where(reports.c.received_at >= search.start)
+    if search.end is not None:
+        query = query.where(reports.c.received_at <= search.end)
+    if search.service_codes:
+        query = query.where(reports.c.service_code.in_(search.service_codes))
+    if search.statuses and search.statuses != {"open", "closed"}:
+        resolved = (
+            select(incidents.c.id)
+            .where(
+                incidents.c.id == reports.c.incident_id,
+                incidents.c.status == IncidentStatus.RESOLVED,
+            )
+            .exists()
+        )
+        query = query.where(resolved if "closed" in search.statuses else ~resolved)
+    return list(conn.execute(query).all())
 
 
 def warnings_in_force(conn: Connection, now: datetime) -> list[dict[str, Any]]:

@@ -32,6 +32,17 @@ def level_rank(level: str) -> int:
     return LEVEL_ORDER.index(level)
 
 
+# The words a sender writes for a warning signal's level (its colour), lower case.
+WARNING_LEVEL_WORDS: dict[str, str] = {
+    word.lower(): level for level in get_args(WarningLevel) for word in LEVELS[level]
+}
+
+
+def warning_level(word: object) -> str | None:
+    """The warning level a word names ("橙色", "Orange", "orange"), or None."""
+    return WARNING_LEVEL_WORDS.get(str(word).strip().lower())
+
+
 # ---- official warning signals (气象灾害预警信号), by their English keys --------------
 WarningEvent = Literal["blizzard", "rainstorm", "gale", "road_icing", "cold_wave"]
 WARNING_EVENTS: dict[str, str] = {

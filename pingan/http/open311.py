@@ -31,9 +31,11 @@ from pingan.intake.reports import ReportInvalid, validate_report
 from pingan.intake.services import CATALOGUE, Service
 from pingan.phones import PhoneInvalid, e164
 from pingan.privacy import mask_personal, mask_phone
+from pingan.queries import ReportSearch, find_reports
 from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc
 from pingan.store.schema import incidents, reports
+from pingan.vocabulary import IncidentStatus
 from playbooks.snapshot import playbook_from_snapshot
 
 log = logging.getLogger("pingan.open311")
@@ -276,7 +278,9 @@ def _request_view(report: Any, incident: Any, full: bool = False) -> dict[str, A
     address with phone numbers, ID numbers and house numbers masked (`full` for
     dispatchers and API clients)."""
     shown = (lambda text: text) if full else mask_personal
-    status = "closed" if incident is not None and incident.status == "resolved" else "open"
+    # The same rule as pingan.queries.ReportSearch applies in SQL.
+    resolved = incident is not None and incident.status == IncidentStatus.RESOLVED
+    status = "closed" if resolved else "open"
     updated = incident.updated_at if incident is not None else report.received_at
     expected = expected_datetime(incident)
     service = CATALOGUE.get(report.service_code)
@@ -338,43 +342,58 @@ def _date(raw: str, name: str) -> datetime:
         raise ReportInvalid(f"{exc} (a w3 datetime such as 2026-01-20T00:00:00Z)") from None
 
 
+def _listed(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def parse_search(query: Mapping[str, str], now: datetime) -> ReportSearch:
+    """GET requests' filters, or ReportInvalid naming the field and the value refused.
+    Without dates, the last 90 days; a range may not span more than 90 days (GeoReport
+    v2); service_request_id overrides the other filters (each still has to make sense)."""
+    statuses = frozenset(_listed(query.get("status", "")))
+    if unknown := sorted(statuses - {"open", "closed"}):
+        raise ReportInvalid(
+            f"status: {unknown[0][:40]!r} is not a request status (open, closed, or both "
+            "comma-separated)"
+        )
+    if query.get("service_request_id"):
+        try:
+            ids = parse_ids(query["service_request_id"], "service_request_id", MAX_RESULTS)
+        except Invalid as exc:
+            raise ReportInvalid(f"{exc}; expected comma-separated ids") from None
+        return ReportSearch(ids=tuple(ids))
+    codes = tuple(_listed(query.get("service_code", "")))
+    if unknown := [c for c in codes if c not in CATALOGUE]:
+        raise ReportInvalid(
+            f"service_code: {unknown[0][:40]!r} is not a service code ({', '.join(CATALOGUE)})"
+        )
+    end = _date(query["end_date"], "end_date") if query.get("end_date") else now
+    start = (
+        _date(query["start_date"], "start_date")
+        if query.get("start_date")
+        else end - timedelta(days=90)
+    )
+    if start > end:
+        raise ReportInvalid(f"start_date/end_date: {start.isoformat()} is after {end.isoformat()}")
+    if end - start > timedelta(days=90):
+        raise ReportInvalid(
+            f"start_date/end_date: {start.isoformat()} to {end.isoformat()} spans "
+            f"{(end - start).days} days; a range of at most 90 days"
+        )
+    return ReportSearch(statuses=statuses, service_codes=codes, start=start, end=end)
+
+
 async def get_requests(request: web.Request) -> web.Response:
     fmt = _format(request)
     if fmt is None:
         return open311_error(404, "format: use .json or .xml")
-    q = request.query
-    query = select(reports).order_by(reports.c.id.desc()).limit(MAX_RESULTS)
     try:
-        if q.get("service_request_id"):
-            try:
-                ids = parse_ids(q["service_request_id"], "service_request_id", MAX_RESULTS)
-            except Invalid as exc:
-                raise ReportInvalid(f"{exc}; expected comma-separated ids") from None
-            query = query.where(reports.c.id.in_(ids))
-        else:
-            end = _date(q["end_date"], "end_date") if q.get("end_date") else utcnow()
-            start = (
-                _date(q["start_date"], "start_date")
-                if q.get("start_date")
-                else end - timedelta(days=90)
-            )
-            if end - start > timedelta(days=90) or start > end:
-                raise ReportInvalid("start_date/end_date: a range of at most 90 days")
-            query = query.where(reports.c.received_at >= start, reports.c.received_at <= end)
-            if q.get("service_code"):
-                query = query.where(
-                    reports.c.service_code.in_([c.strip() for c in q["service_code"].split(",")])
-                )
-        wanted = {s.strip() for s in q.get("status", "").split(",") if s.strip()}
-        if wanted - {"open", "closed"}:
-            raise ReportInvalid("status: open, closed, or both comma-separated")
+        search = parse_search(request.query, utcnow())
     except ReportInvalid as exc:
         return open311_error(400, exc.description, fmt)
     full = sees_personal_data(request)
     with ctx(request).store.read() as conn:
-        rows = _load(conn, conn.execute(query).all(), full)
-    if wanted:
-        rows = [r for r in rows if r["status"] in wanted]
+        rows = _load(conn, find_reports(conn, search, MAX_RESULTS), full)
     return _private(respond(fmt, "service_requests", "request", rows))
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, StrictStr
 from sqlalchemy import select, update
 
 from alerts import citizen_warnings as cw
+from alerts.cap import published_alert
 from pingan.city import load_city
 from pingan.clock import utcnow
 from pingan.http.context import actor_of, acts_as_person, ctx, json_error, json_response
@@ -26,14 +27,11 @@ from pingan.http.validation import (
     read_form,
     read_json,
 )
+from pingan.intake.feeds.cap import CapArea, cap_bytes, parse_circle, parse_polygon, write_cap
 from pingan.phones import e164_or_raw
 from pingan.store import as_utc, mark_component
 from pingan.store.schema import citizen_warnings, sends, subscribers
-from pingan.vocabulary import WARNING_EVENTS
 
-CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
-SENDER = "warnings@luohe-cgj.example.cn"
-SEVERITY = {"blue": "Minor", "yellow": "Moderate", "orange": "Severe", "red": "Extreme"}
 _last_receipt_mark = [0.0]  # when a delivery receipt last touched the live views
 RECEIPT_CONSUMER = "webhook:twilio-status"
 RECEIPT_STATUSES = {"queued", "sending", "sent", "delivered", "undelivered", "failed"}
@@ -42,10 +40,21 @@ RECEIPT_STATUSES = {"queued", "sending", "sent", "delivered", "undelivered", "fa
 class DraftBody(BaseModel):
     event: StrictStr = Field(max_length=40)
     level: StrictStr = Field(max_length=20)
-    districts: list[StrictStr] = Field(min_length=1, max_length=50)
+    districts: list[StrictStr] = Field(default_factory=list, max_length=50)
     template: StrictStr = Field(max_length=80)
     channels: list[StrictStr] = Field(["sms"], min_length=1, max_length=2)
     expires: StrictStr | None = None
+    # Targeting by shape, in CAP's own syntax: "lat,lon lat,lon …" (closed), "lat,lon km".
+    polygon: StrictStr | None = Field(None, max_length=8000)
+    circle: StrictStr | None = Field(None, max_length=100)
+
+
+def _target(body: DraftBody) -> CapArea | None:
+    """The shape a draft is targeted by, or None (by district); FeedRejected names
+    the field and what is wrong with it."""
+    polygons = (parse_polygon(body.polygon, "polygon"),) if body.polygon else ()
+    circles = (parse_circle(body.circle, "circle"),) if body.circle else ()
+    return CapArea("", polygons, circles) if polygons or circles else None
 
 
 class CorrectionBody(BaseModel):
@@ -57,6 +66,7 @@ async def draft(request: web.Request) -> web.Response:
     body = model_of(DraftBody, await read_json(request))
     expires = parse_when(body.expires, "expires") if body.expires else None
     try:
+        area = _target(body)
         result = await asyncio.to_thread(
             cw.create_draft,
             ctx(request).store,
@@ -69,6 +79,7 @@ async def draft(request: web.Request) -> web.Response:
             utcnow(),
             expires,
             threshold=ctx(request).settings.approval_threshold,
+            area=area,
         )
     except (cw.WarningRefused, ValueError, KeyError) as exc:
         return json_error(400, str(exc))
@@ -203,57 +214,6 @@ async def status_callback(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _cap(row: Any) -> Element:
-    alert = Element("alert", xmlns=CAP_NS)
-    sent = as_utc(row.approved_at or row.created_at)
-    for name, value in (
-        ("identifier", f"LUOHE-CGJ-{row.id}"),
-        ("sender", SENDER),
-        ("sent", sent.strftime("%Y-%m-%dT%H:%M:%S+00:00")),  # type: ignore[union-attr]
-        ("status", "Actual"),
-        ("msgType", row.msg_type),
-        ("scope", "Public"),
-    ):
-        SubElement(alert, name).text = value
-    if row.corrects:
-        SubElement(
-            alert, "references"
-        ).text = f"{SENDER},LUOHE-CGJ-{row.corrects},{sent.strftime('%Y-%m-%dT%H:%M:%S+00:00')}"  # type: ignore[union-attr]
-    city = load_city()
-    for language, text, event in (
-        ("zh-CN", row.text_zh, WARNING_EVENTS.get(row.event, row.event)),
-        ("en-US", row.text_en, row.event),
-    ):
-        info = SubElement(alert, "info")
-        SubElement(info, "language").text = language
-        SubElement(info, "category").text = "Met"
-        SubElement(info, "event").text = event
-        SubElement(info, "urgency").text = "Immediate" if row.level == "red" else "Expected"
-        SubElement(info, "severity").text = SEVERITY.get(row.level, "Unknown")
-        SubElement(info, "certainty").text = "Likely"
-        if row.expires_at:
-            SubElement(info, "expires").text = as_utc(row.expires_at).strftime(  # type: ignore[union-attr]
-                "%Y-%m-%dT%H:%M:%S+00:00"
-            )
-        SubElement(info, "senderName").text = "漯河市城市管理局 Luohe Urban Management Bureau"
-        SubElement(info, "headline").text = text[:160]
-        SubElement(info, "description").text = text
-        param = SubElement(info, "parameter")
-        SubElement(param, "valueName").text = "level"
-        SubElement(param, "value").text = row.level
-        area = SubElement(info, "area")
-        SubElement(area, "areaDesc").text = "、".join(
-            city.districts[d].zh if language == "zh-CN" else city.districts[d].en
-            for d in row.districts
-        )
-        for d in row.districts:
-            if city.districts[d].gbt2260:
-                code = SubElement(area, "geocode")
-                SubElement(code, "valueName").text = "GB/T 2260"
-                SubElement(code, "value").text = city.districts[d].gbt2260
-    return alert
-
-
 def _published(conn: Any) -> list[Any]:
     return conn.execute(
         select(citizen_warnings)
@@ -265,18 +225,14 @@ def _published(conn: Any) -> list[Any]:
 
 async def cap_alert(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    with ctx(request).store.read() as conn:
-        row = conn.execute(
-            select(citizen_warnings).where(
-                citizen_warnings.c.id == int(raw) if is_id(raw) else False
-            )
-        ).first()
-    if row is None or row.status not in ("sent", "cancelled"):
+    alert = None
+    if is_id(raw):
+        with ctx(request).store.read() as conn:
+            alert = published_alert(conn, int(raw))
+    if alert is None:
         return json_error(404, f"no published warning {raw[:40]!r}")
-    body = (
-        b'<?xml version="1.0" encoding="UTF-8"?>\n'
-        + tostring(clean_tree(_cap(row)), encoding="unicode").encode()
-    )
+    # Stored before input was cleaned, a control character must not make it malformed.
+    body = cap_bytes(clean_tree(write_cap(alert)))
     return web.Response(body=body, content_type="application/cap+xml", charset="utf-8")
 
 

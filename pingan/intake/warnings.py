@@ -15,9 +15,8 @@ from typing import Any
 
 from pingan.city import load_city
 from pingan.core.events import ThresholdCrossed, WarningSignal
-from pingan.vocabulary import METRICS, WARNING_EVENTS, WINDOWS_H
+from pingan.vocabulary import METRICS, WARNING_EVENTS, WINDOWS_H, warning_level
 
-LEVELS_ZH = {"蓝色": "blue", "黄色": "yellow", "橙色": "orange", "红色": "red"}
 EVENTS_ZH = {zh: en for en, zh in WARNING_EVENTS.items()}
 MSG_TYPES = ("Alert", "Update", "Cancel")
 
@@ -73,8 +72,8 @@ def parse_signal(data: Any, now: datetime) -> WarningSignal:
             f"event: {data.get('event')!r} is not one of "
             + ", ".join(f"{en}/{zh}" for en, zh in WARNING_EVENTS.items())
         )
-    level = LEVELS_ZH.get(str(data.get("level")), data.get("level"))
-    if level not in LEVELS_ZH.values():
+    level = warning_level(data.get("level"))
+    if level is None:
         raise WarningInvalid(
             f"level: {data.get('level')!r} is not blue/yellow/orange/red (蓝色/黄色/橙色/红色)"
         )

@@ -367,6 +367,9 @@ citizen_warnings = Table(
     Column("corrects", Integer),  # the warning this one updates or cancels
     Column("msg_type", String(16), nullable=False, default="Alert"),  # CAP: Alert/Update/Cancel
     Column("source_warning", String(200)),  # the official warning it relays, if any
+    # Targeted by shape rather than by district: {"polygons": [[[lat, lon], ...]],
+    # "circles": [[lat, lon, radius_km]]}, published as CAP <polygon>/<circle>.
+    Column("area", JSON),
 )
 
 

@@ -8,17 +8,17 @@ import asyncio
 import io
 from datetime import datetime, timedelta
 from pathlib import Path
-from xml.etree.ElementTree import tostring
 
 import pytest
 import xmlschema
 from sqlalchemy import select
 
+from alerts.cap import published_alert
 from alerts.channels.base import Message, PermanentError
 from alerts.citizen_warnings import WarningRefused, approve, correct, create_draft, preview, stats
 from alerts.fanout import send_chunk
 from alerts.subscribers import import_csv, set_opt_out
-from pingan.http.warnings_api import _cap
+from pingan.intake.feeds.cap import cap_bytes, write_cap
 from pingan.store import Store
 from pingan.store.schema import citizen_warnings, outbox
 from tests.conftest import NOW
@@ -238,10 +238,9 @@ def test_cap_output_validates_against_the_cap_1_2_schema(people: Store) -> None:
     cancel = correct(people, draft["id"], "Cancel", "已解除", "bob", NOW)
     with people.read() as conn:
         for warning_id in (draft["id"], cancel):
-            row = conn.execute(
-                select(citizen_warnings).where(citizen_warnings.c.id == warning_id)
-            ).one()
-            xml = tostring(_cap(row), encoding="unicode")
+            alert = published_alert(conn, warning_id)
+            assert alert is not None
+            xml = cap_bytes(write_cap(alert)).decode()
             schema.validate(xml)  # raises with the reason if not valid
             assert ("<msgType>Cancel</msgType>" in xml) == (warning_id == cancel)
     assert "<geocode><valueName>GB/T 2260</valueName><value>411102</value>" in xml

@@ -33,10 +33,12 @@ def test_feeds_parse_prints_normalised_json(tmp_path: Path) -> None:
     out = json.loads(done.stdout)
     assert out["acts_on"] == {
         "event": "blizzard",
+        "msg_type": "Update",
         "level": "orange",
         "districts": ["yuanhui", "yancheng"],
     }
     zh = out["warnings"][0]
+    assert (zh["level"], zh["level_from"], zh["lifted"]) == ("orange", "parameter level", False)
     assert (zh["msg_type"], zh["language"], zh["references"]) == (
         "Update",
         "zh-CN",

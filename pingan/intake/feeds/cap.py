@@ -1,6 +1,7 @@
 """CAP (Common Alerting Protocol) 1.0/1.1/1.2 messages and the Atom/RSS index feeds
 that link to them. Pure: bytes in, parsed documents out, or FeedRejected with the
-reason.
+reason; and the other way, a CapAlert out as a CAP 1.2 document (`write_cap`), which
+this parser reads back to the same CapAlert.
 
 Safety: documents larger than MAX_BYTES are refused before parsing, and the XML
 parser (defusedxml) refuses any DTD, so external entities and entity expansion (the
@@ -11,16 +12,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from xml.etree.ElementTree import Element, ParseError
+from decimal import Decimal
+from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 MAX_BYTES = 1024 * 1024
+CAP12 = "urn:oasis:names:tc:emergency:cap:1.2"
 CAP_NAMESPACES = {
     "urn:oasis:names:tc:emergency:cap:1.0": "1.0",
     "urn:oasis:names:tc:emergency:cap:1.1": "1.1",
-    "urn:oasis:names:tc:emergency:cap:1.2": "1.2",
+    CAP12: "1.2",
 }
 ATOM = "{http://www.w3.org/2005/Atom}"
 STATUSES = ("Actual", "Exercise", "System", "Test", "Draft")
@@ -67,12 +70,23 @@ class CapInfo:
     certainty: str
     headline: str = ""
     description: str = ""
+    sender_name: str = ""
     effective: datetime | None = None
     onset: datetime | None = None
     expires: datetime | None = None
     event_codes: tuple[tuple[str, str], ...] = ()
     parameters: tuple[tuple[str, str], ...] = ()
     areas: tuple[CapArea, ...] = ()
+
+
+@dataclass(frozen=True)
+class CapReference:
+    """An earlier message referred to, as CAP names it: sender,identifier,sent. Old
+    senders sometimes give the identifier alone (sender empty, sent None)."""
+
+    sender: str
+    identifier: str
+    sent: datetime | None
 
 
 @dataclass(frozen=True)
@@ -84,9 +98,14 @@ class CapAlert:
     status: str
     msg_type: str
     scope: str
-    references: tuple[str, ...] = ()  # identifiers of the referenced messages
+    references: tuple[CapReference, ...] = ()
     infos: tuple[CapInfo, ...] = ()
     signed: bool = False
+
+    @property
+    def referenced_ids(self) -> tuple[str, ...]:
+        """The identifiers of the messages this one updates or cancels."""
+        return tuple(r.identifier for r in self.references)
 
 
 @dataclass(frozen=True)
@@ -170,30 +189,45 @@ def _pairs(parent: Element, ns: str, name: str) -> tuple[tuple[str, str], ...]:
     return tuple((_text(e, ns, "valueName"), _text(e, ns, "value")) for e in _all(parent, ns, name))
 
 
-def _polygon(text: str, where: str) -> tuple[tuple[float, float], ...]:
+def _point(lat: float, lon: float, where: str, text: str) -> tuple[float, float]:
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # NaN fails both
+        raise FeedRejected(f"{where}: {text[:60]!r} has a point off the globe (lat, lon)")
+    return lat, lon
+
+
+def parse_polygon(text: str, where: str) -> tuple[tuple[float, float], ...]:
+    """CAP's polygon: whitespace-separated WGS 84 'lat,lon' pairs, at least 4, closed."""
     try:
-        points = tuple(
-            (float(lat), float(lon)) for lat, lon in (pair.split(",") for pair in text.split())
-        )
+        pairs = [(float(lat), float(lon)) for lat, lon in (p.split(",") for p in text.split())]
     except ValueError:
         raise FeedRejected(f"{where}: {text[:60]!r} is not a list of lat,lon pairs") from None
+    points = tuple(_point(lat, lon, where, text) for lat, lon in pairs)
     if len(points) < 4 or points[0] != points[-1]:
         raise FeedRejected(f"{where}: a polygon needs at least 4 points, first = last")
     return points
 
 
-def _circle(text: str, where: str) -> tuple[float, float, float]:
-    match = re.fullmatch(r"\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s+([\d.]+)\s*", text)
+def parse_circle(text: str, where: str) -> tuple[float, float, float]:
+    """CAP's circle: 'lat,lon radius', the radius in kilometres."""
+    number = r"(-?(?:\d+\.?\d*|\.\d+))"
+    match = re.fullmatch(rf"\s*{number}\s*,\s*{number}\s+{number}\s*", text)
     if not match:
-        raise FeedRejected(f"{where}: {text!r} is not 'lat,lon radius_km'")
-    return float(match[1]), float(match[2]), float(match[3])
+        raise FeedRejected(f"{where}: {text[:60]!r} is not 'lat,lon radius_km'")
+    lat, lon, radius = (float(g) for g in match.groups())
+    if radius < 0:
+        raise FeedRejected(f"{where}: {text[:60]!r} has a negative radius")
+    return (*_point(lat, lon, where, text), radius)
 
 
 def _area(el: Element, ns: str, where: str) -> CapArea:
     return CapArea(
         description=_required(el, ns, "areaDesc", where),
-        polygons=tuple(_polygon(p.text or "", f"{where}.polygon") for p in _all(el, ns, "polygon")),
-        circles=tuple(_circle(c.text or "", f"{where}.circle") for c in _all(el, ns, "circle")),
+        polygons=tuple(
+            parse_polygon(p.text or "", f"{where}.polygon") for p in _all(el, ns, "polygon")
+        ),
+        circles=tuple(
+            parse_circle(c.text or "", f"{where}.circle") for c in _all(el, ns, "circle")
+        ),
         geocodes=_pairs(el, ns, "geocode"),
     )
 
@@ -214,6 +248,7 @@ def _info(el: Element, ns: str, where: str) -> CapInfo:
         certainty=_one_of(_required(el, ns, "certainty", where), CERTAINTIES, f"{where}.certainty"),
         headline=_text(el, ns, "headline"),
         description=_text(el, ns, "description"),
+        sender_name=_text(el, ns, "senderName"),
         effective=_time(_text(el, ns, "effective"), f"{where}.effective"),
         onset=_time(_text(el, ns, "onset"), f"{where}.onset"),
         expires=_time(_text(el, ns, "expires"), f"{where}.expires"),
@@ -225,12 +260,20 @@ def _info(el: Element, ns: str, where: str) -> CapInfo:
     )
 
 
-def parse_references(text: str) -> tuple[str, ...]:
-    """CAP references are space-separated 'sender,identifier,sent' triples."""
+def parse_references(text: str) -> tuple[CapReference, ...]:
+    """CAP references are whitespace-separated 'sender,identifier,sent' triples."""
     out = []
     for triple in text.split():
         parts = triple.split(",")
-        out.append(parts[1] if len(parts) == 3 else triple)
+        if len(parts) != 3:
+            out.append(CapReference("", triple, None))
+            continue
+        sender, identifier, sent = parts
+        try:  # a sloppy time in a reference must not cost the whole warning
+            when = datetime.fromisoformat(sent)
+        except ValueError:
+            when = None
+        out.append(CapReference(sender, identifier, when if when and when.tzinfo else None))
     return tuple(out)
 
 
@@ -347,3 +390,87 @@ def parse_document(data: bytes) -> CapAlert | FeedIndex:
     if local in ("feed", "rss"):
         return parse_index(data)
     raise FeedRejected(f"neither a CAP alert nor an Atom/RSS feed: root element is <{local}>")
+
+
+# ---- writing ----------------------------------------------------------------------
+
+
+def cap_time(value: datetime) -> str:
+    """A CAP 1.2 dateTime (§3.3.2): whole seconds with the offset; UTC is written
+    "-00:00", never "+00:00" or "Z"."""
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError(f"{value!r} has no time zone; CAP times carry their offset")
+    text = value.replace(microsecond=0).isoformat()
+    return text[:-6] + "-00:00" if not offset else text
+
+
+def _number(value: float) -> str:
+    """A coordinate or radius in plain decimals (never 1e-05), read back exactly."""
+    text = format(Decimal(repr(value)), "f")
+    return text if "." in text else f"{text}.0"
+
+
+def _add(parent: Element, name: str, text: str | None) -> None:
+    if text:
+        SubElement(parent, f"{{{CAP12}}}{name}").text = text
+
+
+def _add_pairs(parent: Element, name: str, pairs: tuple[tuple[str, str], ...]) -> None:
+    for value_name, value in pairs:
+        pair = SubElement(parent, f"{{{CAP12}}}{name}")
+        _add(pair, "valueName", value_name)
+        _add(pair, "value", value)
+
+
+def write_cap(alert: CapAlert) -> Element:
+    """The alert as a CAP 1.2 <alert>, its elements in the schema's order (serialise
+    with `cap_bytes`). Only what CapAlert holds is written; `signed` is not a signature."""
+    root = Element(f"{{{CAP12}}}alert")
+    _add(root, "identifier", alert.identifier)
+    _add(root, "sender", alert.sender)
+    _add(root, "sent", cap_time(alert.sent))
+    _add(root, "status", alert.status)
+    _add(root, "msgType", alert.msg_type)
+    _add(root, "scope", alert.scope)
+    _add(
+        root,
+        "references",
+        " ".join(
+            f"{r.sender},{r.identifier},{cap_time(r.sent)}" if r.sender and r.sent else r.identifier
+            for r in alert.references
+        ),
+    )
+    for info in alert.infos:
+        el = SubElement(root, f"{{{CAP12}}}info")
+        _add(el, "language", info.language)
+        for category in info.categories:
+            _add(el, "category", category)
+        _add(el, "event", info.event)
+        _add(el, "urgency", info.urgency)
+        _add(el, "severity", info.severity)
+        _add(el, "certainty", info.certainty)
+        _add_pairs(el, "eventCode", info.event_codes)
+        for name in ("effective", "onset", "expires"):
+            when = getattr(info, name)
+            _add(el, name, cap_time(when) if when else None)
+        _add(el, "senderName", info.sender_name)
+        _add(el, "headline", info.headline)
+        _add(el, "description", info.description)
+        _add_pairs(el, "parameter", info.parameters)
+        for area in info.areas:
+            area_el = SubElement(el, f"{{{CAP12}}}area")
+            _add(area_el, "areaDesc", area.description)
+            for ring in area.polygons:
+                points = (f"{_number(lat)},{_number(lon)}" for lat, lon in ring)
+                _add(area_el, "polygon", " ".join(points))
+            for lat, lon, radius in area.circles:
+                _add(area_el, "circle", f"{_number(lat)},{_number(lon)} {_number(radius)}")
+            _add_pairs(area_el, "geocode", area.geocodes)
+    return root
+
+
+def cap_bytes(root: Element) -> bytes:
+    """A written <alert> as a UTF-8 document, CAP 1.2 the default namespace."""
+    body = tostring(root, encoding="unicode", default_namespace=CAP12)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body.encode()

@@ -36,6 +36,7 @@ def _alert_summary(alert: CapAlert) -> dict[str, Any]:
         acts = {
             "acts_on": {
                 "event": signal.event,
+                "msg_type": signal.msg_type,
                 "level": signal.level,
                 "districts": list(signal.districts),
             }

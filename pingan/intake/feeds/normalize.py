@@ -20,20 +20,9 @@ from pingan.city import City, load_city
 from pingan.core.events import WarningSignal
 from pingan.geo import distance_m
 from pingan.intake.feeds.cap import CapAlert, CapArea, CapInfo
+from pingan.intake.feeds.levels import NOTHING, read_level
 from pingan.vocabulary import WARNING_EVENTS
 
-LEVELS = {
-    "蓝色": "blue",
-    "黄色": "yellow",
-    "橙色": "orange",
-    "红色": "red",
-    "blue": "blue",
-    "yellow": "yellow",
-    "orange": "orange",
-    "red": "red",
-}
-# The CMA CAP profile maps signal colours onto CAP severity this way.
-SEVERITY_LEVEL = {"Minor": "blue", "Moderate": "yellow", "Severe": "orange", "Extreme": "red"}
 EVENT_WORDS = {
     "blizzard": ("暴雪", "blizzard", "snowstorm", "snow storm"),
     "rainstorm": ("暴雨", "rainstorm", "heavy rain"),
@@ -48,6 +37,8 @@ class Mapped:
     kind: str | None  # blizzard, rainstorm, ... or None when not a CMA signal we act on
     level: str | None
     districts: tuple[str, ...]
+    level_from: str = ""  # the field the level was read from (pingan/intake/feeds/levels.py)
+    lifted: bool = False  # its words lift the signal (解除): a cancel, whatever its msgType
 
 
 def _inside(lat: float, lon: float, ring: tuple[tuple[float, float], ...]) -> bool:
@@ -85,20 +76,14 @@ def area_districts(areas: tuple[CapArea, ...], city: City) -> tuple[str, ...]:
 def map_info(info: CapInfo, city: City) -> Mapped:
     text = f"{info.event} {info.headline}".lower()
     kind = next((k for k, words in EVENT_WORDS.items() if any(w in text for w in words)), None)
-    level = None
-    params = {name.lower(): value for name, value in info.parameters}
-    for candidate in (
-        params.get("level", ""),
-        params.get("cma_level", ""),
-        info.event,
-        info.headline,
-    ):
-        level = next((v for word, v in LEVELS.items() if word in candidate.lower()), None)
-        if level:
-            break
-    if kind and not level:
-        level = SEVERITY_LEVEL.get(info.severity)
-    return Mapped(kind, level, area_districts(info.areas, city))
+    reading = read_level(
+        info.parameters, info.event_codes, info.headline, info.event, info.severity
+    )
+    if not kind and reading.source == "severity":
+        reading = NOTHING  # CAP severity names a colour only for the CMA's signals
+    return Mapped(
+        kind, reading.level, area_districts(info.areas, city), reading.source, reading.lifted
+    )
 
 
 def _iso(value: Any) -> str | None:
@@ -115,7 +100,7 @@ def normalize_cap(alert: CapAlert, city: City | None = None) -> list[dict[str, A
         "sent": _iso(alert.sent),
         "status": alert.status,
         "msg_type": alert.msg_type,
-        "references": list(alert.references),
+        "references": list(alert.referenced_ids),
     }
     records = []
     for info in alert.infos:
@@ -126,6 +111,8 @@ def normalize_cap(alert: CapAlert, city: City | None = None) -> list[dict[str, A
                 "event": info.event,
                 "kind": mapped.kind,
                 "level": mapped.level,
+                "level_from": mapped.level_from,
+                "lifted": mapped.lifted,
                 "severity": info.severity,
                 "urgency": info.urgency,
                 "certainty": info.certainty,
@@ -154,19 +141,21 @@ def cap_to_signal(alert: CapAlert, city: City | None = None) -> tuple[WarningSig
     infos = sorted(alert.infos, key=lambda i: not i.language.lower().startswith("zh"))
     for info in infos:
         mapped = map_info(info, city)
-        if mapped.kind is None or mapped.level is None:
+        # A lift (解除) ends the signal even when sent as an Alert or Update.
+        msg_type = "Cancel" if mapped.lifted else alert.msg_type
+        if mapped.kind is None or (mapped.level is None and msg_type != "Cancel"):
             continue
         if not mapped.districts:
             raise NotActionable(f"{info.event}: its area covers none of the city's districts")
         signal = WarningSignal(
             id=alert.identifier,
             event=mapped.kind,
-            level=mapped.level,
-            msg_type=alert.msg_type,
+            level=mapped.level or "blue",  # a cancel's level is never read
+            msg_type=msg_type,
             districts=mapped.districts,
             at=alert.sent,
             expires=info.expires,
-            references=alert.references,
+            references=alert.referenced_ids,
         )
         return signal, info.headline
     if alert.msg_type == "Cancel" and alert.references:
@@ -179,7 +168,7 @@ def cap_to_signal(alert: CapAlert, city: City | None = None) -> tuple[WarningSig
             tuple(city.districts),
             alert.sent,
             None,
-            alert.references,
+            alert.referenced_ids,
         ), ""
     events = ", ".join(sorted({i.event for i in alert.infos})) or "no <info>"
     raise NotActionable(
