@@ -2,45 +2,78 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from pingan.vocabulary import category_zh, level_label, targets_zh
+from pingan.vocabulary import (
+    DEFAULT_SEGMENT_PRIORITY,
+    SEGMENT_KINDS,
+    category_zh,
+    incident_title_zh,
+    level_label,
+    targets_zh,
+)
 
 
-def crew_assignment_text(
-    assignment_id: int,
-    category: str,
-    lat: float | None,
-    lon: float | None,
-    address: str | None,
-    description: str,
-    ack_within_min: float,
-    checklist: Sequence[str],
-    link: str | None = None,
-    targets: Sequence[str] = (),
-) -> str:
+@dataclass(frozen=True)
+class CrewTask:
+    """What a crew leader's task SMS says, all in words a crew acts on: no codes, no
+    coordinates (the link opens the map)."""
+
+    assignment_id: int
+    category: str  # the incident's: a report category or a warning event
+    level: str
+    place: str  # an address, a landmark ("人民路附近"), or a district ("源汇区全区")
+    ack_within_min: float
+    segments: tuple[tuple[str, str], ...] = ()  # the crew's own roads: (name, kind)
+    targets: tuple[str, ...] = ()  # the playbook's priority places, in order
+    description: str = ""
+    checklist: tuple[str, ...] = ()
+    link: str | None = None
+
+
+def crew_assignment_text(task: CrewTask) -> str:
     """The SMS a crew leader gets. Short: the first line must say what and where."""
-    what = category_zh(category)
-    where = address or (
-        f"{lat:.5f},{lon:.5f}" if lat is not None and lon is not None else "位置待定"
-    )
+    n = task.assignment_id
     lines = [
-        f"【平安派单】任务{assignment_id}：{what}，{where}。",
-        f"请{ack_within_min:g}分钟内确认。",
+        f"【平安派单】任务{n}：{incident_title_zh(task.category, task.level)}，{task.place}。",
+        f"请{task.ack_within_min:g}分钟内确认。",
     ]
-    if targets:
-        lines.append(f"优先处置：{targets_zh(targets)}")
-    if description:
-        lines.append(f"群众描述：{description[:60]}")
-    if checklist:
-        lines.append("要点：" + "；".join(checklist))
-    lines.append(
-        f"回复“{assignment_id} 1”接单，“{assignment_id} 2 原因”拒绝，"
-        f"“{assignment_id} 3”到场，“{assignment_id} 9”完成"
-    )
-    if link:
-        lines.append(f"或打开：{link}")
+    if task.segments:
+        ordered = segments_in_priority(task.segments, task.targets)
+        lines.append(
+            "负责路段（按先后）："
+            + "、".join(f"{name}（{SEGMENT_KINDS[kind][0]}）" for name, kind in ordered)
+        )
+    if task.targets:
+        lines.append(f"优先处置：{targets_zh(task.targets)}")
+    if task.description:
+        lines.append(f"群众描述：{task.description[:60]}")
+    if task.checklist:
+        lines.append("要点：" + "；".join(chinese_part(item) for item in task.checklist))
+    lines.append(f"回复“{n} 1”接单，“{n} 2 原因”拒绝，“{n} 3”到场，“{n} 9”完成")
+    if task.link:
+        lines.append(f"或打开：{task.link}")
     return "\n".join(lines)
+
+
+def segments_in_priority(
+    segments: Sequence[tuple[str, str]], targets: Sequence[str]
+) -> list[tuple[str, str]]:
+    """A crew's segments in the order the playbook's targets give (bridges and
+    culverts, then main roads, then the rest); the roster's order among equals."""
+    order = [t for t in targets if t in SEGMENT_KINDS] or list(DEFAULT_SEGMENT_PRIORITY)
+    return sorted(segments, key=lambda s: order.index(s[1]) if s[1] in order else len(order))
+
+
+def chinese_part(text: str) -> str:
+    """Playbooks write checklist items as "中文 English" for the console; an SMS
+    carries the Chinese."""
+    return _TRAILING_ENGLISH.sub("", text).strip() or text
+
+
+_TRAILING_ENGLISH = re.compile(r"\s+[A-Za-z][A-Za-z0-9 ,.;:'()/&-]*$")
 
 
 def crew_reminder_text(assignment_id: int, category: str, link: str | None) -> str:

@@ -29,6 +29,7 @@ from pingan.store.schema import (
     crews,
     incidents,
     reports,
+    road_segments,
     staff,
 )
 from pingan.vocabulary import LEVEL_ORDER, AssignmentState
@@ -147,6 +148,12 @@ def sync_roster(store: Store, roster: Roster, now: datetime) -> int:
                 conn.execute(update(crews).where(crews.c.id == crew_id).values(skills=[]))
                 record_audit(conn, now, "roster", "crew.retired", "crew", crew_id, {})
                 changed += 1
+        conn.execute(road_segments.delete())
+        if roster.segments:
+            conn.execute(
+                road_segments.insert(),
+                [{"id": s.id, "name": s.name, "kind": s.kind} for s in roster.segments],
+            )
         conn.execute(staff.delete())
         for person in roster.staff:
             conn.execute(

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from pingan.geo import distance_m
+from pingan.vocabulary import SEGMENT_KINDS
 
 CITY_TZ = timezone(timedelta(hours=8))  # shifts are written in local (Beijing) time
 
@@ -73,9 +74,19 @@ class Staff:
 
 
 @dataclass(frozen=True)
+class RoadSegment:
+    """A road segment (包路段) a crew owns, as its text names it."""
+
+    id: str
+    name: str
+    kind: str  # one of pingan.vocabulary.SEGMENT_KINDS
+
+
+@dataclass(frozen=True)
 class Roster:
     crews: tuple[Crew, ...]
     staff: tuple[Staff, ...] = field(default=())
+    segments: tuple[RoadSegment, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -171,7 +182,39 @@ def parse_roster(text: str, file: str) -> Roster:
         staff.append(
             Staff(row["role"], str(row.get("unit", "")), str(row["name"]), str(row["phone"]))
         )
-    return Roster(tuple(crews), tuple(staff))
+    segments = _segments(data.get("segments"), file)
+    named = {s.id for s in segments}
+    for n, crew in enumerate(crews, start=1):
+        unnamed = [s for s in crew.segments if s not in named]
+        if unnamed:
+            raise RosterError(
+                f"{file}: crews[{n}].segments: {', '.join(unnamed)} not listed under "
+                "'segments' (each needs a name and a kind)"
+            )
+    return Roster(tuple(crews), tuple(staff), segments)
+
+
+def _segments(rows: object, file: str) -> tuple[RoadSegment, ...]:
+    if rows is None:
+        return ()
+    if not isinstance(rows, list):
+        raise RosterError(f"{file}: segments: expected a list")
+    found: dict[str, RoadSegment] = {}
+    for n, row in enumerate(rows, start=1):
+        where = f"{file}: segments[{n}]"
+        if not isinstance(row, dict):
+            raise RosterError(f"{where}: expected a mapping")
+        for key in ("id", "name", "kind"):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise RosterError(f"{where}.{key}: required text, got {row.get(key)!r}")
+        if row["kind"] not in SEGMENT_KINDS:
+            raise RosterError(
+                f"{where}.kind: {row['kind']!r} is not one of {', '.join(SEGMENT_KINDS)}"
+            )
+        if row["id"] in found:
+            raise RosterError(f"{where}.id: duplicate segment id {row['id']!r}")
+        found[row["id"]] = RoadSegment(row["id"], row["name"].strip(), row["kind"])
+    return tuple(found.values())
 
 
 def load_roster(path: Path) -> Roster:

@@ -74,6 +74,19 @@ TARGETS: dict[str, tuple[str, str]] = {
     "low_lying_area": ("低洼路段", "low-lying streets"),
     "drainage_outlet": ("排水口", "drainage outlets"),
 }
+# ---- what kind of road a crew's segment (包路段) is --------------------------------
+SEGMENT_KINDS: dict[str, tuple[str, str]] = {
+    "bridge": ("桥梁", "bridge"),
+    "overpass": ("立交桥", "overpass"),
+    "culvert": ("涵洞", "culvert"),
+    "underpass": ("下穿通道", "underpass"),
+    "main_road": ("主干道", "main road"),
+    "back_street": ("背街小巷", "back street"),
+}
+# A playbook without targets still sends crews to bridges and culverts first, then the
+# main roads (the bureau's standing order in snow and ice), then the rest.
+DEFAULT_SEGMENT_PRIORITY = ("bridge", "overpass", "culvert", "underpass", "main_road")
+
 STAFF_ROLES: dict[str, tuple[str, str]] = {
     "supervisor": ("班组主管", "supervisor"),
     "duty_leader": ("值班领导", "duty leader"),
@@ -214,6 +227,15 @@ def category_zh(category: str, unknown: str | None = None) -> str:
     if label["zh"] == category and unknown is not None:
         return unknown
     return label["zh"]
+
+
+def incident_title_zh(category: str, level: str) -> str:
+    """An incident as a crew's text names it: 暴雪橙色预警 for a warning signal at its
+    colour, 倒伏树木（一般） for the rest."""
+    colour = LEVELS.get(level, (level, level))[0]
+    if category in WARNING_EVENTS and level in get_args(WarningLevel):
+        return f"{WARNING_EVENTS[category]}{colour}预警"
+    return f"{category_zh(category)}（{colour}）"
 
 
 def targets_zh(targets: Sequence[str]) -> str:

@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, Text, bindparam, cast, func, select
 
 from alerts.channels.base import Channel, Message
 from alerts.ledger import send_once
 from alerts.render import (
+    CrewTask,
     citizen_received_text,
     citizen_resolved_text,
     crew_assignment_text,
@@ -34,6 +35,7 @@ from pingan.core.matching import match
 from pingan.dispatch.requests import request_dispatch, restaffs_pending
 from pingan.dispatch.staffing import dispatch_for_level, follow_assignments, restaffable_incidents
 from pingan.dispatch.timers import alert_staff
+from pingan.intake.location import place_near
 from pingan.intake.warnings import WarningInvalid, signal_from_event, threshold_from_event
 from pingan.links import CrewLinks
 from pingan.queries import first_report
@@ -50,6 +52,7 @@ from pingan.store.schema import (
     incidents,
     processed_events,
     reports,
+    road_segments,
     staff_alerts,
 )
 from pingan.vocabulary import IncidentStatus
@@ -67,6 +70,22 @@ _FIRST_UNIT = (
     .join(assignments, assignments.c.crew_id == crews.c.id)
     .where(assignments.c.incident_id == bindparam("incident_id"))
     .order_by(assignments.c.id)
+)
+_ASSIGNMENT_TO_TELL = (
+    select(
+        assignments,
+        crews.c.phone,
+        crews.c.segments,
+        incidents.c.category,
+        incidents.c.scope,
+        incidents.c.district,
+        incidents.c.lat,
+        incidents.c.lon,
+        cast(incidents.c.playbook_snapshot, Text).label("playbook_snapshot"),
+    )
+    .join(crews, crews.c.id == assignments.c.crew_id)
+    .join(incidents, incidents.c.id == assignments.c.incident_id)
+    .where(assignments.c.id == bindparam("assignment_id"))
 )
 _NOTIFIED = select(processed_events.c.event_id).where(
     processed_events.c.event_id == bindparam("event_id"),
@@ -295,19 +314,7 @@ def _tell_reporters(conn: Connection, incident_id: int, outcome: str | None, now
 def _crew_message(
     conn: Connection, assignment_id: int, links: CrewLinks | None, reminder: bool = False
 ) -> Message:
-    row = conn.execute(
-        select(
-            assignments,
-            crews.c.phone,
-            incidents.c.category,
-            incidents.c.lat,
-            incidents.c.lon,
-            incidents.c.playbook_snapshot,
-        )
-        .join(crews, crews.c.id == assignments.c.crew_id)
-        .join(incidents, incidents.c.id == assignments.c.incident_id)
-        .where(assignments.c.id == assignment_id)
-    ).first()
+    row = conn.execute(_ASSIGNMENT_TO_TELL, {"assignment_id": assignment_id}).first()
     if row is None:
         raise BadEvent(f"assignment {assignment_id} does not exist")
     link = links.url(assignment_id, row.crew_id, as_utc(row.created_at)) if links else None  # type: ignore[arg-type]
@@ -316,19 +323,48 @@ def _crew_message(
         return Message(f"assignment:{assignment_id}:reminder", row.phone, body)
     first = first_report(conn, row.incident_id)
     action = playbook_from_snapshot(row.playbook_snapshot).dispatch_for(row.level, row.skill)
-    body = crew_assignment_text(
-        assignment_id,
-        row.category,
-        row.lat,
-        row.lon,
-        first.address if first else None,
-        first.description if first else "",
-        action.ack_within_min if action else 10,
-        action.checklist if action else (),
-        link,
-        action.targets if action else (),
+    district_wide = row.scope == "district"
+    segments: tuple[tuple[str, str], ...] = ()
+    if district_wide and row.segments:
+        named = {
+            s.id: (s.name, s.kind)
+            for s in conn.execute(
+                select(road_segments).where(road_segments.c.id.in_(list(row.segments)))
+            )
+        }
+        segments = tuple(named[s] for s in row.segments if s in named)
+    task = CrewTask(
+        assignment_id=assignment_id,
+        category=row.category,
+        level=row.level,
+        place=_place_in_words(row, first.address if first else None),
+        ack_within_min=action.ack_within_min if action else 10,
+        segments=segments,
+        targets=tuple(action.targets) if action else (),
+        description=first.description if first else "",
+        checklist=tuple(action.checklist) if action else (),
+        link=link,
     )
-    return Message(f"assignment:{assignment_id}", row.phone, body)
+    return Message(f"assignment:{assignment_id}", row.phone, crew_assignment_text(task))
+
+
+# A landmark this close names a site for a crew ("人民路附近"); farther, the link's map.
+LANDMARK_WITHIN_M = 500.0
+
+
+def _place_in_words(incident: Any, address: str | None) -> str:
+    """Where the crew goes, as words: the whole district, the reporter's address, the
+    nearest landmark, else the map behind the link."""
+    district = load_city().districts.get(incident.district or "")
+    if incident.scope == "district":
+        return f"{district.zh}全区" if district else "全市"
+    if address:
+        return address
+    if incident.lat is not None and incident.lon is not None:
+        near = place_near(incident.lat, incident.lon, LANDMARK_WITHIN_M)
+        if near is not None:
+            return f"{near.name}附近"
+    return f"{district.zh}，位置见链接地图" if district else "位置见链接地图"
 
 
 def _digest_message(conn: Connection, digest_key: str) -> Message | None:

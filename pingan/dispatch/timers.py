@@ -131,7 +131,8 @@ def alert_staff(
     # finds this person's, instead of reading every unfired timer's JSON.
     prefix = f"digest:{person.phone}:"
     pending = conn.execute(
-        _PENDING_BETWEEN, {"lo": prefix, "hi": prefix[:-1] + ";"}  # ';' sorts right after ':'
+        _PENDING_BETWEEN,
+        {"lo": prefix, "hi": prefix[:-1] + ";"},  # ';' sorts right after ':'
     ).first()
     if pending is None:
         add_timer(

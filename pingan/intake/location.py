@@ -64,9 +64,17 @@ def district_at(lat: float, lon: float, city: City | None = None) -> str | None:
 
 
 def segment_at(lat: float, lon: float, places: tuple[Place, ...] | None = None) -> str | None:
+    best = place_near(lat, lon, SEGMENT_RADIUS_M, places)
+    return best.segment if best else None
+
+
+def place_near(
+    lat: float, lon: float, within_m: float, places: tuple[Place, ...] | None = None
+) -> Place | None:
+    """The gazetteer's place nearest the point, if it is within `within_m`."""
     places = places or load_gazetteer()
     best = min(places, key=lambda p: distance_m(lat, lon, p.lat, p.lon))
-    return best.segment if distance_m(lat, lon, best.lat, best.lon) <= SEGMENT_RADIUS_M else None
+    return best if distance_m(lat, lon, best.lat, best.lon) <= within_m else None
 
 
 def find_place(

@@ -207,8 +207,7 @@ def _views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]:
         return []
     ids = [r.id for r in rows]
     counts = {
-        r.incident_id: (r.n, as_utc(r.last_at))
-        for r in conn.execute(_REPORT_COUNTS, {"ids": ids})
+        r.incident_id: (r.n, as_utc(r.last_at)) for r in conn.execute(_REPORT_COUNTS, {"ids": ids})
     }
     warnings: dict[int, dict[str, datetime | None]] = {}
     for w in conn.execute(_ACTIVE_WARNINGS, {"ids": ids}):

@@ -156,6 +156,15 @@ crew_overrides = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# The road segments (包路段) crews own, named as a crew's text names them.
+road_segments = Table(
+    "road_segments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+)
+
 # Supervisors per unit and the duty leader: who is told when crews are silent.
 staff = Table(
     "staff",

@@ -53,7 +53,7 @@ def test_recorded_storm_tells_the_storms_story(tmp_path: Path) -> None:
     assert "03:00 staff.alerted incident 1 role=supervisor, unit=yuanhui-03" in plan
     assert "事件1（降雪量超阈值）启动橙色级响应" in plan
     # What the crews would read, in Chinese, with their numbers masked.
-    assert "message to +86100****0111: 【平安派单】任务3：暴雪预警" in plan
+    assert "message to +86100****0111: 【平安派单】任务3：暴雪黄色预警，郾城区全区。" in plan
     assert plan.index("05:30 warning LH-20260120-BS01") < plan.index("05:40 assignment.timed_out")
     assert not list(tmp_path.iterdir()), "simulate must not write anything"
     assert done.stdout == PLAN.read_text(encoding="utf-8"), "docs/examples is the same run"

@@ -1,8 +1,9 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from alerts.render import crew_assignment_text
+from alerts.render import CrewTask, crew_assignment_text
 from pingan.privacy import mask_phone, mask_phones_in_text
 from pingan.settings import Settings, SettingsError, load_settings
 
@@ -53,11 +54,10 @@ def test_bad_settings_are_named(tmp_path: Path, environ, content, message) -> No
 
 
 def test_crew_sms_says_what_where_and_deadline() -> None:
-    text = crew_assignment_text(
-        12, "fallen_tree", 33.57123, 114.01534, None, "树倒了", 10, ("设置警示区域",)
-    )
-    assert text.splitlines()[0] == "【平安派单】任务12：倒伏树木，33.57123,114.01534。"
-    assert "请10分钟内确认" in text and "要点：设置警示区域" in text
+    task = CrewTask(12, "fallen_tree", "routine", "人民路附近", 10, description="树倒了")
+    text = crew_assignment_text(replace(task, checklist=("设置警示区域 Mark off the area",)))
+    assert text.splitlines()[0] == "【平安派单】任务12：倒伏树木（一般），人民路附近。"
+    assert "请10分钟内确认" in text and "要点：设置警示区域\n" in text
 
 
 @pytest.mark.parametrize(
@@ -99,24 +99,40 @@ def test_incident_labels_for_every_kind_of_category() -> None:
 def test_crew_text_names_a_warning_incident_in_chinese() -> None:
     """An incident opened by a 暴雪 warning reads 暴雪预警 on a crew's phone, not the
     English key; every category word comes from the one vocabulary."""
-    from alerts.render import crew_assignment_text
     from pingan.vocabulary import CATEGORIES, WARNING_EVENTS
 
-    text = crew_assignment_text(12, "blizzard", 33.58, 114.02, None, "", 15, ())
-    assert "暴雪预警" in text and "blizzard" not in text
+    text = crew_assignment_text(CrewTask(12, "blizzard", "orange", "源汇区全区", 15))
+    assert text.startswith("【平安派单】任务12：暴雪橙色预警，源汇区全区。")
     for code, (zh, _) in CATEGORIES.items():
-        assert zh in crew_assignment_text(1, code, None, None, "x", "", 15, ())
+        assert zh in crew_assignment_text(CrewTask(1, code, "routine", "x", 15))
     for code, zh in WARNING_EVENTS.items():
-        assert zh in crew_assignment_text(1, code, None, None, "x", "", 15, ())
+        assert f"{zh}黄色预警" in crew_assignment_text(CrewTask(1, code, "yellow", "x", 15))
 
 
 def test_crew_text_lists_the_playbooks_priority_places_in_chinese() -> None:
-    from alerts.render import crew_assignment_text
+    task = CrewTask(7, "snow_ice", "routine", "沙澧大桥", 10, targets=("bridge", "culvert"))
+    assert "优先处置：桥梁、涵洞" in crew_assignment_text(task)
 
-    text = crew_assignment_text(
-        7, "snow_ice", None, None, "沙澧大桥", "", 10, (), targets=("bridge", "culvert")
-    )
-    assert "优先处置：桥梁、涵洞" in text
+
+def test_a_crews_segments_go_in_the_playbooks_priority_order() -> None:
+    from alerts.render import segments_in_priority
+
+    mine = (("人民路", "main_road"), ("小巷", "back_street"), ("桥", "bridge"), ("洞", "culvert"))
+    assert segments_in_priority(mine, ("bridge", "culvert", "main_road")) == [
+        ("桥", "bridge"),
+        ("洞", "culvert"),
+        ("人民路", "main_road"),
+        ("小巷", "back_street"),
+    ]
+    # A playbook that names a culvert first has it first; one with no road targets
+    # falls back to the standing order: bridges and culverts, then main roads.
+    assert segments_in_priority(mine, ("culvert",))[0] == ("洞", "culvert")
+    assert [k for _, k in segments_in_priority(mine, ("school_gate",))] == [
+        "bridge",
+        "culvert",
+        "main_road",
+        "back_street",
+    ]
 
 
 def test_every_target_a_city_may_name_has_words() -> None:
