@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, or_, select, update
 
+from alerts.ledger import MAY_HAVE_REACHED, REACHED
 from alerts.sms import sms_size
 from pingan.city import load_city
 from pingan.core import topics
@@ -21,7 +22,7 @@ APPROVAL_THRESHOLD = 1000  # recipients; above it a second dispatcher must appro
 SMS_PRICE_CNY = 0.05  # per segment, for the estimate shown before sending
 HOTLINE = "12345"
 CHUNK = 5000  # subscribers per send chunk (one event, one ledger batch)
-RECEIVED = ("sent", "delivered")  # a correction goes to these
+RECEIVED = MAY_HAVE_REACHED  # a correction goes to these
 
 
 class WarningRefused(ValueError):
@@ -374,8 +375,8 @@ def stats(conn: Connection, warning_id: int) -> dict[str, int]:
     return {
         "queued": counts.get("pending", 0),
         "sent": counts.get("sent", 0),
-        "delivered": counts.get("delivered", 0),
+        "delivered": sum(counts.get(s, 0) for s in REACHED),
         "failed": counts.get("failed", 0),
-        "undelivered": counts.get("undelivered", 0),
+        "undelivered": counts.get("undelivered", 0) + counts.get("canceled", 0),
         "opted_out": counts.get("opted_out", 0),
     }

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, StrictStr
 from sqlalchemy import select, update
 
 from alerts import citizen_warnings as cw
+from alerts.ledger import RECEIPT_STATUSES, apply_receipt
 from pingan.city import load_city
 from pingan.clock import utcnow
 from pingan.http.context import actor_of, acts_as_person, ctx, json_error, json_response
@@ -28,7 +29,7 @@ from pingan.http.validation import (
 )
 from pingan.phones import e164_or_raw
 from pingan.store import as_utc, mark_component
-from pingan.store.schema import citizen_warnings, sends, subscribers
+from pingan.store.schema import citizen_warnings, subscribers
 from pingan.vocabulary import WARNING_EVENTS
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -36,7 +37,6 @@ SENDER = "warnings@luohe-cgj.example.cn"
 SEVERITY = {"blue": "Minor", "yellow": "Moderate", "orange": "Severe", "red": "Extreme"}
 _last_receipt_mark = [0.0]  # when a delivery receipt last touched the live views
 RECEIPT_CONSUMER = "webhook:twilio-status"
-RECEIPT_STATUSES = {"queued", "sending", "sent", "delivered", "undelivered", "failed"}
 
 
 class DraftBody(BaseModel):
@@ -166,7 +166,8 @@ async def show(request: web.Request) -> web.Response:
 
 
 async def status_callback(request: web.Request) -> web.Response:
-    """Twilio's delivery receipts update the ledger; forged ones are refused."""
+    """Twilio's delivery receipts move the ledger forward (alerts/ledger.py: every
+    status Twilio sends, none backwards); forged ones are refused."""
     c = ctx(request)
     form = await read_form(request)
     params = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -174,7 +175,8 @@ async def status_callback(request: web.Request) -> web.Response:
         return json_error(403, "X-Twilio-Signature: missing or not valid for this request")
     sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "")
     if status not in RECEIPT_STATUSES:
-        return json_error(400, f"MessageStatus: {status[:40]!r} unknown")
+        known = ", ".join(sorted(RECEIPT_STATUSES))
+        return json_error(400, f"MessageStatus: {status[:40]!r} is not one of {known}")
     if len(sid) > 40:
         return json_error(400, "MessageSid: longer than 40 characters")
     receipt = f"{sid}:{status}"
@@ -182,15 +184,7 @@ async def status_callback(request: web.Request) -> web.Response:
         return web.Response(status=204)  # this receipt was applied before: a replay
     now = utcnow()
     with c.store.transaction() as conn:
-        conn.execute(
-            update(sends)
-            .where(sends.c.provider_id == sid)
-            .values(
-                status="sent" if status in ("queued", "sending") else status,
-                error=params.get("ErrorCode") or None,
-                updated_at=now,
-            )
-        )
+        apply_receipt(conn, sid, status, params.get("ErrorCode", "")[:40] or None, now)
         if params.get("ErrorCode") == "21610":  # the recipient has opted out at Twilio
             conn.execute(
                 update(subscribers)

@@ -256,7 +256,8 @@ sends = Table(
     Column("channel", String(32), nullable=False),
     Column("recipient", String(64), nullable=False),
     Column("body", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # pending, sent, delivered, failed, ...
+    # pending, sent, failed, or the provider's receipt (alerts/ledger.py: PROGRESS)
+    Column("status", String(32), nullable=False),
     Column("provider_id", String(128), index=True),
     Column("warning_id", Integer, index=True),  # citizen warnings: which and to whom
     Column("subscriber_id", Integer),
