@@ -7,14 +7,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, or_, select, update
 
+from alerts.channels.base import WarningCard
 from alerts.ledger import MAY_HAVE_REACHED, REACHED
+from alerts.render import warning_card
 from alerts.sms import sms_size
 from pingan.city import load_city
 from pingan.core import topics
-from pingan.store import Store, emit, record_audit
+from pingan.store import Store, as_utc, emit, record_audit
 from pingan.store.schema import citizen_warnings, sends, subscribers
 from playbooks.templates import load_templates
 
@@ -49,6 +52,22 @@ def draft_texts(template: str, districts: Sequence[str]) -> Draft:
     text_en = found["en"].format(district=names_en, hotline=HOTLINE)
     zh, en = sms_size(text_zh), sms_size(text_en)
     return Draft(text_zh, text_en, zh.segments, en.segments, zh.encoding)
+
+
+def card_of(row: Any) -> WarningCard:
+    """A sent warning (a citizen_warnings row) as a card's short fields."""
+    city = load_city()
+    names = [city.districts[d].zh for d in row.districts if d in city.districts]
+    return warning_card(
+        row.id,
+        row.event,
+        row.level,
+        row.msg_type,
+        names,
+        as_utc(row.approved_at or row.created_at),
+        row.text_zh,
+        whole_city=set(row.districts) >= set(city.districts),
+    )
 
 
 def needs_second_person(recipients: int, approval: str, threshold: int | None = None) -> bool:

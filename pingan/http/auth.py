@@ -2,7 +2,8 @@
 HttpOnly and SameSite=Strict, a CSRF token on every change, login attempts limited, an
 idle timeout); machines use API tokens. Every /api/ and /console route needs one of the
 two; the public ones are login, Open311 intake, signed crew links, signed webhooks,
-published CAP and health. Roles: viewer < dispatcher < supervisor < admin."""
+published CAP and warning pages, and health. Roles: viewer < dispatcher < supervisor <
+admin."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from pingan.users import role_at_least, verify_password
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COOKIE = "pingan_session"
-PUBLIC = ("/login", "/healthz", "/open311/", "/c/", "/webhooks/", "/cap/")
+PUBLIC = ("/login", "/healthz", "/open311/", "/c/", "/webhooks/", "/cap/", "/warnings/")
 PROTECTED = ("/api/", "/console")
 CHANGES = ("POST", "PUT", "PATCH", "DELETE")
 # Per (account, address) 5, so nobody can lock a colleague out from elsewhere; per
