@@ -173,6 +173,24 @@ def _finish(
         )
 
 
+def record_sent(
+    conn: Connection, key: str, channel: str, recipient: str, body: str, now: datetime
+) -> None:
+    """A message a provider sent for us without a call of ours (Twilio's TwiML reply to
+    an inbound SMS): in the ledger as sent, so the person's history shows it."""
+    conn.execute(
+        sends.insert().values(
+            dedup_key=key,
+            channel=channel,
+            recipient=recipient,
+            body=body,
+            status="sent",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
 def apply_receipt(
     conn: Connection, provider_id: str, reported: str, error: str | None, now: datetime
 ) -> int:

@@ -33,17 +33,20 @@ CHANGES = ("POST", "PUT", "PATCH", "DELETE")
 # address more, as a duty room shares one address behind its router.
 LOGIN_FAILURES_ALLOWED = {"user": 5, "addr": 30}
 LOGIN_WINDOW_S = 15 * 60
-# Changes that need more than a dispatcher.
+# Routes that need more than their method's default (changes: a dispatcher; reads: a
+# viewer).
 NEEDS = {
     ("POST", "/api/incidents/{id}/release"): "supervisor",
     ("POST", "/api/crews/{id}/overrides"): "supervisor",
+    # What was sent to whom, by phone number: for those who act on it, not viewers.
+    ("GET", "/api/messages"): "dispatcher",
 }
 
 
 def required_role(method: str, route: str) -> str:
-    if method not in CHANGES:
-        return "viewer"
-    return NEEDS.get((method, route), "dispatcher")
+    method = "GET" if method == "HEAD" else method
+    default = "dispatcher" if method in CHANGES else "viewer"
+    return NEEDS.get((method, route), default)
 
 
 class LoginLimiter:

@@ -265,6 +265,10 @@ sends = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("dedup_key", "channel", name="uq_sends_key_channel"),
+    # A person's message history, newest first (alerts/history.py): by number, and
+    # by subscriber for what went to their WeChat openid.
+    Index("ix_sends_recipient", "recipient", "id"),
+    Index("ix_sends_subscriber", "subscriber_id", "id"),
 )
 
 # The local outbox channel's mailbox: what would have gone to a phone.
