@@ -25,7 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from alerts.channels.base import Channel, Message, PermanentError, Reconciling, RetryableError
 from alerts.citizen_warnings import RECEIVED, audience_filter, card_of
-from alerts.ledger import taken_before
+from alerts.ledger import release_held_receipts, taken_before
 from pingan.store import Store, as_utc
 from pingan.store.schema import citizen_warnings, sends, subscribers
 
@@ -112,6 +112,7 @@ def _finish(store: Store, outcomes: list[dict[str, Any]]) -> None:
             ),
             outcomes,
         )
+        release_held_receipts(conn, [o["pid"] for o in outcomes if o["pid"]], outcomes[0]["at"])
 
 
 async def send_chunk(

@@ -14,10 +14,11 @@ After 'sent', the provider's delivery receipts move a row along one line of prog
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from alerts.channels.base import (
     Channel,
@@ -28,8 +29,8 @@ from alerts.channels.base import (
     SendError,
 )
 from pingan.privacy import mask_phone
-from pingan.store import Store, as_utc
-from pingan.store.schema import sends
+from pingan.store import Store, as_utc, insert_or_ignore
+from pingan.store.schema import held_receipts, sends
 
 log = logging.getLogger("pingan.alerts.ledger")
 
@@ -171,6 +172,8 @@ def _finish(
             .where(sends.c.dedup_key == key, sends.c.channel == channel)
             .values(status=status, provider_id=provider_id, error=error, updated_at=now)
         )
+        if provider_id:
+            release_held_receipts(conn, [provider_id], now)
 
 
 def record_sent(
@@ -195,11 +198,49 @@ def apply_receipt(
     conn: Connection, provider_id: str, reported: str, error: str | None, now: datetime
 ) -> int:
     """A delivery receipt moves the provider's message forward (never back): one
-    conditional UPDATE, so two receipts racing each other cannot undo one another.
-    Returns the rows moved (0: already as far, or not a message of ours)."""
-    moved = conn.execute(
-        update(sends)
-        .where(sends.c.provider_id == provider_id, sends.c.status.in_(statuses_before(reported)))
-        .values(status=reported, error=error, updated_at=now)
+    conditional UPDATE, so two receipts racing each other cannot undo one another. A
+    receipt for an id the ledger does not hold yet (a warning chunk writes its ids when
+    the chunk is done) is held until it does (`release_held_receipts`). Returns the rows
+    moved (0: already as far, not yet known, or not a message of ours)."""
+    moved = int(
+        conn.execute(
+            update(sends)
+            .where(
+                sends.c.provider_id == provider_id, sends.c.status.in_(statuses_before(reported))
+            )
+            .values(status=reported, error=error, updated_at=now)
+        ).rowcount
+        or 0
     )
-    return int(moved.rowcount or 0)
+    if moved or conn.execute(select(sends.c.id).where(sends.c.provider_id == provider_id)).first():
+        return moved
+    held = {"provider_id": provider_id, "status": reported, "error": error, "received_at": now}
+    conn.execute(insert_or_ignore(conn, held_receipts, "provider_id").values(**held))
+    conn.execute(
+        update(held_receipts)
+        .where(
+            held_receipts.c.provider_id == provider_id,
+            held_receipts.c.status.in_(statuses_before(reported)),
+        )
+        .values(status=reported, error=error, received_at=now)
+    )
+    return 0
+
+
+def release_held_receipts(conn: Connection, provider_ids: Sequence[str], now: datetime) -> int:
+    """Apply, and forget, the receipts that came before these ids were written."""
+    moved = 0
+    for start in range(0, len(provider_ids), 900):  # stay under SQLite's parameter limit
+        batch = list(provider_ids[start : start + 900])
+        held = conn.execute(
+            select(held_receipts).where(held_receipts.c.provider_id.in_(batch))
+        ).all()
+        for receipt in held:
+            moved += apply_receipt(conn, receipt.provider_id, receipt.status, receipt.error, now)
+        if held:
+            conn.execute(
+                delete(held_receipts).where(
+                    held_receipts.c.provider_id.in_([r.provider_id for r in held])
+                )
+            )
+    return moved

@@ -271,6 +271,18 @@ sends = Table(
     Index("ix_sends_subscriber", "subscriber_id", "id"),
 )
 
+# Delivery receipts that came before their message's provider id was in the ledger (a
+# warning chunk records its sends when the chunk is done; Twilio may report 'sent' or
+# 'delivered' sooner). Applied, and deleted, when the id is written (alerts/ledger.py).
+held_receipts = Table(
+    "held_receipts",
+    metadata,
+    Column("provider_id", String(128), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("error", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 # The local outbox channel's mailbox: what would have gone to a phone.
 local_messages = Table(
     "local_messages",

@@ -1,26 +1,33 @@
 """Twilio's delivery receipts through the real status-callback route, signed the way
 Twilio signs them (the SDK's RequestValidator): every status Twilio's own OpenAPI
-description lists is accepted and moves the ledger, never backwards, and a message
-in a terminal status is not sent again when its event comes round once more."""
+description lists is accepted and moves the ledger, never backwards; a message in a
+terminal status is not sent again when its event comes round once more; a receipt
+that comes before its send is recorded is held, then applied."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from alerts import citizen_warnings as cw
 from alerts.channels.base import Message
 from alerts.channels.twilio_sms import TwilioSmsChannel
+from alerts.fanout import send_chunk
 from alerts.ledger import send_once
+from alerts.subscribers import import_csv
+from pingan import retention
 from pingan.store import Store
-from pingan.store.schema import sends
+from pingan.store.schema import held_receipts, sends
 from playbooks.registry import PlaybookRegistry
 from tests.integration.http_app import TWILIO_TOKEN, LiveApp, live_app
 from tests.integration.test_channels import ACCOUNT, TwilioMessages, run_app
@@ -28,6 +35,11 @@ from tests.integration.test_channels import ACCOUNT, TwilioMessages, run_app
 SPEC = Path(__file__).parent.parent / "data" / "twilio" / "twilio_api_v2010.json"
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 PATH = "/webhooks/twilio/status"
+PEOPLE = """phone,openid,home_district,work_district,language,channels,consent_source,consent_at
+13900000001,,yuanhui,,zh,sms,hotline,
+13900000002,,yuanhui,,zh,sms,hotline,
+13900000003,,yuanhui,,en,sms,hotline,
+"""
 
 
 @pytest.fixture
@@ -174,3 +186,67 @@ def test_terminal_statuses_end_retries(app: LiveApp, store: Store) -> None:
         "assignment:1": ("delivered", None),
         "assignment:2": ("undelivered", "30003"),
     }
+
+
+class TwilioReportingAtOnce(TwilioMessages):
+    """Twilio's Messages resource that delivers at once: before it even answers the
+    create, it posts a signed 'delivered' receipt to the message's StatusCallback, as
+    a fast carrier can make it seem to a sender that records its sends later."""
+
+    async def create(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        created = self.resource(str(form["To"]), str(form["Body"]), "queued")
+        params = receipt(created["sid"], "delivered")
+        url = str(form["StatusCallback"])
+        signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, params)
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(url, data=params, headers={"X-Twilio-Signature": signature})
+        assert answer.status_code == 204
+        return web.json_response(created, status=201)
+
+
+def test_a_receipt_before_its_send_is_recorded_is_held_then_applied(
+    app: LiveApp, store: Store
+) -> None:
+    """A warning chunk writes its provider ids when the chunk is done; receipts that
+    came sooner are held, then applied: every message ends 'delivered', none 'sent'."""
+    import_csv(store, io.StringIO(PEOPLE), NOW)
+    draft = cw.create_draft(
+        store, "gale", "yellow", ["yuanhui"], "gale-yellow", ["sms"], "alice", NOW
+    )
+    cw.approve(store, int(draft["id"]), "bob", NOW)
+    twilio = TwilioReportingAtOnce()
+    path = "/2010-04-01/Accounts/{sid}/Messages.json"
+
+    async def test(base: str) -> Any:
+        channel = TwilioSmsChannel(
+            ACCOUNT,
+            "secret",
+            from_number="+15005550006",
+            status_callback=app.base_url + PATH,
+            base_url=base,
+        )
+        result = await send_chunk(store, {"sms": channel}, int(draft["id"]), 1, 5000, NOW)
+        await channel.http.close()
+        return result
+
+    result = run_app({("POST", path): twilio.create, ("GET", path): twilio.list}, test)
+    assert result.sent == 3 and len(twilio.created) == 3
+    with store.read() as conn:
+        statuses = conn.execute(select(sends.c.status, sends.c.provider_id)).all()
+        held = conn.execute(select(held_receipts)).all()
+    assert sorted(s for s, _ in statuses) == ["delivered"] * 3
+    assert {p for _, p in statuses} == {m["sid"] for m in twilio.created}
+    assert held == []  # applied and forgotten
+
+
+def test_a_receipt_for_no_message_of_ours_waits_and_is_pruned(app: LiveApp, store: Store) -> None:
+    stranger = "SM" + "7" * 32
+    assert signed(app, receipt(stranger, "sent")).status_code == 204
+    assert signed(app, receipt(stranger, "delivered")).status_code == 204
+    assert signed(app, receipt(stranger, "queued")).status_code == 204  # late: stays
+    with store.read() as conn:
+        held = conn.execute(select(held_receipts.c.provider_id, held_receipts.c.status)).all()
+    assert [tuple(r) for r in held] == [(stranger, "delivered")]
+    later = datetime.now(UTC) + timedelta(days=31)
+    assert retention.prune(store, later, keep_days=30).held_receipts == 1
