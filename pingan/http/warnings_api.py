@@ -260,15 +260,19 @@ def _published(conn: Any) -> list[Any]:
     ).all()
 
 
+def _published_one(conn: Any, raw: str) -> Any:
+    """The published warning (sent, or sent and since cancelled) with this id, or None."""
+    if not is_id(raw):
+        return None
+    row = conn.execute(select(citizen_warnings).where(citizen_warnings.c.id == int(raw))).first()
+    return row if row is not None and row.status in ("sent", "cancelled") else None
+
+
 async def cap_alert(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     with ctx(request).store.read() as conn:
-        row = conn.execute(
-            select(citizen_warnings).where(
-                citizen_warnings.c.id == int(raw) if is_id(raw) else False
-            )
-        ).first()
-    if row is None or row.status not in ("sent", "cancelled"):
+        row = _published_one(conn, raw)
+    if row is None:
         return json_error(404, f"no published warning {raw[:40]!r}")
     body = (
         b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -308,13 +312,8 @@ def _warning_html(row: Any, corrections: list[Any]) -> str:
 
 async def warning_page(request: web.Request) -> web.Response:
     """GET /warnings/{id}: a published warning (sent or since cancelled), public."""
-    raw = request.match_info["id"]
     with ctx(request).store.read() as conn:
-        row = conn.execute(
-            select(citizen_warnings).where(
-                citizen_warnings.c.id == int(raw) if is_id(raw) else False
-            )
-        ).first()
+        row = _published_one(conn, request.match_info["id"])
         corrections = (
             conn.execute(
                 select(citizen_warnings)
@@ -327,7 +326,7 @@ async def warning_page(request: web.Request) -> web.Response:
             if row is not None
             else []
         )
-    if row is None or row.status not in ("sent", "cancelled"):
+    if row is None:
         return web.Response(
             status=404,
             text=mobile_page("没有这条预警", "<h1>没有这条预警</h1><p>No such warning.</p>"),
