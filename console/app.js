@@ -368,5 +368,7 @@ setInterval(() => document.querySelectorAll("#incidents tbody tr").forEach((row)
   if (inc) row.querySelector(".countdown").innerHTML = countdown(inc);
 }), 1000);
 
+// What was sent to whom is for those who act on it (the API answers a viewer 403).
+document.querySelector("#tabs [data-tab=messages]").hidden = $("#role").textContent === "viewer";
 translate();
 show("board");

@@ -177,6 +177,7 @@ def test_viewer_sees_but_cannot_act(stack: Stack, browser: Browser) -> None:
     vera.click("#detail button[data-do=dispatch]")
     vera.wait_for_timeout(500)
     assert any("role viewer may not do this" in m for m in messages)
+    expect(vera.locator("button[data-tab=messages]")).to_be_hidden()  # not for viewers
     vera.click("button[data-tab=health]")
     expect(vera.locator("#healthtable")).to_contain_text("worker")
     # Backpressure a dispatcher can read in a storm: what waits, and for how long.
