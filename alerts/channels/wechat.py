@@ -63,22 +63,20 @@ class WeComRobotChannel:
         keys: Collection[str],
         base_url: str = "https://qyapi.weixin.qq.com",
         client: httpx.AsyncClient | None = None,
-        per_minute: int = ROBOT_PER_MINUTE,
     ) -> None:
         if not keys:
             raise ValueError("a WeCom robot channel needs at least one robot key")
         self.keys = frozenset(keys)
         self.base_url = base_url.rstrip("/")
         self.client = client or httpx.AsyncClient(timeout=10)
-        self.per_minute = per_minute
         self._limiters: dict[str, AsyncLimiter] = {}
 
     def _limiter(self, key: str) -> AsyncLimiter:
-        """One send every 60/per_minute seconds per robot. A bucket of 20 per 60 s would
-        let a burst of 20 through and 20 more as it drains, 40 within one minute; one
-        at a time never puts more than 20 in any minute."""
+        """One send every 3 s per robot. A bucket of 20 per 60 s would let a burst of 20
+        through and 20 more as it drains, 40 within one minute; one at a time never puts
+        more than 20 in any minute."""
         if key not in self._limiters:
-            self._limiters[key] = AsyncLimiter(1, 60 / self.per_minute)
+            self._limiters[key] = AsyncLimiter(1, 60 / ROBOT_PER_MINUTE)
         return self._limiters[key]
 
     async def send(self, message: Message) -> str:

@@ -345,6 +345,23 @@ def test_official_account_template_keywords_and_one_shared_token() -> None:
         assert all(len(v["value"]) <= 20 for v in body["data"].values())
 
 
+def test_official_account_keeps_the_token_until_5_minutes_before_it_expires() -> None:
+    wechat = WeChatOfficialAccount()
+    now = [0.0]
+
+    async def test(base: str) -> None:
+        channel = OfficialAccountChannel(
+            "wxapp", "wxsecret", "TPL", "https://p.example", base_url=base, clock=lambda: now[0]
+        )
+        for at in (0.0, 6899.0, 6900.0):  # WeChat says 7200 s; renewed from 6900 s on
+            now[0] = at
+            await channel.send(Message(f"w7:s{at:.0f}", "openid-1", "全文", orange_snow_card()))
+        await channel.client.aclose()
+
+    run_app(wechat.routes(), test)
+    assert len(wechat.token_requests) == 2
+
+
 def test_official_account_token_refused_twice_is_retried_later() -> None:
     """WeChat refuses even the token it just handed out (its side is confused): no
     loop of refreshes, and no forced refresh; the message waits for a later try."""
