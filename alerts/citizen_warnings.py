@@ -7,16 +7,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, or_, select, update
 
 from alerts.cap import stored_area
+from alerts.channels.base import WarningCard
+from alerts.ledger import MAY_HAVE_REACHED, REACHED
+from alerts.render import warning_card
 from alerts.sms import sms_size
 from pingan.city import load_city
 from pingan.core import topics
 from pingan.intake.feeds.cap import CapArea
 from pingan.intake.feeds.normalize import area_districts
-from pingan.store import Store, emit, record_audit
+from pingan.store import Store, as_utc, emit, record_audit
 from pingan.store.schema import citizen_warnings, sends, subscribers
 from playbooks.templates import load_templates
 
@@ -24,7 +28,7 @@ APPROVAL_THRESHOLD = 1000  # recipients; above it a second dispatcher must appro
 SMS_PRICE_CNY = 0.05  # per segment, for the estimate shown before sending
 HOTLINE = "12345"
 CHUNK = 5000  # subscribers per send chunk (one event, one ledger batch)
-RECEIVED = ("sent", "delivered")  # a correction goes to these
+RECEIVED = MAY_HAVE_REACHED  # a correction goes to these
 
 
 class WarningRefused(ValueError):
@@ -51,6 +55,22 @@ def draft_texts(template: str, districts: Sequence[str]) -> Draft:
     text_en = found["en"].format(district=names_en, hotline=HOTLINE)
     zh, en = sms_size(text_zh), sms_size(text_en)
     return Draft(text_zh, text_en, zh.segments, en.segments, zh.encoding)
+
+
+def card_of(row: Any) -> WarningCard:
+    """A sent warning (a citizen_warnings row) as a card's short fields."""
+    city = load_city()
+    names = [city.districts[d].zh for d in row.districts if d in city.districts]
+    return warning_card(
+        row.id,
+        row.event,
+        row.level,
+        row.msg_type,
+        names,
+        as_utc(row.approved_at or row.created_at),
+        row.text_zh,
+        whole_city=set(row.districts) >= set(city.districts),
+    )
 
 
 def needs_second_person(recipients: int, approval: str, threshold: int | None = None) -> bool:
@@ -390,8 +410,8 @@ def stats(conn: Connection, warning_id: int) -> dict[str, int]:
     return {
         "queued": counts.get("pending", 0),
         "sent": counts.get("sent", 0),
-        "delivered": counts.get("delivered", 0),
+        "delivered": sum(counts.get(s, 0) for s in REACHED),
         "failed": counts.get("failed", 0),
-        "undelivered": counts.get("undelivered", 0),
+        "undelivered": counts.get("undelivered", 0) + counts.get("canceled", 0),
         "opted_out": counts.get("opted_out", 0),
     }

@@ -24,8 +24,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from alerts.channels.base import Channel, Message, PermanentError, Reconciling, RetryableError
-from alerts.citizen_warnings import RECEIVED, audience_filter
-from alerts.ledger import taken_before
+from alerts.citizen_warnings import RECEIVED, audience_filter, card_of
+from alerts.ledger import release_held_receipts, taken_before
 from pingan.store import Store, as_utc
 from pingan.store.schema import citizen_warnings, sends, subscribers
 
@@ -112,6 +112,7 @@ def _finish(store: Store, outcomes: list[dict[str, Any]]) -> None:
             ),
             outcomes,
         )
+        release_held_receipts(conn, [o["pid"] for o in outcomes if o["pid"]], outcomes[0]["at"])
 
 
 async def send_chunk(
@@ -163,6 +164,7 @@ async def send_chunk(
     # Rows an earlier attempt wrote: the provider may have taken these already.
     earlier = {key: as_utc(at) for key, at in pending.items() if as_utc(at) < now}
     texts = {r["dedup_key"]: r["body"] for r in rows}
+    card = card_of(warning)  # for channels that show a warning's fields (WeChat)
     outcomes: list[dict[str, Any]] = []
     failover: list[tuple[Any, str]] = []
     gate = asyncio.Semaphore(CONCURRENCY)
@@ -172,7 +174,7 @@ async def send_chunk(
         async with gate:
             if clock is not None and result.first_send_at is None:
                 result.first_send_at = clock()
-            message = Message(key, address, texts[key])
+            message = Message(key, address, texts[key], card)
             provider, provider_id = channels[channel], None
             if key in earlier and isinstance(provider, Reconciling):
                 provider_id = await taken_before(provider, message, earlier[key])

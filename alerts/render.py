@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+from alerts.channels.base import WarningCard
+from pingan.crews import CITY_TZ
 from pingan.vocabulary import (
     DEFAULT_SEGMENT_PRIORITY,
     SEGMENT_KINDS,
+    WARNING_EVENTS,
     category_zh,
     incident_title_zh,
     level_label,
@@ -123,3 +127,79 @@ def sms_reply_text(request_id: int, review: bool, duplicate: bool) -> str:
             "如需补充请回复详细地址。"
         )
     return f"【漯河城管】已受理，编号{request_id}，我们会尽快安排处理。"
+
+
+# ---- a citizen warning as a card's short fields ----------------------------------------
+# Since May 2023 a WeChat Official Account template message shows no `first` or `remark`
+# line and at most 20 characters per keyword; the full text is behind the card's link.
+CARD_FIELD_MAX = 20
+_CLAUSE_ENDS = "，；。！？,;!?"
+_SENDER = re.compile(r"^\s*【[^】]*】")
+_SENTENCE_ENDS = re.compile(r"[。！？!?]")
+CARD_LEVEL_SUFFIX = {"Alert": "预警", "Update": "预警（更新）", "Cancel": "预警（解除）"}
+
+
+def fit(text: str, limit: int = CARD_FIELD_MAX) -> str:
+    """At most `limit` characters on one line: the whole text when it fits; else its
+    leading clauses up to the last clause break that keeps at least half; else cut,
+    ending in an ellipsis so nobody takes it for the whole."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    cut = max(head.rfind(mark) for mark in _CLAUSE_ENDS)
+    if cut >= limit // 2:
+        return head[:cut]
+    return text[: limit - 1] + "…"
+
+
+def fit_list(names: Sequence[str], whole: str = "", limit: int = CARD_FIELD_MAX) -> str:
+    """Names joined with 、 within `limit`: as many as fit, then how many more
+    ("源汇区、郾城区等5地"); `whole` (e.g. 全市) when that is what they are."""
+    if whole:
+        return fit(whole, limit)
+    joined = "、".join(names)
+    if len(joined) <= limit or len(names) == 1:
+        return fit(joined, limit)
+    for shown in range(len(names) - 1, 0, -1):
+        text = "、".join(names[:shown]) + f"等{len(names)}地"
+        if len(text) <= limit:
+            return text
+    return fit(names[0], limit - len(f"等{len(names)}地")) + f"等{len(names)}地"
+
+
+def warning_advice(text_zh: str) -> str:
+    """What a citizen should do, from the warning's text: the sentence after the
+    headline (the sender's 【…】 dropped), or the only sentence there is."""
+    body = _SENDER.sub("", text_zh)
+    sentences = [s.strip() for s in _SENTENCE_ENDS.split(body) if s.strip()]
+    if not sentences:
+        return ""
+    return sentences[1] if len(sentences) > 1 else sentences[0]
+
+
+def local_time(at: datetime) -> str:
+    """A moment as citizens read it: the city's clock, 2026年11月27日 16:00."""
+    return at.astimezone(CITY_TZ).strftime("%Y年%m月%d日 %H:%M")
+
+
+def warning_card(
+    warning_id: int,
+    event: str,
+    level: str,
+    msg_type: str,
+    district_names: Sequence[str],
+    issued_at: datetime,
+    text_zh: str,
+    whole_city: bool = False,
+) -> WarningCard:
+    """The warning's fields for a card, each within CARD_FIELD_MAX characters."""
+    suffix = CARD_LEVEL_SUFFIX.get(msg_type, "预警")
+    return WarningCard(
+        warning_id=warning_id,
+        event=fit(WARNING_EVENTS.get(event, event)),
+        level=fit(level_label(level)["zh"] + suffix),
+        area=fit_list(district_names, "全市" if whole_city else ""),
+        time=fit(local_time(issued_at)),
+        advice=fit(warning_advice(text_zh)),
+    )

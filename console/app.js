@@ -19,7 +19,17 @@ const T = {
     s_on_scene: "已到场", s_done: "已完成", s_declined: "已拒绝", s_timed_out: "超时未确认",
     s_cancelled: "已取消",
     b_outbox_unpublished: "待发布事件", b_events_unprocessed: "待处理事件",
-    b_reports_unlinked: "未归案报告", waiting: "等待", oldest: "最久"},
+    b_reports_unlinked: "未归案报告", waiting: "等待", oldest: "最久",
+    messages: "消息记录", phoneHint: "手机号，如 13812345678", show: "查询", time: "时间",
+    kind: "类型", channel: "渠道", providerId: "服务商编号", text: "内容",
+    older: "更早的消息", noMessages: "没有发给这个号码的消息",
+    "k_crew.assignment": "派单", "k_crew.reminder": "到场提醒", "k_staff.digest": "督办汇总",
+    "k_citizen.received": "受理回执", "k_citizen.resolved": "办结回复", "k_citizen.warning": "预警",
+    "k_sms.reply": "短信回复", k_other: "其他",
+    m_pending: "待发送", m_accepted: "服务商已接收", m_scheduled: "已排期", m_queued: "排队中",
+    m_sending: "发送中", m_sent: "已发出", m_failed: "发送失败", m_undelivered: "未送达",
+    m_canceled: "已取消", m_partially_delivered: "部分送达", m_delivered: "已送达",
+    m_receiving: "接收中", m_received: "已接收", m_read: "已读"},
   en: {title: "Ping'an duty console", board: "Incidents", map: "Map", crews: "Crews",
     warnings: "Warnings", review: "Review", intake: "Phone intake", kpis: "KPIs",
     health: "Health", handover: "Handover", logout: "Log out", category: "Category",
@@ -32,7 +42,14 @@ const T = {
     audit: "Audit trail", overdue: "overdue", confirm: "Confirm", reopen: "Reopen",
     merge: "Merge", split: "Split",
     b_outbox_unpublished: "Events not yet published", b_events_unprocessed: "Events not yet processed",
-    b_reports_unlinked: "Reports not yet on an incident", waiting: "waiting", oldest: "oldest"},
+    b_reports_unlinked: "Reports not yet on an incident", waiting: "waiting", oldest: "oldest",
+    messages: "Messages", phoneHint: "Phone number, e.g. +8613812345678", show: "Show",
+    time: "Time", kind: "Kind", channel: "Channel", providerId: "Provider id", text: "Text",
+    older: "Older messages", noMessages: "No messages to this number",
+    "k_crew.assignment": "crew assignment", "k_crew.reminder": "crew reminder",
+    "k_staff.digest": "staff digest", "k_citizen.received": "report received",
+    "k_citizen.resolved": "report resolved", "k_citizen.warning": "warning",
+    "k_sms.reply": "SMS reply", k_other: "other"},
 };
 let lang = localStorage.getItem("lang") || "zh";
 let current = "board";
@@ -66,6 +83,7 @@ async function api(path, options = {}) {
 
 function translate() {
   document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+  document.querySelectorAll("[data-t-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.tPlaceholder); });
   $("#lang").textContent = lang === "zh" ? "EN" : "中文";
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
 }
@@ -130,10 +148,13 @@ async function showDetail(id, scroll = true) {
       ${a.state === "assigned" ? `<button class="act" data-do="ack" data-id="${a.id}">${t("ack")}</button>` : ""}
       </div>`).join("")}
     <h4>${t("reports")}</h4>${inc.reports.map((r) => `<div>#${r.id} ${esc(r.received_at?.slice(11, 16))}
-      ${esc(r.description)} <small>${esc(r.contact.phone || "")}</small></div>`).join("")}
+      ${esc(r.description)} ${r.contact.phone && !r.contact.phone.includes("*")
+        ? `<button class="act" data-history="${esc(r.contact.phone)}" title="${t("messages")}">${esc(r.contact.phone)}</button>`
+        : `<small>${esc(r.contact.phone || "")}</small>`}</div>`).join("")}
     <h4>${t("audit")}</h4><ol>${(trail?.audit || []).map((a) => `<li>${esc(a.at.slice(11, 19))}
       ${esc(a.actor)} ${esc(a.action)}</li>`).join("")}</ol>`;
   box.querySelectorAll("button[data-do]").forEach((b) => b.addEventListener("click", () => act(inc.id, b)));
+  box.querySelectorAll("button[data-history]").forEach((b) => b.addEventListener("click", () => showHistory(b.dataset.history)));
   if (scroll) box.scrollTop = 0;
 }
 
@@ -258,8 +279,41 @@ async function loadHealth() {
   $("#healthtable tbody").innerHTML = [...waits, ...parts].join("");
 }
 
+// A person's message history: every message sent or tried to one number, newest first.
+// Live updates refetch the first page; "older" appends the next.
+let historyPhone = "";
+let historyNext = null;
+
+function historyRows(messages) {
+  return messages.map((m) => `<tr data-message="${m.id}">
+    <td>${esc(new Date(m.at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB"))}</td>
+    <td class="mkind">${esc(t("k_" + m.kind))}</td><td>${esc(m.channel)}</td>
+    <td class="mstatus">${esc(T[lang]["m_" + m.status] || m.status)}${m.error ? `<br><small>${esc(m.error)}</small>` : ""}</td>
+    <td><small>${esc(m.provider_id || "")}</small></td><td class="mtext">${esc(m.text)}</td></tr>`).join("");
+}
+
+async function loadMessages(older = false) {
+  if (!historyPhone) return;
+  const path = older && historyNext ? historyNext
+    : `/api/messages?phone=${encodeURIComponent(historyPhone)}&limit=50`;
+  const data = await api(path);
+  if (!data) return;
+  const body = $("#historytable tbody");
+  body.innerHTML = (older ? body.innerHTML : "") + historyRows(data.messages);
+  historyNext = data.next;
+  $("#historyolder").hidden = !historyNext;
+  $("#historyempty").hidden = body.children.length > 0;
+}
+
+function showHistory(phone) {
+  historyPhone = phone;
+  $("#historyform input[name=phone]").value = phone;
+  show("messages");
+}
+
 const loaders = {board: loadBoard, map: loadMap, crews: loadCrews, warnings: loadWarnings,
-  review: loadReview, intake: async () => {}, kpis: loadKpis, health: loadHealth};
+  review: loadReview, intake: async () => {}, kpis: loadKpis, health: loadHealth,
+  messages: () => loadMessages()};
 
 function show(tab) {
   current = tab;
@@ -292,6 +346,12 @@ $("#draftform").addEventListener("submit", async (e) => {
     template: `${f.get("event")}-${level}`, channels: ["sms"]}});
   await loadWarnings();
 });
+$("#historyform").addEventListener("submit", (e) => {
+  e.preventDefault();
+  historyPhone = new FormData(e.target).get("phone").trim();
+  loadMessages();
+});
+$("#historyolder").addEventListener("click", () => loadMessages(true));
 $("#intakeform").addEventListener("submit", async (e) => {
   e.preventDefault();
   const f = new FormData(e.target);
@@ -308,5 +368,7 @@ setInterval(() => document.querySelectorAll("#incidents tbody tr").forEach((row)
   if (inc) row.querySelector(".countdown").innerHTML = countdown(inc);
 }), 1000);
 
+// What was sent to whom is for those who act on it (the API answers a viewer 403).
+document.querySelector("#tabs [data-tab=messages]").hidden = $("#role").textContent === "viewer";
 translate();
 show("board");

@@ -1,7 +1,8 @@
-"""Retention: the outbox and the processed-event marks are working state, not the
-record (incidents, reports, assignments, sends and the audit stay). Both are kept for
-`retention_days`, which must exceed the broker's topic retention (Kafka keeps 7 days
-by default): an event the broker could still redeliver keeps its processed mark."""
+"""Retention: the outbox, the processed-event marks and held delivery receipts are
+working state, not the record (incidents, reports, assignments, sends and the audit
+stay). They are kept for `retention_days`, which must exceed the broker's topic
+retention (Kafka keeps 7 days by default): an event the broker could still redeliver
+keeps its processed mark. A receipt held that long names no message of ours."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, select
 
 from pingan.store import Store
-from pingan.store.schema import outbox, processed_events
+from pingan.store.schema import held_receipts, outbox, processed_events
 
 BATCH = 5000  # rows per transaction, so a first prune never holds a long lock
 
@@ -20,6 +21,7 @@ BATCH = 5000  # rows per transaction, so a first prune never holds a long lock
 class Pruned:
     outbox: int
     processed: int
+    held_receipts: int = 0
 
 
 def prune(store: Store, now: datetime, keep_days: float) -> Pruned:
@@ -67,4 +69,6 @@ def prune(store: Store, now: datetime, keep_days: float) -> Pruned:
         processed_deleted += len(keys)
         if len(keys) < BATCH:
             break
-    return Pruned(outbox_deleted, processed_deleted)
+    with store.transaction() as conn:
+        stale = conn.execute(delete(held_receipts).where(held_receipts.c.received_at < cutoff))
+    return Pruned(outbox_deleted, processed_deleted, int(stale.rowcount or 0))

@@ -30,6 +30,14 @@ def _doc(text: str) -> dict[str, str]:
 
 
 FEED_KINDS = ("cap", "cap-index", "cma-json", "open-meteo")
+# A warning card's fields and the keys of the classic template that carries them.
+WECHAT_TEMPLATE_KEYS = {
+    "event": "keyword1",
+    "level": "keyword2",
+    "area": "keyword3",
+    "time": "keyword4",
+    "advice": "keyword5",
+}
 
 
 @dataclass(frozen=True)
@@ -163,9 +171,37 @@ class Settings:
         default="", metadata=_doc("WeChat Official Account appid. Empty: local outbox.")
     )
     wechat_secret: str = field(default="", metadata=_doc("WeChat Official Account secret."))
-    wechat_template_id: str = field(default="", metadata=_doc("Template for warnings."))
+    wechat_template_id: str = field(
+        default="",
+        metadata=_doc(
+            "Official Account template for citizen warnings: five keywords (event, level, "
+            "area, time, advice; 20 characters each), linking to the warning's public page "
+            "(public_url/warnings/ID) for the full text."
+        ),
+    )
+    wechat_template_keys: tuple[str, ...] = field(
+        default=tuple(f"{name}={key}" for name, key in WECHAT_TEMPLATE_KEYS.items()),
+        metadata=_doc(
+            "Which of the template's keywords carries which field (comma-separated "
+            "field=key; fields event, level, area, time, advice), as the template in the "
+            "Official Account's console names them, e.g. event=thing1,time=time4."
+        ),
+    )
     wechat_api_base: str = field(
         default="https://api.weixin.qq.com", metadata=_doc("WeChat API base URL.")
+    )
+    wecom_robot_keys: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Webhook keys of WeCom (企业微信) group robots, comma-separated: the `key` of "
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=... for each duty or "
+            "community group. Non-empty: the `wecom` channel is on, posting only to these "
+            "keys, each at most 20 messages a minute. Empty: no robot channel."
+        ),
+    )
+    wecom_api_base: str = field(
+        default="https://qyapi.weixin.qq.com",
+        metadata=_doc("WeCom API base URL (a test server in tests)."),
     )
     broker_bin: str = field(
         default="",
@@ -274,6 +310,24 @@ class Settings:
     )
 
     @property
+    def wechat_template_fields(self) -> dict[str, str]:
+        """wechat_template_keys as {field: the template's key}, every field named once."""
+        found: dict[str, str] = {}
+        for entry in self.wechat_template_keys:
+            name, _, key = entry.partition("=")
+            name, key = name.strip(), key.strip()
+            if name not in WECHAT_TEMPLATE_KEYS or not key or name in found:
+                raise SettingsError(
+                    f"wechat_template_keys: {entry!r} is not field=key with a field among "
+                    f"{', '.join(WECHAT_TEMPLATE_KEYS)}, each once"
+                )
+            found[name] = key
+        missing = [name for name in WECHAT_TEMPLATE_KEYS if name not in found]
+        if missing:
+            raise SettingsError(f"wechat_template_keys: no key for {', '.join(missing)}")
+        return found
+
+    @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'pingan.db').resolve()}"
 
@@ -343,6 +397,7 @@ def load_settings(
     settings = Settings(**values)
     if settings.retention_days < 1:
         raise SettingsError(f"retention_days = {settings.retention_days}: must be at least 1 day")
+    settings.wechat_template_fields  # noqa: B018  (a bad mapping is refused at start)
     return settings
 
 

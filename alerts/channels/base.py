@@ -9,10 +9,34 @@ from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
+class WarningCard:
+    """A citizen warning as the short fields a card shows (a WeChat Official Account
+    template's keywords, each at most 20 characters; alerts/render.py makes them), and
+    the warning whose public page holds the full text."""
+
+    warning_id: int
+    event: str
+    level: str
+    area: str
+    time: str
+    advice: str
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "event": self.event,
+            "level": self.level,
+            "area": self.area,
+            "time": self.time,
+            "advice": self.advice,
+        }
+
+
+@dataclass(frozen=True)
 class Message:
     idempotency_key: str
     recipient: str  # E.164 phone number, openid, or robot id, as the channel expects
     body: str
+    card: WarningCard | None = None  # a citizen warning's fields, for channels showing them
 
 
 class SendError(Exception):

@@ -1,5 +1,6 @@
 """Which channel carries which kind of message, from the settings: Twilio and the
-WeChat Official Account when configured, the local outbox otherwise."""
+WeChat Official Account when configured, the local outbox otherwise; the WeCom group
+robots when their keys are set."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def build_channels(settings: Settings, store: Store, twilio_auth_token: str) -> 
             settings.wechat_appid,
             settings.wechat_secret,
             settings.wechat_template_id,
-            settings.wechat_api_base,
+            page_base=settings.effective_public_url,
+            keys=settings.wechat_template_fields,
+            base_url=settings.wechat_api_base,
+        )
+    if settings.wecom_robot_keys:
+        from alerts.channels.wechat import WeComRobotChannel
+
+        channels["wecom"] = WeComRobotChannel(
+            settings.wecom_robot_keys, base_url=settings.wecom_api_base
         )
     return channels

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy import select
 
+from alerts.history import PAGE_DEFAULT, PAGE_MAX, message_history
 from pingan import queries
 from pingan.actions import (
     NotAllowed,
@@ -28,6 +31,7 @@ from pingan.http.validation import (
     check_when,
     is_id,
     model_of,
+    parse_count,
     parse_id,
     parse_when,
     read_json,
@@ -36,11 +40,14 @@ from pingan.intake.accept import accept_warning
 from pingan.intake.warnings import WarningInvalid, parse_signal
 from pingan.kpis import compute as compute_kpis
 from pingan.kpis import to_csv as kpis_csv
+from pingan.phones import PhoneInvalid, e164
+from pingan.privacy import mask_phone
 from pingan.store import record_audit
 from pingan.store.schema import crew_overrides, crews
 from pingan.vocabulary import IncidentStatus
 
 STATUSES = {s.value for s in IncidentStatus}
+log = logging.getLogger("pingan.http.api")
 
 
 def _int_id(request: web.Request, name: str) -> int:
@@ -219,6 +226,49 @@ async def release_incident(request: web.Request) -> web.Response:
         return json_response(queries.get_incident(conn, incident_id))
 
 
+def _phone(raw: str) -> str:
+    """The `phone` query parameter in E.164. A '+' typed into a URL unencoded arrives as
+    a space (+8613… becomes " 8613…"); it is read as the '+' it was."""
+    if not raw.strip():
+        raise Invalid("phone", "required: the number whose messages to show, e.g. +8613812345678")
+    if raw[:1] == " " and raw.lstrip()[:1].isdigit():
+        raw = "+" + raw.lstrip()
+    try:
+        return e164(raw)
+    except PhoneInvalid as exc:
+        raise Invalid("phone", str(exc).removeprefix("phone: ")) from None
+
+
+async def messages(request: web.Request) -> web.Response:
+    """GET /api/messages?phone=…&limit=…&before=…: every message sent or tried to one
+    number, newest first, a page at a time (`next` is the following page)."""
+    q = request.query
+    phone = _phone(q.get("phone", ""))
+    limit = parse_count(q["limit"], "limit", 1, PAGE_MAX) if "limit" in q else PAGE_DEFAULT
+    before = parse_id(q["before"], "before") if "before" in q else None
+    with ctx(request).store.read() as conn:
+        page = message_history(conn, phone, limit, before)
+    log.info(
+        "message history by=%s phone=%s shown=%d",
+        actor_of(request),
+        mask_phone(phone),
+        len(page.messages),
+    )
+    following = (
+        "/api/messages?" + urlencode({"phone": phone, "limit": limit, "before": page.next_before})
+        if page.next_before is not None
+        else None
+    )
+    return json_response(
+        {
+            "phone": phone,
+            "messages": page.messages,
+            "next_before": page.next_before,
+            "next": following,
+        }
+    )
+
+
 async def crew_board(request: web.Request) -> web.Response:
     with ctx(request).store.read() as conn:
         return json_response({"crews": queries.crew_board(conn, utcnow())})
@@ -330,6 +380,7 @@ def add_routes(app: web.Application) -> None:
         app.router.add_post(f"/api/incidents/{{id}}/{command}", _incident_command(command))
     app.router.add_post("/api/incidents/{id}/release", release_incident)
     app.router.add_get("/api/crews", crew_board)
+    app.router.add_get("/api/messages", messages)
     app.router.add_post("/api/crews/{id}/overrides", add_crew_override)
     app.router.add_get("/api/kpis", kpis)
     app.router.add_get("/api/kpis.csv", kpis)

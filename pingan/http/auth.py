@@ -2,7 +2,8 @@
 HttpOnly and SameSite=Strict, a CSRF token on every change, login attempts limited, an
 idle timeout); machines use API tokens. Every /api/ and /console route needs one of the
 two; the public ones are login, Open311 intake, signed crew links, signed webhooks,
-published CAP and health. Roles: viewer < dispatcher < supervisor < admin."""
+published CAP and warning pages, and health. Roles: viewer < dispatcher < supervisor <
+admin."""
 
 from __future__ import annotations
 
@@ -25,24 +26,27 @@ from pingan.users import role_at_least, verify_password
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COOKIE = "pingan_session"
-PUBLIC = ("/login", "/healthz", "/open311/", "/c/", "/webhooks/", "/cap/")
+PUBLIC = ("/login", "/healthz", "/open311/", "/c/", "/webhooks/", "/cap/", "/warnings/")
 PROTECTED = ("/api/", "/console")
 CHANGES = ("POST", "PUT", "PATCH", "DELETE")
 # Per (account, address) 5, so nobody can lock a colleague out from elsewhere; per
 # address more, as a duty room shares one address behind its router.
 LOGIN_FAILURES_ALLOWED = {"user": 5, "addr": 30}
 LOGIN_WINDOW_S = 15 * 60
-# Changes that need more than a dispatcher.
+# Routes that need more than their method's default (changes: a dispatcher; reads: a
+# viewer).
 NEEDS = {
     ("POST", "/api/incidents/{id}/release"): "supervisor",
     ("POST", "/api/crews/{id}/overrides"): "supervisor",
+    # What was sent to whom, by phone number: for those who act on it, not viewers.
+    ("GET", "/api/messages"): "dispatcher",
 }
 
 
 def required_role(method: str, route: str) -> str:
-    if method not in CHANGES:
-        return "viewer"
-    return NEEDS.get((method, route), "dispatcher")
+    method = "GET" if method == "HEAD" else method
+    default = "dispatcher" if method in CHANGES else "viewer"
+    return NEEDS.get((method, route), default)
 
 
 class LoginLimiter:

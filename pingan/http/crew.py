@@ -18,6 +18,7 @@ from pingan.clock import utcnow
 from pingan.core.assignments import ACTIVE_STATES, MOVES, CrewAction, TransitionRefused
 from pingan.crews import CITY_TZ
 from pingan.http.context import ctx
+from pingan.http.pages import mobile_page
 from pingan.http.validation import Invalid, clean_text, read_form
 from pingan.links import LinkInvalid, verify_link
 from pingan.queries import first_report
@@ -115,7 +116,7 @@ def _refuse(request: web.Request, reason: str) -> web.Response:
         status=403,
         content_type="text/html",
         charset="utf-8",
-        text=_page(
+        text=mobile_page(
             "链接无效 Link not valid",
             f"<p>{html.escape(reason)}。请使用短信中的最新链接，或回复任务号。</p>",
         ),
@@ -127,20 +128,6 @@ def _verified(request: web.Request) -> tuple[int, str] | web.Response:
         return verify_link(ctx(request).link_secret, request.match_info["token"], utcnow())
     except LinkInvalid as exc:
         return _refuse(request, str(exc))
-
-
-def _page(title: str, body: str) -> str:
-    return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title><style>
-body{{font-family:"WenQuanYi Micro Hei","Noto Sans CJK SC",sans-serif;margin:0;padding:16px;
-max-width:480px;background:#f6f7f9;color:#1b1f24;font-size:17px;line-height:1.5}}
-h1{{font-size:21px;margin:0 0 8px}} .card{{background:#fff;border-radius:10px;padding:14px;
-margin:12px 0;box-shadow:0 1px 3px rgba(0,0,0,.12)}} .state{{font-weight:bold;color:#0a6}}
-button{{display:block;width:100%;font-size:19px;padding:14px;margin:10px 0;border:0;
-border-radius:10px;background:#0a66c2;color:#fff}} button.decline{{background:#8a1c1c}}
-input{{width:100%;font-size:17px;padding:10px;box-sizing:border-box}} li{{margin:4px 0}}
-</style></head><body>{body}</body></html>"""
 
 
 async def crew_page(request: web.Request) -> web.Response:
@@ -201,7 +188,7 @@ async def crew_page(request: web.Request) -> web.Response:
 <div class="card"><b>要点 Checklist</b><ol>{checklist}</ol></div>
 {buttons}"""
     return web.Response(
-        text=_page(f"任务 {assignment_id}", body), content_type="text/html", charset="utf-8"
+        text=mobile_page(f"任务 {assignment_id}", body), content_type="text/html", charset="utf-8"
     )
 
 

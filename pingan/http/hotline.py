@@ -12,8 +12,10 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
+from alerts.ledger import record_sent
 from alerts.render import sms_reply_text
 from alerts.subscribers import opt_keyword, set_opt_out
 from pingan.actions import (
@@ -40,7 +42,7 @@ from pingan.http.validation import (
 from pingan.phones import PhoneInvalid, e164, e164_or_raw
 from pingan.privacy import mask_phone
 from pingan.queries import report_view
-from pingan.store import claim_event, record_audit
+from pingan.store import claim_event, new_event_id, record_audit
 from pingan.store.schema import processed_events, reports
 
 log = logging.getLogger("pingan.hotline")
@@ -78,46 +80,61 @@ async def sms_inbound(request: web.Request) -> web.Response:
         # A signed request seen before: Twilio retrying, or someone replaying it.
         log.info("sms webhook replay ignored sid=%s", sid)
         return twiml(None)
+    phone = e164_or_raw(params.get("From", ""))
     try:
-        return await _sms(request, params)
+        reply = await _sms(request, phone, params)
     except Exception:
         if sid:  # not handled: let Twilio's retry through
             await asyncio.to_thread(forget_delivery, c.store, SMS_CONSUMER, sid)
         raise
+    if reply is not None:  # the person's message history shows the answer they got
+        await asyncio.to_thread(record_reply, c.store, sid, phone, reply, utcnow())
+    return twiml(reply)
 
 
-async def _sms(request: web.Request, params: dict[str, str]) -> web.Response:
+def record_reply(store: Any, sid: str, phone: str, text: str, now: Any) -> None:
+    """The TwiML answer to an inbound SMS, in the send ledger (Twilio sends it; no call
+    of ours). Best effort: the sender has been answered whether or not this is kept."""
+    key = f"reply:{sid or new_event_id()}"
+    try:
+        with store.transaction() as conn:
+            record_sent(conn, key, "sms", phone, text, now)
+    except SQLAlchemyError as exc:
+        log.warning("sms reply not recorded to=%s: %s", mask_phone(phone), type(exc).__name__)
+
+
+async def _sms(request: web.Request, phone: str, params: dict[str, str]) -> str | None:
+    """What to answer an inbound SMS with (None: nothing)."""
     c = ctx(request)
-    phone = e164_or_raw(params.get("From", ""))
     body = clean_text(params.get("Body", "")).strip()[:MAX_SMS_BODY]
     if not phone:
-        return twiml(None)
+        return None
     try:
         c.limits.check("caller", phone)
     except RateLimited:
         log.warning("sms rate limited from=%s", mask_phone(phone))
-        return twiml(None)  # no reply: a reply would cost money and feed the flood
+        return None  # no reply: a reply would cost money and feed the flood
     with c.store.read() as conn:
         crew = crew_for_phone(conn, phone)
     if crew is not None:  # a crew answering its assignment, not a citizen
-        return twiml(await asyncio.to_thread(apply_sms_reply, c.store, crew.id, body))
+        return await asyncio.to_thread(apply_sms_reply, c.store, crew.id, body)
     now = utcnow()
     keyword = opt_keyword(body)
     if keyword is not None:  # STOP/退订/TD, START: honoured at once, confirmed once
         changed = await asyncio.to_thread(set_opt_out, c.store, phone, keyword == "stop", now)
         if changed:
-            return twiml(
+            return (
                 "【漯河城管】您已退订预警短信，回复START可重新订阅。"
                 if keyword == "stop"
                 else "【漯河城管】已恢复订阅预警短信。回复TD退订。"
             )
-        return twiml(None)
+        return None
     if body in ("1", "2", "3", "4", "5"):
         rated = await asyncio.to_thread(record_satisfaction, c.store, phone, int(body), now)
         if rated is not None:
-            return twiml(f"【漯河城管】感谢您的评价（编号{rated}：{body}分）。")
+            return f"【漯河城管】感谢您的评价（编号{rated}：{body}分）。"
     if not body:
-        return twiml("【漯河城管】请用文字描述问题和地点，例如：人民路口大树倒了。")
+        return "【漯河城管】请用文字描述问题和地点，例如：人民路口大树倒了。"
     result = await asyncio.to_thread(
         accept_free_text,
         c.store,
@@ -136,12 +153,10 @@ async def _sms(request: web.Request, params: dict[str, str]) -> web.Response:
         result.confidence,
         result.accepted.review_reason or "-",
     )
-    return twiml(
-        sms_reply_text(
-            result.accepted.report_id,
-            result.accepted.review_reason is not None,
-            result.accepted.duplicate,
-        )
+    return sms_reply_text(
+        result.accepted.report_id,
+        result.accepted.review_reason is not None,
+        result.accepted.duplicate,
     )
 
 

@@ -110,6 +110,17 @@ def parse_number(raw: object, field: str, low: float, high: float) -> float:
     return value
 
 
+def parse_count(raw: str, field: str, low: int, high: int) -> int:
+    """A whole number of things within [low, high] (a page size), from a query."""
+    text = raw.strip()
+    if not _ID.fullmatch(text):
+        raise Invalid(field, f"{raw[:30]!r} is not a whole number")
+    value = int(text)
+    if not low <= value <= high:
+        raise Invalid(field, f"{value} is outside {low}..{high}")
+    return value
+
+
 def parse_position(
     lat_raw: object, lon_raw: object, lat_field: str = "lat", lon_field: str = "long"
 ) -> tuple[float, float] | None:

@@ -1,10 +1,11 @@
 """Citizen warnings over HTTP: draft, preview, approve (two-person rule), update or
-cancel; Twilio delivery receipts; and every sent warning as CAP 1.2 and in an Atom
-feed so other systems can relay it."""
+cancel; Twilio delivery receipts; every sent warning as CAP 1.2 and in an Atom feed so
+other systems can relay it, and as a public page a citizen's WeChat card links to."""
 
 from __future__ import annotations
 
 import asyncio
+import html
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
@@ -14,10 +15,13 @@ from sqlalchemy import select, update
 
 from alerts import citizen_warnings as cw
 from alerts.cap import published_alert
+from alerts.ledger import RECEIPT_STATUSES, apply_receipt
+from alerts.render import CARD_LEVEL_SUFFIX, local_time
 from pingan.city import load_city
 from pingan.clock import utcnow
 from pingan.http.context import actor_of, acts_as_person, ctx, json_error, json_response
 from pingan.http.hotline import first_delivery, twilio_signed
+from pingan.http.pages import mobile_page
 from pingan.http.validation import (
     clean_text,
     clean_tree,
@@ -30,11 +34,11 @@ from pingan.http.validation import (
 from pingan.intake.feeds.cap import CapArea, cap_bytes, parse_circle, parse_polygon, write_cap
 from pingan.phones import e164_or_raw
 from pingan.store import as_utc, mark_component
-from pingan.store.schema import citizen_warnings, sends, subscribers
+from pingan.store.schema import citizen_warnings, subscribers
+from pingan.vocabulary import WARNING_EVENTS, level_label
 
 _last_receipt_mark = [0.0]  # when a delivery receipt last touched the live views
 RECEIPT_CONSUMER = "webhook:twilio-status"
-RECEIPT_STATUSES = {"queued", "sending", "sent", "delivered", "undelivered", "failed"}
 
 
 class DraftBody(BaseModel):
@@ -177,7 +181,8 @@ async def show(request: web.Request) -> web.Response:
 
 
 async def status_callback(request: web.Request) -> web.Response:
-    """Twilio's delivery receipts update the ledger; forged ones are refused."""
+    """Twilio's delivery receipts move the ledger forward (alerts/ledger.py: every
+    status Twilio sends, none backwards); forged ones are refused."""
     c = ctx(request)
     form = await read_form(request)
     params = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -185,7 +190,8 @@ async def status_callback(request: web.Request) -> web.Response:
         return json_error(403, "X-Twilio-Signature: missing or not valid for this request")
     sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "")
     if status not in RECEIPT_STATUSES:
-        return json_error(400, f"MessageStatus: {status[:40]!r} unknown")
+        known = ", ".join(sorted(RECEIPT_STATUSES))
+        return json_error(400, f"MessageStatus: {status[:40]!r} is not one of {known}")
     if len(sid) > 40:
         return json_error(400, "MessageSid: longer than 40 characters")
     receipt = f"{sid}:{status}"
@@ -193,15 +199,7 @@ async def status_callback(request: web.Request) -> web.Response:
         return web.Response(status=204)  # this receipt was applied before: a replay
     now = utcnow()
     with c.store.transaction() as conn:
-        conn.execute(
-            update(sends)
-            .where(sends.c.provider_id == sid)
-            .values(
-                status="sent" if status in ("queued", "sending") else status,
-                error=params.get("ErrorCode") or None,
-                updated_at=now,
-            )
-        )
+        apply_receipt(conn, sid, status, params.get("ErrorCode", "")[:40] or None, now)
         if params.get("ErrorCode") == "21610":  # the recipient has opted out at Twilio
             conn.execute(
                 update(subscribers)
@@ -223,6 +221,14 @@ def _published(conn: Any) -> list[Any]:
     ).all()
 
 
+def _published_one(conn: Any, raw: str) -> Any:
+    """The published warning (sent, or sent and since cancelled) with this id, or None."""
+    if not is_id(raw):
+        return None
+    row = conn.execute(select(citizen_warnings).where(citizen_warnings.c.id == int(raw))).first()
+    return row if row is not None and row.status in ("sent", "cancelled") else None
+
+
 async def cap_alert(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     alert = None
@@ -234,6 +240,63 @@ async def cap_alert(request: web.Request) -> web.Response:
     # Stored before input was cleaned, a control character must not make it malformed.
     body = cap_bytes(clean_tree(write_cap(alert)))
     return web.Response(body=body, content_type="application/cap+xml", charset="utf-8")
+
+
+def _warning_html(row: Any, corrections: list[Any]) -> str:
+    """A sent warning for anyone to read: the page a WeChat card links to, where the
+    whole text is (a card shows 20 characters a field). Every value escaped."""
+    esc = html.escape
+    city = load_city()
+    suffix = CARD_LEVEL_SUFFIX.get(row.msg_type, "预警")
+    title = WARNING_EVENTS.get(row.event, row.event) + level_label(row.level)["zh"] + suffix
+    notices = "".join(
+        f'<div class="card"><b>{"此预警已解除" if c.msg_type == "Cancel" else "此预警已更新"}'
+        f'</b>：<a href="/warnings/{int(c.id)}">'
+        f"{esc(local_time(as_utc(c.approved_at or c.created_at)))}的消息</a></div>"  # type: ignore[arg-type]
+        for c in corrections
+    )
+    area = "、".join(city.districts[d].zh for d in row.districts if d in city.districts)
+    issued = local_time(as_utc(row.approved_at or row.created_at))  # type: ignore[arg-type]
+    until = (
+        f"<div>有效至 Until: {esc(local_time(as_utc(row.expires_at)))}</div>"  # type: ignore[arg-type]
+        if row.expires_at
+        else ""
+    )
+    english = f'<p lang="en">{esc(row.text_en)}</p>' if row.text_en != row.text_zh else ""
+    body = f"""<h1>{esc(title)}</h1>{notices}
+<div class="card"><div>区域 Area: {esc(area)}</div><div>发布 Issued: {esc(issued)}</div>
+{until}<div>发布单位: 漯河市城市管理局</div></div>
+<div class="card"><p id="text">{esc(row.text_zh)}</p>{english}</div>
+<p>求助请拨 {esc(cw.HOTLINE)} · <a href="/cap/alerts/{int(row.id)}.xml">CAP 1.2</a></p>"""
+    return mobile_page(f"{title} · 漯河市城市管理局", body)
+
+
+async def warning_page(request: web.Request) -> web.Response:
+    """GET /warnings/{id}: a published warning (sent or since cancelled), public."""
+    with ctx(request).store.read() as conn:
+        row = _published_one(conn, request.match_info["id"])
+        corrections = (
+            conn.execute(
+                select(citizen_warnings)
+                .where(
+                    citizen_warnings.c.corrects == row.id,
+                    citizen_warnings.c.status.in_(("sent", "cancelled")),
+                )
+                .order_by(citizen_warnings.c.id.desc())
+            ).all()
+            if row is not None
+            else []
+        )
+    if row is None:
+        return web.Response(
+            status=404,
+            text=mobile_page("没有这条预警", "<h1>没有这条预警</h1><p>No such warning.</p>"),
+            content_type="text/html",
+            charset="utf-8",
+        )
+    return web.Response(
+        text=_warning_html(row, corrections), content_type="text/html", charset="utf-8"
+    )
 
 
 async def cap_feed(request: web.Request) -> web.Response:
@@ -293,3 +356,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/webhooks/twilio/status", status_callback)
     app.router.add_get("/cap/alerts/{id}.xml", cap_alert)
     app.router.add_get("/cap/feed.atom", cap_feed)
+    app.router.add_get("/warnings/{id}", warning_page)

@@ -208,11 +208,13 @@ class OutboxRelay:
                     if last_prune is None or now - last_prune >= PRUNE_EVERY:
                         last_prune = now
                         pruned = await asyncio.to_thread(prune, self.store, now, retention_days)
-                        if pruned.outbox or pruned.processed:
+                        if pruned.outbox or pruned.processed or pruned.held_receipts:
                             log.info(
-                                "relay pruned outbox=%d processed_marks=%d older_than_days=%s",
+                                "relay pruned outbox=%d processed_marks=%d held_receipts=%d "
+                                "older_than_days=%s",
                                 pruned.outbox,
                                 pruned.processed,
+                                pruned.held_receipts,
                                 retention_days,
                             )
             except Exception as exc:  # keep relaying; the rows stay pending

@@ -260,6 +260,13 @@ def claim_event(conn: Connection, consumer: str, event_id: str, now: datetime) -
     return claimed.first() is not None
 
 
+def insert_or_ignore(conn: Connection, table: Any, *conflict: str) -> Any:
+    """INSERT … ON CONFLICT (conflict columns) DO NOTHING, in this connection's dialect
+    (SQLite and PostgreSQL both speak it)."""
+    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
+
+
 _CLAIMED = schema.processed_events.c.event_id
 _CLAIM = {
     "sqlite": sqlite_insert(schema.processed_events).on_conflict_do_nothing().returning(_CLAIMED),

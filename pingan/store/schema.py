@@ -265,7 +265,8 @@ sends = Table(
     Column("channel", String(32), nullable=False),
     Column("recipient", String(64), nullable=False),
     Column("body", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # pending, sent, delivered, failed, ...
+    # pending, sent, failed, or the provider's receipt (alerts/ledger.py: PROGRESS)
+    Column("status", String(32), nullable=False),
     Column("provider_id", String(128), index=True),
     Column("warning_id", Integer, index=True),  # citizen warnings: which and to whom
     Column("subscriber_id", Integer),
@@ -273,6 +274,22 @@ sends = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("dedup_key", "channel", name="uq_sends_key_channel"),
+    # A person's message history, newest first (alerts/history.py): by number, and
+    # by subscriber for what went to their WeChat openid.
+    Index("ix_sends_recipient", "recipient", "id"),
+    Index("ix_sends_subscriber", "subscriber_id", "id"),
+)
+
+# Delivery receipts that came before their message's provider id was in the ledger (a
+# warning chunk records its sends when the chunk is done; Twilio may report 'sent' or
+# 'delivered' sooner). Applied, and deleted, when the id is written (alerts/ledger.py).
+held_receipts = Table(
+    "held_receipts",
+    metadata,
+    Column("provider_id", String(128), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("error", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 # The local outbox channel's mailbox: what would have gone to a phone.

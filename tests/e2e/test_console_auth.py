@@ -1,7 +1,8 @@
 """Access, route by route: every /api/ and /console route refuses anonymous access
-(login, Open311 intake, crew links, webhooks, CAP and health are public); a viewer
-cannot change anything, a dispatcher cannot do a supervisor's part; changes need the
-session's CSRF token; logins are throttled; idle sessions end; passwords are hashed."""
+(login, Open311 intake, crew links, webhooks, CAP, published warnings' pages and health
+are public); a viewer cannot change anything nor read who was sent what, a dispatcher
+cannot do a supervisor's part; changes need the session's CSRF token; logins are
+throttled; idle sessions end; passwords are hashed."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.e2e.harness import Stack
 from tests.e2e.test_console_browser import PASSWORDS, make_people
 
 pytestmark = pytest.mark.e2e
-PUBLIC = ("/login", "/healthz", "/open311/", "/c/", "/webhooks/", "/cap/")
+PUBLIC = ("/login", "/healthz", "/open311/", "/c/", "/webhooks/", "/cap/", "/warnings/")
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -93,6 +94,9 @@ def test_a_viewer_cannot_change_anything(stack: Stack, method: str, path: str) -
 def test_roles_csrf_and_reading(stack: Stack) -> None:
     vera, _ = session(stack, "vera")
     assert vera.get("/api/board").status_code == 200  # viewers see everything
+    history = vera.get("/api/messages", params={"phone": "+8613811112222"})
+    assert history.status_code == 403  # but what was sent to whom is not theirs to read
+    assert history.json()["error"].endswith("(needs dispatcher)")
     alice, csrf = session(stack, "alice")
     assert (
         alice.post("/api/incidents/1/release", headers={"X-CSRF-Token": csrf})

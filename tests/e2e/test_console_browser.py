@@ -2,7 +2,8 @@
 report POSTed through Open311 appears on the board without a reload; a dispatcher
 reassigns the crew; the new crew acknowledges through its signed link on a phone-sized
 page and the row turns green live; a warning drafted by one user is approved by another
-and its delivery count moves. Screenshots of each step go to test-artifacts/console/."""
+and its delivery count moves; a dispatcher looks up what one caller was sent. Screenshots
+of each step go to test-artifacts/console/."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import select
 
 from pingan.settings import PROJECT_ROOT
-from pingan.store.schema import local_messages
+from pingan.store.schema import local_messages, sends
 from tests.conftest import ROSTER
 from tests.e2e.harness import Stack, wait_for
 
@@ -176,6 +177,7 @@ def test_viewer_sees_but_cannot_act(stack: Stack, browser: Browser) -> None:
     vera.click("#detail button[data-do=dispatch]")
     vera.wait_for_timeout(500)
     assert any("role viewer may not do this" in m for m in messages)
+    expect(vera.locator("button[data-tab=messages]")).to_be_hidden()  # not for viewers
     vera.click("button[data-tab=health]")
     expect(vera.locator("#healthtable")).to_contain_text("worker")
     # Backpressure a dispatcher can read in a storm: what waits, and for how long.
@@ -183,3 +185,34 @@ def test_viewer_sees_but_cannot_act(stack: Stack, browser: Browser) -> None:
     expect(vera.locator("#healthtable")).to_contain_text("未归案报告")
     shot(vera, "10-viewer-health")
     vera.context.close()
+
+
+def test_a_callers_message_history(stack: Stack, browser: Browser) -> None:
+    """A citizen reports a dark street light and gives a number; the dispatcher types
+    that number as the caller spelt it and sees the receipt the citizen was sent."""
+    caller = "+8613800138000"
+    answer = stack.report(
+        service_code="streetlight",
+        lat=33.5870,
+        long=114.0060,
+        description="黄河路路灯不亮",
+        phone=caller,
+    )
+    assert answer.status_code == 200, answer.text
+
+    def receipt_sent() -> bool:
+        with stack.store.read() as conn:
+            return bool(conn.execute(select(sends.c.id).where(sends.c.recipient == caller)).all())
+
+    wait_for(receipt_sent, what="the caller's receipt in the ledger")
+    alice = login(browser, stack, "alice")
+    alice.click("button[data-tab=messages]")
+    alice.fill("#historyform input[name=phone]", "138 0013 8000")
+    alice.click("#historyform button[type=submit]")
+    row = alice.locator("#historytable tbody tr").first
+    expect(row.locator(".mkind")).to_have_text("受理回执")
+    expect(row.locator(".mstatus")).to_have_text("已发出")
+    expect(row.locator(".mtext")).to_contain_text("您反映的路灯故障已受理")
+    expect(alice.locator("#historyempty")).to_be_hidden()
+    shot(alice, "11-message-history")
+    alice.context.close()

@@ -1,11 +1,13 @@
 """Channels on the wire: the real twilio SDK against Prism serving Twilio's OpenAPI
 description (valid -> 201, malformed -> 422) and against a recording server for the
 exact form; WeCom robot and Official Account against local servers speaking their
-JSON, including rate-limit and token-expiry errcodes."""
+JSON (exact bodies asserted), including rate-limit and bad-token errcodes; the robot's
+pace of 20 a minute on a virtual clock; both built from settings."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import subprocess
 import time
@@ -21,11 +23,14 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from alerts.channels.base import Message, PermanentError, RetryableError
+from alerts.channels.base import Message, PermanentError, RetryableError, WarningCard
+from alerts.channels.factory import build_channels
 from alerts.channels.twilio_sms import TwilioSmsChannel
 from alerts.channels.wechat import OfficialAccountChannel, WeComRobotChannel
+from alerts.citizen_warnings import draft_texts
 from alerts.ledger import SendOutcome, send_once
-from pingan.settings import PROJECT_ROOT
+from alerts.render import warning_card
+from pingan.settings import PROJECT_ROOT, SettingsError, load_settings
 from pingan.store import Store
 from pingan.store.schema import sends
 from tests.e2e.harness import free_port
@@ -156,7 +161,7 @@ def test_twilio_exact_form_and_error_mapping() -> None:
     assert first["auth"].startswith("Basic ")
 
 
-def test_wecom_robot_json_errcodes_and_pace() -> None:
+def test_wecom_robot_exact_json_and_errcodes() -> None:
     bodies: list[Any] = []
     codes = iter([0, 45009, 93000])
 
@@ -166,17 +171,21 @@ def test_wecom_robot_json_errcodes_and_pace() -> None:
         return web.json_response({"errcode": code, "errmsg": "ok" if code == 0 else "limited"})
 
     async def test(base: str) -> None:
-        channel = WeComRobotChannel(base)
+        channel = WeComRobotChannel(["robot-key"], base)
         assert (
             await channel.send(Message("k1", "robot-key", "**暴雪橙色预警**\n源汇区"))
-        ).startswith("wecom-")
+        ) == "wecom-k1"
         with pytest.raises(RetryableError, match="45009"):
             await channel.send(Message("k2", "robot-key", "x"))
         with pytest.raises(PermanentError, match="93000"):
             await channel.send(Message("k3", "robot-key", "x"))
+        # a key nobody configured is never posted to (data cannot pick the group)
+        with pytest.raises(PermanentError, match="not one of the configured robot keys"):
+            await channel.send(Message("k4", "someone-elses-robot", "x"))
         await channel.client.aclose()
 
     run_app({("POST", "/cgi-bin/webhook/send"): robot}, test)
+    assert len(bodies) == 3
     assert bodies[0] == {
         "key": "robot-key",
         "msgtype": "markdown",
@@ -184,78 +193,234 @@ def test_wecom_robot_json_errcodes_and_pace() -> None:
     }
 
 
-def test_wecom_robot_waits_rather_than_exceed_20_a_minute() -> None:
-    now = [0.0]
-    slept: list[float] = []
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to its next timer instead of sleeping, so a test
+    can watch a pace of 20 a minute without waiting minutes. aiolimiter reads
+    loop.time() and wakes waiters with call_at, so it runs on this clock unchanged.
+    Only for code that waits on nothing but timers (no sockets)."""
 
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        real_select = self._selector.select  # type: ignore[attr-defined]
 
-    async def robot(request: web.Request) -> web.Response:
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
+        def select(timeout: float | None = None) -> Any:
+            ready = real_select(0)
+            if not ready and timeout:
+                self.now += timeout
+            return ready
 
-    async def test(base: str) -> None:
-        channel = WeComRobotChannel(base, clock=lambda: now[0])
-        original = asyncio.sleep
-        asyncio.sleep = fake_sleep  # type: ignore[assignment]
-        try:
-            for n in range(21):
-                now[0] += 1
-                await channel.send(Message(f"k{n}", "robot", "x"))
-        finally:
-            asyncio.sleep = original  # type: ignore[assignment]
-        await channel.client.aclose()
+        self._selector.select = select  # type: ignore[attr-defined]
 
-    run_app({("POST", "/cgi-bin/webhook/send"): robot}, test)
-    assert slept == [40.0]  # the 21st waited until the first left the minute
+    def time(self) -> float:
+        return self.now
 
 
-def test_official_account_token_cache_refresh_and_errors() -> None:
-    tokens = iter(["T1", "T2"])
-    sends: list[str] = []
-    replies = iter(
-        [
-            {"errcode": 0, "msgid": 7},
-            {"errcode": 40001, "errmsg": "invalid token"},
-            {"errcode": 0, "msgid": 8},
-            {"errcode": 43004, "errmsg": "not subscribed"},
-            {"errcode": 45009, "errmsg": "limit"},
-        ]
-    )
+def test_wecom_robot_never_posts_more_than_20_a_minute() -> None:
+    """25 messages to one robot and 3 to another, all at once: the first robot gets one
+    every 3 s (never 21 within a minute), the other is not held up by it. WeCom's side
+    is an in-process transport answering its JSON, so only timers make time pass."""
+    loop = VirtualClockLoop()
+    seen: list[tuple[float, str]] = []
 
-    async def token(request: web.Request) -> web.Response:
-        assert request.query["grant_type"] == "client_credential"
-        assert (request.query["appid"], request.query["secret"]) == ("wxapp", "wxsecret")
-        return web.json_response({"access_token": next(tokens), "expires_in": 7200})
+    def wecom(request: httpx.Request) -> httpx.Response:
+        seen.append((loop.time(), request.url.params["key"]))
+        return httpx.Response(200, json={"errcode": 0, "errmsg": "ok"})
 
-    async def send(request: web.Request) -> web.Response:
-        sends.append(request.query["access_token"])
+    async def burst() -> None:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(wecom))
+        channel = WeComRobotChannel(["duty", "community"], "https://qyapi.weixin.qq.com", client)
+        messages = [Message(f"d{n}", "duty", "x") for n in range(25)]
+        messages += [Message(f"c{n}", "community", "x") for n in range(3)]
+        await asyncio.gather(*(channel.send(m) for m in messages))
+        await client.aclose()
+
+    try:
+        loop.run_until_complete(burst())
+    finally:
+        loop.close()
+    duty = [at for at, key in seen if key == "duty"]
+    community = [at for at, key in seen if key == "community"]
+    assert len(duty) == 25 and duty[0] == 0
+    assert all(later - earlier >= 3.0 for earlier, later in itertools.pairwise(duty))
+    assert max(sum(1 for t in duty if start <= t < start + 60) for start in duty) == 20
+    assert community == [0.0, 3.0, 6.0]  # its own pace, beside the duty robot's
+
+
+class WeChatOfficialAccount:
+    """The two endpoints of WeChat's API the channel uses, answering as WeChat does:
+    stable_token in its normal mode (every caller gets the one valid token) and
+    message/template/send (errcode 40001 for a token that is not the valid one; other
+    errcodes scripted per openid)."""
+
+    def __init__(self) -> None:
+        self.token = "T1"
+        self.token_requests: list[Any] = []
+        self.sends: list[tuple[str, Any]] = []
+        self.errcodes: dict[str, int] = {}
+
+    def someone_forced_a_refresh(self) -> None:
+        self.token = f"T{int(self.token[1:]) + 1}"
+
+    async def stable_token(self, request: web.Request) -> web.Response:
         body = await request.json()
-        assert body["touser"] == "openid-1" and body["template_id"] == "TPL"
-        return web.json_response(next(replies))
+        self.token_requests.append(body)
+        if body.get("force_refresh"):
+            self.someone_forced_a_refresh()
+        return web.json_response({"access_token": self.token, "expires_in": 7200})
+
+    async def send(self, request: web.Request) -> web.Response:
+        token, body = request.query["access_token"], await request.json()
+        self.sends.append((token, body))
+        if token != self.token:
+            return web.json_response(
+                {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"}
+            )
+        code = self.errcodes.get(body["touser"], 0)
+        if code:
+            return web.json_response({"errcode": code, "errmsg": f"error {code}"})
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": 1000 + len(self.sends)})
+
+    def routes(self) -> dict[tuple[str, str], Any]:
+        return {
+            ("POST", "/cgi-bin/stable_token"): self.stable_token,
+            ("POST", "/cgi-bin/message/template/send"): self.send,
+        }
+
+
+def orange_snow_card() -> WarningCard:
+    text = draft_texts("blizzard-orange", ["yuanhui", "yancheng"]).text_zh
+    issued = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    return warning_card(7, "blizzard", "orange", "Alert", ["源汇区", "郾城区"], issued, text)
+
+
+def test_official_account_template_keywords_and_one_shared_token() -> None:
+    wechat = WeChatOfficialAccount()
+    wechat.errcodes = {"openid-gone": 43004, "openid-busy": 45009}
+    card = orange_snow_card()
 
     async def test(base: str) -> None:
-        channel = OfficialAccountChannel("wxapp", "wxsecret", "TPL", base)
-        message = Message("k", "openid-1", "暴雪预警")
-        assert await channel.send(message) == "7"
-        assert await channel.send(message) == "8"  # stale token refreshed once, resent
+        # two workers, each with its own channel, as two processes would have
+        one, two = (
+            OfficialAccountChannel(
+                "wxapp", "wxsecret", "TPL", "https://pingan.example.cn", base_url=base
+            )
+            for _ in range(2)
+        )
+        assert await one.send(Message("w7:s1", "openid-1", "全文", card)) == "1001"
+        assert await two.send(Message("w7:s2", "openid-2", "全文", card)) == "1002"
+        assert await one.send(Message("w7:s3", "openid-3", "全文", card)) == "1003"
+        # another process forced a refresh: the old token is refused once, fetched
+        # again (never forced by us) and the message resent once
+        wechat.someone_forced_a_refresh()
+        assert await one.send(Message("w7:s4", "openid-4", "全文", card)) == "1005"
         with pytest.raises(PermanentError, match="43004"):
-            await channel.send(message)
+            await one.send(Message("w7:s5", "openid-gone", "全文", card))
         with pytest.raises(RetryableError, match="45009"):
-            await channel.send(message)
+            await one.send(Message("w7:s6", "openid-busy", "全文", card))
+        with pytest.raises(PermanentError, match="needs a warning's fields"):
+            await one.send(Message("w7:s7", "openid-7", "no card"))
+        for channel in (one, two):
+            await channel.client.aclose()
+
+    run_app(wechat.routes(), test)
+    contract = {"grant_type": "client_credential", "appid": "wxapp", "secret": "wxsecret"}
+    assert wechat.token_requests == [{**contract, "force_refresh": False}] * 3
+    assert [token for token, _ in wechat.sends] == ["T1", "T1", "T1", "T1", "T2", "T2", "T2"]
+    assert wechat.sends[0][1] == {
+        "touser": "openid-1",
+        "template_id": "TPL",
+        "url": "https://pingan.example.cn/warnings/7",
+        "client_msg_id": "w7:s1",
+        "data": {
+            "keyword1": {"value": "暴雪"},
+            "keyword2": {"value": "橙色预警"},
+            "keyword3": {"value": "源汇区、郾城区"},
+            "keyword4": {"value": "2026年11月27日 16:00"},
+            "keyword5": {"value": "减少外出，注意防滑，车辆慢行"},
+        },
+    }
+    for _, body in wechat.sends:
+        assert "first" not in body["data"] and "remark" not in body["data"]
+        assert all(len(v["value"]) <= 20 for v in body["data"].values())
+
+
+def test_official_account_keeps_the_token_until_5_minutes_before_it_expires() -> None:
+    wechat = WeChatOfficialAccount()
+    now = [0.0]
+
+    async def test(base: str) -> None:
+        channel = OfficialAccountChannel(
+            "wxapp", "wxsecret", "TPL", "https://p.example", base_url=base, clock=lambda: now[0]
+        )
+        for at in (0.0, 6899.0, 6900.0):  # WeChat says 7200 s; renewed from 6900 s on
+            now[0] = at
+            await channel.send(Message(f"w7:s{at:.0f}", "openid-1", "全文", orange_snow_card()))
         await channel.client.aclose()
 
-    run_app(
-        {("GET", "/cgi-bin/token"): token, ("POST", "/cgi-bin/message/template/send"): send}, test
+    run_app(wechat.routes(), test)
+    assert len(wechat.token_requests) == 2
+
+
+def test_official_account_token_refused_twice_is_retried_later() -> None:
+    """WeChat refuses even the token it just handed out (its side is confused): no
+    loop of refreshes, and no forced refresh; the message waits for a later try."""
+    wechat = WeChatOfficialAccount()
+
+    async def always_refused(request: web.Request) -> web.Response:
+        wechat.sends.append((request.query["access_token"], await request.json()))
+        return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+
+    async def test(base: str) -> None:
+        channel = OfficialAccountChannel(
+            "wxapp", "wxsecret", "TPL", "https://pingan.example.cn", base_url=base
+        )
+        with pytest.raises(RetryableError, match="40001"):
+            await channel.send(Message("w7:s1", "openid-1", "全文", orange_snow_card()))
+        await channel.client.aclose()
+
+    routes = {**wechat.routes(), ("POST", "/cgi-bin/message/template/send"): always_refused}
+    run_app(routes, test)
+    assert len(wechat.sends) == 2
+    assert [r["force_refresh"] for r in wechat.token_requests] == [False, False]
+
+
+def test_settings_turn_the_wechat_channels_on(store: Store, tmp_path: Path) -> None:
+    """The WeCom robot and the Official Account are built from the one settings object,
+    environment or TOML; without their settings the local outbox carries WeChat."""
+    config = tmp_path / "pingan.toml"
+    config.write_text(
+        'wecom_robot_keys = ["duty-room", "community-1"]\n'
+        'wechat_appid = "wxapp"\nwechat_template_id = "TPL"\n'
+        'public_url = "https://pingan.example.cn"\n'
     )
-    assert sends == ["T1", "T1", "T2", "T2", "T2"]
+    settings = load_settings(
+        {
+            "PINGAN_WECHAT_TEMPLATE_KEYS": "event=thing1,level=phrase2,area=thing3,"
+            "time=time4,advice=thing5"
+        },
+        config,
+    )
+    channels = build_channels(settings, store, "twilio-token")
+    robot, account = channels["wecom"], channels["wechat"]
+    assert isinstance(robot, WeComRobotChannel) and isinstance(account, OfficialAccountChannel)
+    assert robot.keys == {"duty-room", "community-1"}
+    assert robot.base_url == "https://qyapi.weixin.qq.com"
+    body = account.payload(Message("w7:s1", "openid-1", "全文", orange_snow_card()))
+    assert list(body["data"]) == ["thing1", "phrase2", "thing3", "time4", "thing5"]
+    assert body["url"] == "https://pingan.example.cn/warnings/7"
+    default = build_channels(load_settings({}, tmp_path / "absent.toml"), store, "t")
+    assert "wecom" not in default and default["wechat"].name == "local"
+    with pytest.raises(SettingsError, match="wechat_template_keys: no key for advice"):
+        load_settings({"PINGAN_WECHAT_TEMPLATE_KEYS": "event=a,level=b,area=c,time=d"}, config)
+    with pytest.raises(SettingsError, match="'colour=x' is not field=key"):
+        load_settings({"PINGAN_WECHAT_TEMPLATE_KEYS": "colour=x"}, config)
 
 
 def test_unreachable_provider_is_retryable() -> None:
     async def go() -> None:
         channel = WeComRobotChannel(
-            f"http://127.0.0.1:{free_port()}", client=httpx.AsyncClient(timeout=1)
+            ["robot"], f"http://127.0.0.1:{free_port()}", client=httpx.AsyncClient(timeout=1)
         )
         with pytest.raises(RetryableError, match="unreachable"):
             await channel.send(Message("k", "robot", "x"))
