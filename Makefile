@@ -29,6 +29,7 @@ $(PRISM):
 # installs it with apt-get where missing); set PINGAN_TEST_POSTGRES_URL to use another.
 test: $(STAMP) $(PRISM)
 	scripts/ensure-chromium.sh
+	scripts/ensure-promtool.sh
 	$(BIN)/ruff check .
 	PINGAN_TEST_POSTGRES_URL="$${PINGAN_TEST_POSTGRES_URL:-$$(scripts/test-postgres.sh || true)}" \
 		$(BIN)/python -m pytest -q -ra

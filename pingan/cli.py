@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from pingan.logs import setup_logging
 
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     if args.command == "playbooks":
         return playbooks_command(args, settings)
     if args.command == "feeds":

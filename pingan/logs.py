@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import re
 import time
 from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 from pingan.privacy import redact_links
 
@@ -30,17 +33,49 @@ class LogfmtFormatter(logging.Formatter):
         return line
 
 
-def logging_config(level: str) -> dict[str, Any]:
+# `key=value` in a message ("crew assigned incident=3 crew=snow-1"): a field of its own
+# in JSON. Values run to the next space; a quoted value to its closing quote.
+_FIELD = re.compile(r"""(?<![\w.])([a-z_][a-z0-9_]*)=("[^"]*"|'[^']*'|[^\s,;]+)""")
+# Fields every line has; a message's own key=value never overwrites them.
+_RESERVED = {"ts", "level", "logger", "msg", "exc_info"}
+
+
+class JsonLineFormatter(JsonFormatter):
+    """One JSON object per line for a log collector: ts, level, logger, msg, and each
+    key=value of the message as a field. Links redacted as in logfmt."""
+
+    converter = time.gmtime
+
+    def __init__(self) -> None:
+        super().__init__(json_ensure_ascii=False)
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        msg = redact_links(record.getMessage())
+        ts = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
+        log_data.update(ts=ts, level=record.levelname.lower(), logger=record.name, msg=msg)
+        for key, value in _FIELD.findall(msg):
+            if key not in _RESERVED and key not in log_data:
+                log_data[key] = value.strip("\"'")
+        if record.exc_info:
+            log_data["exc_info"] = redact_links(self.formatException(record.exc_info))
+
+
+FORMATTERS = {"logfmt": LogfmtFormatter, "json": JsonLineFormatter}
+
+
+def logging_config(level: str, log_format: str = "logfmt") -> dict[str, Any]:
     """The one logging set-up, as a dictConfig: used by every pingan process, and handed
-    to Faust's worker so that its lines (and the agents' lines) are logfmt too."""
+    to Faust's worker so that its lines (and the agents' lines) are formatted alike."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"logfmt": {"()": LogfmtFormatter}},
+        "formatters": {"line": {"()": FORMATTERS[log_format]}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
-                "formatter": "logfmt",
+                "formatter": "line",
                 "stream": "ext://sys.stderr",
             }
         },
@@ -49,5 +84,5 @@ def logging_config(level: str) -> dict[str, Any]:
     }
 
 
-def setup_logging(level: str) -> None:
-    logging.config.dictConfig(logging_config(level))
+def setup_logging(level: str, log_format: str = "logfmt") -> None:
+    logging.config.dictConfig(logging_config(level, log_format))

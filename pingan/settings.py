@@ -30,6 +30,7 @@ def _doc(text: str) -> dict[str, str]:
 
 
 FEED_KINDS = ("cap", "cap-index", "cma-json", "open-meteo")
+LOG_FORMATS = ("logfmt", "json")
 # A warning card's fields and the keys of the classic template that carries them.
 WECHAT_TEMPLATE_KEYS = {
     "event": "keyword1",
@@ -289,6 +290,22 @@ class Settings:
         ),
     )
     log_level: str = field(default="INFO", metadata=_doc("Python log level."))
+    log_format: str = field(
+        default="logfmt",
+        metadata=_doc(
+            'logfmt: one `ts=… level=… logger=… msg="…"` line per event, for a person '
+            "reading; json: one JSON object per line, each key=value of the message a field "
+            "of its own, for a log collector."
+        ),
+    )
+    worker_metrics_port: int = field(
+        default=0,
+        metadata=_doc(
+            "Port of the worker's Prometheus /metrics (events processed and failed per "
+            "agent, and the shared state every process reports). 0: none (the HTTP "
+            "process's /metrics reports the shared state)."
+        ),
+    )
     open311_rate_per_min: float = field(
         default=300.0, metadata=_doc("Open311 requests per minute per api_key (429 beyond).")
     )
@@ -395,6 +412,10 @@ def load_settings(
         elif name in from_file:
             values[name] = _coerce(name, str(f.type), from_file[name], str(path))
     settings = Settings(**values)
+    if settings.log_format not in LOG_FORMATS:
+        raise SettingsError(
+            f"log_format = {settings.log_format!r}: must be one of {', '.join(LOG_FORMATS)}"
+        )
     if settings.retention_days < 1:
         raise SettingsError(f"retention_days = {settings.retention_days}: must be at least 1 day")
     settings.wechat_template_fields  # noqa: B018  (a bad mapping is refused at start)

@@ -22,6 +22,7 @@ from pingan.clock import utcnow
 from pingan.core import topics
 from pingan.dispatch.timers import fire_due_timers
 from pingan.links import CrewLinks
+from pingan.metrics import EVENTS_FAILED, EVENTS_PROCESSED
 from pingan.settings import Settings
 from pingan.store import Store, mark_component
 from playbooks.registry import PlaybookRegistry
@@ -57,6 +58,7 @@ async def _apply_batch(
         try:
             with watchdog.handling(consumer):
                 await asyncio.to_thread(handlers.apply_batch, store, apply, events, utcnow())
+            EVENTS_PROCESSED.labels(consumer).inc(len(events))
             return
         except Exception as exc:
             log.warning(
@@ -94,12 +96,16 @@ async def _apply(
             result = await asyncio.to_thread(handler, event)
             if inspect.isawaitable(result):
                 await result
+        EVENTS_PROCESSED.labels(consumer).inc()
     except handlers.BadEvent as exc:
+        EVENTS_FAILED.labels(consumer, "rejected").inc()
         log.error("agent=%s rejected event: %s", consumer, exc)
         handlers.reject_event(store, consumer, event, str(exc), utcnow())
     except handlers.RetryLater as exc:  # expected while a provider is down: no traceback
+        EVENTS_FAILED.labels(consumer, "retry_later").inc()
         log.warning("agent=%s will try again later: %s", consumer, exc)
     except Exception:
+        EVENTS_FAILED.labels(consumer, "error").inc()
         log.exception(
             "agent=%s failed on event=%s (will be redelivered)",
             consumer,

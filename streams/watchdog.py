@@ -16,13 +16,12 @@ import time
 from collections.abc import Callable, Iterator
 
 from pingan.clock import utcnow
-from pingan.store import SYSTEM, Store, mark_component, record_audit
+from pingan.store import HEARTBEAT_S, SYSTEM, Store, mark_component, record_audit
 from streams.liveness import Sample, Stall, judge, start_watch
 
 log = logging.getLogger("pingan.watchdog")
 
 STALLED_EXIT_CODE = 75  # EX_TEMPFAIL: try again, which is what the supervisor does
-HEARTBEAT_S = 5.0
 
 
 class Watchdog:

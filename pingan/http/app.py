@@ -3,14 +3,18 @@ call the core or a command in pingan/actions.py, and format; nothing else."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from pingan.clock import utcnow
 from pingan.http.context import CONTEXT, Context, ctx, json_error, json_response
 from pingan.http.validation import Invalid
+from pingan.metrics import watch_store
 
 log = logging.getLogger("pingan.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,6 +76,30 @@ def quiet_malformed_requests(record: logging.LogRecord) -> bool:
 logging.getLogger("aiohttp.server").addFilter(quiet_malformed_requests)
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """200 when the database, the broker, the relay and a worker are all up; else 503
+    naming what is not."""
+    from pingan.http.readiness import readiness
+
+    c = ctx(request)
+    checks = await asyncio.to_thread(readiness, c.store, c.bootstrap, utcnow())
+    ready = all(check.ok for check in checks.values())
+    body = {
+        "ready": ready,
+        "checks": {name: {"ok": ch.ok, "detail": ch.detail} for name, ch in checks.items()},
+    }
+    return json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus's text format (pingan/metrics.py); read from the database, so off
+    the event loop."""
+    from pingan.metrics import exposition
+
+    body = await asyncio.to_thread(exposition)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 async def healthz(request: web.Request) -> web.Response:
     from pingan.store import component_state
 
@@ -89,6 +117,9 @@ def build_http_app(context: Context) -> web.Application:
     app[CONTEXT] = context
     headers.install(app)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    watch_store(context.store)
     open311.add_routes(app)
     api.add_routes(app)
     hotline.add_routes(app)

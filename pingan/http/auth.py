@@ -26,7 +26,17 @@ from pingan.users import role_at_least, verify_password
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COOKIE = "pingan_session"
-PUBLIC = ("/login", "/healthz", "/open311/", "/c/", "/webhooks/", "/cap/", "/warnings/")
+PUBLIC = (
+    "/login",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/open311/",
+    "/c/",
+    "/webhooks/",
+    "/cap/",
+    "/warnings/",
+)
 PROTECTED = ("/api/", "/console")
 CHANGES = ("POST", "PUT", "PATCH", "DELETE")
 # Per (account, address) 5, so nobody can lock a colleague out from elsewhere; per

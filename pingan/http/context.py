@@ -29,6 +29,7 @@ class Context:
     twilio_auth_token: str = ""
     link_secret: str = ""
     audit_budget: AuditBudget = field(default_factory=AuditBudget)
+    bootstrap: str = ""  # the broker's addresses, for /readyz
     # Reports from concurrent requests committed together (pingan/intake/accept.py).
     intake: GroupCommit = field(init=False)
 

@@ -43,6 +43,7 @@ from pingan.runtime.relay import OutboxRelay
 from pingan.runtime.secrets import ensure_secret, named_tokens, tokens_or_generated
 from pingan.settings import Settings
 from pingan.store import (
+    HEARTBEAT_S,
     LEASE_RENEW_S,
     LEASE_S,
     Store,
@@ -54,7 +55,7 @@ from pingan.store import (
 )
 from playbooks.loader import PlaybookError
 from playbooks.registry import PlaybookRegistry
-from streams.watchdog import HEARTBEAT_S, STALLED_EXIT_CODE
+from streams.watchdog import STALLED_EXIT_CODE
 
 log = logging.getLogger("pingan.run")
 WORKER_READY_TIMEOUT_S = 90
@@ -186,6 +187,7 @@ async def run(
         context = Context(
             settings, store, playbooks, api_tokens, keys, limits, twilio_token, link_secret
         )
+        context.bootstrap = bootstrap
         tasks.append(asyncio.create_task(_refresh_playbooks(playbooks, stopping)))
         runner = web.AppRunner(build_http_app(context), access_log=None)
         await runner.setup()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import sys
 
 import faust
+from prometheus_client import start_http_server
 
 from alerts.channels.factory import build_channels
 from pingan.links import CrewLinks
 from pingan.logs import logging_config
+from pingan.metrics import REGISTRY, watch_store
 from pingan.runtime.secrets import ensure_secret
 from pingan.settings import Settings
 from pingan.store import Store, mark_component
@@ -42,9 +44,12 @@ def run_worker(settings: Settings) -> int:
     worker = faust.Worker(
         built.app,
         loglevel=settings.log_level.lower(),
-        logging_config=logging_config(settings.log_level),
+        logging_config=logging_config(settings.log_level, settings.log_format),
         quiet=True,
     )
+    if settings.worker_metrics_port:
+        watch_store(store)
+        start_http_server(settings.worker_metrics_port, registry=REGISTRY)
     built.watchdog.start()
     try:
         worker.execute_from_commandline()  # returns via SystemExit when stopped

@@ -1,6 +1,7 @@
 """The relational store: schema, engine, and the transactional helpers every shell uses."""
 
 from pingan.store.db import (
+    HEARTBEAT_S,
     LEASE_RENEW_S,
     LEASE_S,
     SYSTEM,
@@ -20,6 +21,7 @@ from pingan.store.db import (
 )
 
 __all__ = [
+    "HEARTBEAT_S",
     "LEASE_RENEW_S",
     "LEASE_S",
     "SYSTEM",

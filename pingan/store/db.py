@@ -316,6 +316,8 @@ def _holder_is_dead(holder: str) -> bool:
 # How long a lease outlives its holder's last renewal; holders renew every third of it.
 LEASE_S = 30.0
 LEASE_RENEW_S = LEASE_S / 3
+# How often a live worker writes its `components` heartbeat (readiness reads it).
+HEARTBEAT_S = 5.0
 
 
 def take_lease(store: Store, name: str, ttl_s: float, now: datetime) -> bool:

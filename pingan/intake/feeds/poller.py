@@ -18,6 +18,7 @@ from pingan.clock import utcnow
 from pingan.intake.feeds.cap import CapAlert, FeedRejected, parse_document
 from pingan.intake.feeds.fetch import JSON_TYPES, XML_TYPES, Fetcher, FetchError
 from pingan.intake.feeds.ingest import IngestResult, ingest_alert, ingest_cma_json, ingest_forecast
+from pingan.metrics import FEED_POLLS
 from pingan.settings import FeedConfig
 from pingan.store import Store, mark_component
 from pingan.store.schema import feed_state
@@ -62,13 +63,16 @@ class FeedPoller:
         try:
             result = await self._poll()
         except (FetchError, FeedRejected) as exc:
+            FEED_POLLS.labels(self.feed.name, "down").inc()
             log.error("feed down feed=%s url=%s reason=%s", self.feed.name, self.feed.url, exc)
             mark_component(self.store, name, "down", str(exc))
             return IngestResult(ignored=[str(exc)])
         except Exception as exc:  # a bug must not stop the other feeds
+            FEED_POLLS.labels(self.feed.name, "error").inc()
             log.exception("feed poll failed feed=%s", self.feed.name)
             mark_component(self.store, name, "down", f"internal error: {exc}")
             return IngestResult(ignored=[str(exc)])
+        FEED_POLLS.labels(self.feed.name, "ok").inc()
         for reason in result.ignored:
             log.info("feed item not acted on feed=%s reason=%s", self.feed.name, reason)
         mark_component(
