@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 
 PRISM := .tools/node_modules/.bin/prism
 
-.PHONY: demo run test test-fast bench migration lint fmt clean
+.PHONY: demo run test test-fast bench migration lint fmt clean lock
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -47,6 +47,12 @@ migration: $(STAMP)
 	$(BIN)/python -m pingan.store.migrate "$(MSG)"
 	$(BIN)/ruff check --fix --quiet pingan/store/migrations/versions
 	$(BIN)/ruff format --quiet pingan/store/migrations/versions
+
+# requirements.lock pins every runtime dependency for the image (Dockerfile); after
+# changing [project] dependencies in pyproject.toml, run `make lock` and commit it.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --output-file requirements.lock pyproject.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

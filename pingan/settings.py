@@ -258,7 +258,20 @@ class Settings:
         ),
     )
     topic_partitions: int = field(
-        default=1, metadata=_doc("Partitions per topic (more to spread over workers).")
+        default=1,
+        metadata=_doc(
+            "Partitions per topic: the most workers that share the load (each partition is "
+            "read by one worker). 1 for the embedded broker; 6 in docker-compose.yml, "
+            "room for up to six workers."
+        ),
+    )
+    topic_replication_factor: int = field(
+        default=1,
+        metadata=_doc(
+            "Copies of each topic's partitions: 1 for the embedded broker or a single "
+            "Kafka; 3 on a three-broker cluster (with min.insync.replicas=2 at the broker), "
+            "so losing one broker loses no event."
+        ),
     )
     playbooks_dir: Path = field(
         default=PROJECT_ROOT / "playbooks",

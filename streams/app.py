@@ -139,7 +139,7 @@ def build_app(
         broker_max_poll_interval=settings.worker_max_poll_interval_s,
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
         producer_acks=-1,
     )
 

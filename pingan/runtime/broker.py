@@ -94,7 +94,9 @@ def start_embedded_broker(
     raise BrokerError(f"embedded broker did not listen on {host}:{port} within {timeout_s}s")
 
 
-def ensure_topics(bootstrap: str, names: tuple[str, ...], partitions: int) -> None:
+def ensure_topics(
+    bootstrap: str, names: tuple[str, ...], partitions: int, replication: int = 1
+) -> None:
     """Create missing topics (idempotent)."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -102,7 +104,7 @@ def ensure_topics(bootstrap: str, names: tuple[str, ...], partitions: int) -> No
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="pingan-admin")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        missing = [NewTopic(n, partitions, replication) for n in names if n not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)

@@ -156,7 +156,13 @@ async def run(
                 start_embedded_broker, binary, settings.data_dir / "broker.log"
             )
             bootstrap = broker.bootstrap
-        await asyncio.to_thread(ensure_topics, bootstrap, topics.ALL, settings.topic_partitions)
+        await asyncio.to_thread(
+            ensure_topics,
+            bootstrap,
+            topics.ALL,
+            settings.topic_partitions,
+            settings.topic_replication_factor,
+        )
 
         if start_worker:
             mark_component(store, "worker", "starting")
@@ -336,7 +342,11 @@ async def _watch(
                     broker.port,
                 )
                 await asyncio.to_thread(
-                    ensure_topics, bootstrap, topics.ALL, settings.topic_partitions
+                    ensure_topics,
+                    bootstrap,
+                    topics.ALL,
+                    settings.topic_partitions,
+                    settings.topic_replication_factor,
                 )
                 await asyncio.to_thread(relay.reconnect)
             except BrokerError as exc:

