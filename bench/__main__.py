@@ -12,12 +12,14 @@ from collections.abc import Callable
 from bench.correlation import correlation_cost_ratio
 from bench.fanout import fanout, subscriber_import
 from bench.matching import match_cost_ratio
+from bench.scale import scale
 from bench.storm import storm
 
 BENCHES: dict[str, Callable[[], list[dict]]] = {
     "matching": match_cost_ratio,
     "correlation": correlation_cost_ratio,
     "storm": storm,
+    "scale": scale,
     "fanout": fanout,
     "subscriber_import": subscriber_import,
 }

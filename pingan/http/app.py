@@ -100,6 +100,10 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def _report_shared_state(app: web.Application) -> None:
+    watch_store(app[CONTEXT].store)  # /metrics reads this process's store
+
+
 async def healthz(request: web.Request) -> web.Response:
     from pingan.store import component_state
 
@@ -119,7 +123,7 @@ def build_http_app(context: Context) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    watch_store(context.store)
+    app.on_startup.append(_report_shared_state)
     open311.add_routes(app)
     api.add_routes(app)
     hotline.add_routes(app)
