@@ -1,8 +1,9 @@
 """Access, route by route: every /api/ and /console route refuses anonymous access
-(login, Open311 intake, crew links, webhooks, CAP, published warnings' pages and health
-are public); a viewer cannot change anything nor read who was sent what, a dispatcher
-cannot do a supervisor's part; changes need the session's CSRF token; logins are
-throttled; idle sessions end; passwords are hashed."""
+(login, Open311 intake, crew links, webhooks, CAP, published warnings' pages, and the
+operator's health, readiness and metrics probes are public); a viewer cannot change
+anything nor read who was sent what, a dispatcher cannot do a supervisor's part;
+changes need the session's CSRF token; logins are throttled; idle sessions end;
+passwords are hashed."""
 
 from __future__ import annotations
 
@@ -21,7 +22,17 @@ from tests.e2e.harness import Stack
 from tests.e2e.test_console_browser import PASSWORDS, make_people
 
 pytestmark = pytest.mark.e2e
-PUBLIC = ("/login", "/healthz", "/open311/", "/c/", "/webhooks/", "/cap/", "/warnings/")
+PUBLIC = (
+    "/login",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/open311/",
+    "/c/",
+    "/webhooks/",
+    "/cap/",
+    "/warnings/",
+)
 
 
 def _routes() -> list[tuple[str, str]]:
