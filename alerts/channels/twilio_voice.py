@@ -3,9 +3,11 @@ crew leader hears the task and answers with a key (alerts/voice.py builds the Tw
 
 Contract (Twilio's OpenAPI description, ../shared/corpus/twilio, CreateCall): To and
 From required; `Twiml` inline instead of a `Url` to fetch (at most 4000 characters),
-so a call needs no second webhook; `StatusCallback` with `StatusCallbackEvent`
-answered and completed (pingan/http/voice.py moves the ledger); `Timeout` seconds of
-ringing before no-answer. Errors map as for SMS (twilio_sms.refused)."""
+so a call needs no second webhook; `StatusCallback` (pingan/http/voice.py moves the
+ledger) without `StatusCallbackEvent`, so Twilio reports only how the call ended
+(completed, busy, no-answer, failed, canceled), which is what the ledger keeps (Prism
+also cannot read that array from a form); `Timeout` seconds of ringing before
+no-answer. Errors map as for SMS (twilio_sms.refused)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ from alerts.channels.twilio_sms import HttpxTwilioClient, refused
 from alerts.voice import TWIML_MAX_CHARS, call_twiml
 
 RING_S = 30  # a crew leader's phone rings this long before the call counts as no-answer
-STATUS_EVENTS = ("answered", "completed")
 
 
 class TwilioVoiceChannel:
@@ -52,11 +53,7 @@ class TwilioVoiceChannel:
             raise PermanentError(f"voice: TwiML of {len(twiml)} characters (Twilio takes 4000)")
         extra: dict[str, Any] = {}
         if self.status_callback:
-            extra = {
-                "status_callback": self.status_callback,
-                "status_callback_event": list(STATUS_EVENTS),
-                "status_callback_method": "POST",
-            }
+            extra = {"status_callback": self.status_callback, "status_callback_method": "POST"}
         return {
             "to": message.recipient,
             "from_": self.from_number,

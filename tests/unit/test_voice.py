@@ -138,7 +138,6 @@ def test_the_calls_create_arguments() -> None:
         "twiml": call_twiml("任务12。", URL),
         "timeout": 30,
         "status_callback": "https://pingan.example.cn/webhooks/twilio/voice/status",
-        "status_callback_event": ["answered", "completed"],
         "status_callback_method": "POST",
     }
     with pytest.raises(PermanentError, match="answer"):
