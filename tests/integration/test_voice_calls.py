@@ -52,6 +52,14 @@ def app(staffed_store: Store, registry: PlaybookRegistry, tmp_path: Path) -> Ite
         yield running
 
 
+def silent_past_deadline(store: Store, index: Any) -> int:
+    """An assignment whose crew leader did not acknowledge in time, with voice on: the
+    timers fired after the deadline. Returns its id."""
+    assignment = _dispatched(store, index)
+    fire_due_timers(store, LATE, calls=True)
+    return assignment
+
+
 def answer_path(assignment_id: int) -> str:
     return f"/webhooks/twilio/voice/{assignment_id}/answer"
 
@@ -121,8 +129,7 @@ def test_a_silent_leader_is_called_and_pressing_1_acknowledges(
     app: LiveApp,
     prism: str,  # noqa: F811
 ) -> None:
-    assignment = _dispatched(staffed_store, index)
-    fire_due_timers(staffed_store, LATE, calls=True)
+    assignment = silent_past_deadline(staffed_store, index)
     assert state(staffed_store, assignment) == "assigned"  # called, not yet passed on
     assert [e["assignment_id"] for e in events(staffed_store, topics.CALLS)] == [assignment]
 
@@ -162,8 +169,7 @@ def test_a_silent_leader_is_called_and_pressing_1_acknowledges(
 def test_pressing_2_declines_and_the_next_crew_is_asked(
     staffed_store: Store, index: Any, app: LiveApp
 ) -> None:
-    assignment = _dispatched(staffed_store, index)
-    fire_due_timers(staffed_store, LATE, calls=True)
+    assignment = silent_past_deadline(staffed_store, index)
     call(staffed_store, LocalOutboxChannel(staffed_store), app.base_url)
     reply = post_signed(app, answer_path(assignment), gather("2"))
     assert reply.status_code == 200
@@ -186,8 +192,7 @@ def test_pressing_2_declines_and_the_next_crew_is_asked(
 def test_another_key_asks_again_and_changes_nothing(
     staffed_store: Store, index: Any, app: LiveApp
 ) -> None:
-    assignment = _dispatched(staffed_store, index)
-    fire_due_timers(staffed_store, LATE, calls=True)
+    assignment = silent_past_deadline(staffed_store, index)
     for digits in ("5", "", "12", "*"):
         reply = post_signed(app, answer_path(assignment), gather(digits))
         assert reply.status_code == 200
@@ -201,8 +206,7 @@ def test_another_key_asks_again_and_changes_nothing(
 def test_a_forged_answer_is_refused_and_changes_nothing(
     staffed_store: Store, index: Any, app: LiveApp
 ) -> None:
-    assignment = _dispatched(staffed_store, index)
-    fire_due_timers(staffed_store, LATE, calls=True)
+    assignment = silent_past_deadline(staffed_store, index)
     path = answer_path(assignment)
     forged = post_signed(app, path, gather("1"), token="not-our-token")
     unsigned = app.http.post(path, data=gather("1"))
@@ -238,8 +242,7 @@ def test_an_answer_for_no_assignment_is_a_404(app: LiveApp) -> None:
 def test_a_leader_still_silent_after_the_call_is_passed_on(
     staffed_store: Store, index: Any, app: LiveApp
 ) -> None:
-    assignment = _dispatched(staffed_store, index)
-    fire_due_timers(staffed_store, LATE, calls=True)
+    assignment = silent_past_deadline(staffed_store, index)
     call(staffed_store, LocalOutboxChannel(staffed_store), app.base_url)
     fire_due_timers(staffed_store, AFTER_CALL - timedelta(seconds=1), calls=True)
     assert state(staffed_store, assignment) == "assigned"
@@ -272,8 +275,7 @@ def test_without_voice_the_escalation_is_as_before(staffed_store: Store, index: 
 def test_a_leader_who_answered_meanwhile_is_not_called(
     staffed_store: Store, index: Any, app: LiveApp
 ) -> None:
-    assignment = _dispatched(staffed_store, index)
-    fire_due_timers(staffed_store, LATE, calls=True)
+    assignment = silent_past_deadline(staffed_store, index)
     assert post_signed(app, answer_path(assignment), gather("1")).status_code == 200  # by SMS, say
     call(staffed_store, LocalOutboxChannel(staffed_store), app.base_url)
     assert voice_rows(staffed_store) == []
@@ -300,8 +302,7 @@ def test_the_calls_status_moves_its_ledger_row(
     app: LiveApp,
     prism: str,  # noqa: F811
 ) -> None:
-    assignment = _dispatched(staffed_store, index)
-    fire_due_timers(staffed_store, LATE, calls=True)
+    assignment = silent_past_deadline(staffed_store, index)
     channel = prism_voice(prism, app.base_url)
     call(staffed_store, channel, app.base_url)
     [row] = voice_rows(staffed_store)
@@ -323,8 +324,7 @@ def test_the_calls_status_moves_its_ledger_row(
 def test_no_answer_is_recorded_and_the_leader_is_not_called_again(
     staffed_store: Store, index: Any, app: LiveApp
 ) -> None:
-    assignment = _dispatched(staffed_store, index)
-    fire_due_timers(staffed_store, LATE, calls=True)
+    assignment = silent_past_deadline(staffed_store, index)
     with staffed_store.transaction() as conn:  # as if Twilio had taken it
         conn.execute(
             sends.insert().values(
@@ -349,8 +349,7 @@ def test_the_exact_call_request_and_one_call_per_assignment(
 ) -> None:
     """Against a recording server: the form the SDK sends, and a second delivery of
     the same event (or a restart) sends nothing."""
-    assignment = _dispatched(staffed_store, index)
-    fire_due_timers(staffed_store, LATE, calls=True)
+    assignment = silent_past_deadline(staffed_store, index)
     seen: list[list[tuple[str, str]]] = []
 
     async def calls_resource(request: web.Request) -> web.Response:
