@@ -62,6 +62,35 @@ def crew_assignment_text(task: CrewTask) -> str:
     return "\n".join(lines)
 
 
+# What an escalation call asks, and says when no key came.
+CALL_PROMPT = "接单请按1，拒绝请按2。"
+CALL_NOT_UNDERSTOOD = "未识别您的按键。"
+CALL_NO_KEY = "未收到按键，请回复短信确认。再见。"
+CALL_SEGMENTS = 3  # road segments read out; the SMS lists them all
+CALL_DESCRIPTION_CHARS = 40
+
+
+def crew_call_text(task: CrewTask) -> str:
+    """What an escalation call reads to a silent crew leader: the task's first line for
+    the ear (no link, no reply codes), the first roads of a district-wide task, what the
+    reporter said, then the question."""
+    n = task.assignment_id
+    parts = [
+        f"平安派单。任务{n}，{incident_title_zh(task.category, task.level)}，"
+        f"地点：{task.place}。您还没有确认。"
+    ]
+    if task.segments:
+        ordered = segments_in_priority(task.segments, task.targets)
+        names = "、".join(name for name, _ in ordered[:CALL_SEGMENTS])
+        more = f"等{len(ordered)}处" if len(ordered) > CALL_SEGMENTS else ""
+        parts.append(f"负责路段：{names}{more}。")
+    said = task.description.strip()[:CALL_DESCRIPTION_CHARS].rstrip("。.！!？? ")
+    if said:
+        parts.append(f"群众描述：{said}。")
+    parts.append(CALL_PROMPT)
+    return "".join(parts)
+
+
 def segments_in_priority(
     segments: Sequence[tuple[str, str]], targets: Sequence[str]
 ) -> list[tuple[str, str]]:

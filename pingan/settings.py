@@ -162,6 +162,16 @@ class Settings:
         default="", metadata=_doc("Twilio account SID. Empty: SMS go to the local outbox.")
     )
     twilio_from: str = field(default="", metadata=_doc("Twilio sender number (E.164)."))
+    twilio_voice_from: str = field(
+        default="",
+        metadata=_doc(
+            "Twilio number (E.164) that phones a crew leader who has not acknowledged by "
+            "the first escalation step: the task is read out, 1 accepts, 2 declines, and "
+            "the step waits 3 minutes for the answer. With twilio_account_sid the call "
+            "goes through Twilio; without, it is recorded in the local outbox. Empty: no "
+            "calls (escalation as before)."
+        ),
+    )
     twilio_messaging_service_sid: str = field(
         default="", metadata=_doc("Twilio Messaging Service SID (instead of twilio_from).")
     )
@@ -432,6 +442,13 @@ def load_settings(
     if settings.retention_days < 1:
         raise SettingsError(f"retention_days = {settings.retention_days}: must be at least 1 day")
     settings.wechat_template_fields  # noqa: B018  (a bad mapping is refused at start)
+    if settings.twilio_voice_from:
+        from pingan.phones import PhoneInvalid, e164
+
+        try:
+            e164(settings.twilio_voice_from)
+        except PhoneInvalid as exc:
+            raise SettingsError(f"twilio_voice_from: {exc}") from None
     return settings
 
 

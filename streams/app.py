@@ -26,7 +26,7 @@ from pingan.metrics import EVENTS_FAILED, EVENTS_PROCESSED
 from pingan.settings import Settings
 from pingan.store import Store, mark_component
 from playbooks.registry import PlaybookRegistry
-from streams import handlers
+from streams import calls, handlers
 from streams.broker_tuning import set_fetch_wait
 from streams.watchdog import Watchdog
 
@@ -166,6 +166,12 @@ def build_app(
             topics.NOTIFICATIONS,
             lambda e: handlers.handle_notification(store, channel, e, utcnow(), links=links),
         ),
+        "calls": (
+            topics.CALLS,
+            lambda e: calls.handle_call(
+                store, channels.get("voice"), e, utcnow(), settings.effective_public_url
+            ),
+        ),
         "sends-urgent": (
             topics.SENDS_URGENT,
             lambda e: handlers.handle_send_chunk(store, channels, e, utcnow()),
@@ -200,7 +206,9 @@ def build_app(
     @app.timer(1.0, on_leader=True)
     async def fire_timers() -> None:
         try:
-            fired = await asyncio.to_thread(fire_due_timers, store, utcnow())
+            fired = await asyncio.to_thread(
+                fire_due_timers, store, utcnow(), calls="voice" in channels
+            )
             if fired:
                 log.info("timers fired count=%d", fired)
         except Exception:

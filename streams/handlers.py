@@ -314,13 +314,26 @@ def _tell_reporters(conn: Connection, incident_id: int, outcome: str | None, now
 def _crew_message(
     conn: Connection, assignment_id: int, links: CrewLinks | None, reminder: bool = False
 ) -> Message:
-    row = conn.execute(_ASSIGNMENT_TO_TELL, {"assignment_id": assignment_id}).first()
-    if row is None:
-        raise BadEvent(f"assignment {assignment_id} does not exist")
+    row = assignment_to_tell(conn, assignment_id)
     link = links.url(assignment_id, row.crew_id, as_utc(row.created_at)) if links else None  # type: ignore[arg-type]
     if reminder:
         body = crew_reminder_text(assignment_id, row.category, link)
         return Message(f"assignment:{assignment_id}:reminder", row.phone, body)
+    task = crew_task(conn, row, link)
+    return Message(f"assignment:{assignment_id}", row.phone, crew_assignment_text(task))
+
+
+def assignment_to_tell(conn: Connection, assignment_id: int) -> Any:
+    """An assignment with its crew's phone and roads and its incident's facts."""
+    row = conn.execute(_ASSIGNMENT_TO_TELL, {"assignment_id": assignment_id}).first()
+    if row is None:
+        raise BadEvent(f"assignment {assignment_id} does not exist")
+    return row
+
+
+def crew_task(conn: Connection, row: Any, link: str | None) -> CrewTask:
+    """The task as a crew is told it (by SMS, or read out on a call), in words."""
+    assignment_id = row.id
     first = first_report(conn, row.incident_id)
     action = playbook_from_snapshot(row.playbook_snapshot).dispatch_for(row.level, row.skill)
     district_wide = row.scope == "district"
@@ -333,7 +346,7 @@ def _crew_message(
             )
         }
         segments = tuple(named[s] for s in row.segments if s in named)
-    task = CrewTask(
+    return CrewTask(
         assignment_id=assignment_id,
         category=row.category,
         level=row.level,
@@ -345,7 +358,6 @@ def _crew_message(
         checklist=tuple(action.checklist) if action else (),
         link=link,
     )
-    return Message(f"assignment:{assignment_id}", row.phone, crew_assignment_text(task))
 
 
 # A landmark this close names a site for a crew ("人民路附近"); farther, the link's map.

@@ -37,6 +37,7 @@ class Message:
     recipient: str  # E.164 phone number, openid, or robot id, as the channel expects
     body: str
     card: WarningCard | None = None  # a citizen warning's fields, for channels showing them
+    answer_url: str | None = None  # a call's: where the key the person presses is posted
 
 
 class SendError(Exception):

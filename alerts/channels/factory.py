@@ -1,11 +1,13 @@
 """Which channel carries which kind of message, from the settings: Twilio and the
 WeChat Official Account when configured, the local outbox otherwise; the WeCom group
-robots when their keys are set."""
+robots when their keys are set; calls to silent crews (`voice`) only when a Twilio
+voice number is set (through Twilio with an account, else into the local outbox)."""
 
 from __future__ import annotations
 
 from alerts.channels.base import Channel
 from alerts.channels.local_outbox import LocalOutboxChannel
+from alerts.voice import STATUS_PATH as VOICE_STATUS_PATH
 from pingan.settings import Settings
 from pingan.store import Store
 
@@ -24,6 +26,18 @@ def build_channels(settings: Settings, store: Store, twilio_auth_token: str) -> 
             status_callback=f"{settings.effective_public_url}/webhooks/twilio/status",
             base_url=settings.twilio_api_base or None,
         )
+    if settings.twilio_voice_from:  # crews silent past their deadline are phoned
+        channels["voice"] = local
+        if settings.twilio_account_sid:
+            from alerts.channels.twilio_voice import TwilioVoiceChannel
+
+            channels["voice"] = TwilioVoiceChannel(
+                settings.twilio_account_sid,
+                twilio_auth_token,
+                settings.twilio_voice_from,
+                status_callback=f"{settings.effective_public_url}{VOICE_STATUS_PATH}",
+                base_url=settings.twilio_api_base or None,
+            )
     if settings.wechat_appid:
         from alerts.channels.wechat import OfficialAccountChannel
 

@@ -16,7 +16,7 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from alerts.channels.base import Message, PermanentError, RetryableError
+from alerts.channels.base import Message, PermanentError, RetryableError, SendError
 from pingan.privacy import mask_phone
 
 log = logging.getLogger("pingan.alerts.twilio")
@@ -36,6 +36,16 @@ OPTED_OUT = 21610
 # A message in one of these states did not reach the handset: sending again is right.
 NOT_DELIVERED = {"failed", "undelivered", "canceled"}
 CLOCK_SKEW = timedelta(minutes=2)
+
+
+def refused(exc: TwilioRestException, recipient: str) -> SendError:
+    """Twilio's refusal as our error: permanent for the recipient's own codes and other
+    client errors but 429, retryable for the rest (the phone number masked)."""
+    code = exc.code or 0
+    where = f"twilio {exc.status} code {code} to {mask_phone(recipient)}"
+    if code in PERMANENT_CODES or (400 <= exc.status < 500 and exc.status != 429):
+        return PermanentError(f"{where}: {exc.msg}")
+    return RetryableError(f"{where}: {exc.msg}")
 
 
 class HttpxTwilioClient(AsyncHttpClient):
@@ -115,11 +125,7 @@ class TwilioSmsChannel:
                 to=message.recipient, body=message.body, **extra
             )
         except TwilioRestException as exc:
-            code = exc.code or 0
-            where = f"twilio {exc.status} code {code} to {mask_phone(message.recipient)}"
-            if code in PERMANENT_CODES or (400 <= exc.status < 500 and exc.status != 429):
-                raise PermanentError(f"{where}: {exc.msg}") from None
-            raise RetryableError(f"{where}: {exc.msg}") from None
+            raise refused(exc, message.recipient) from None
         except httpx.HTTPError as exc:
             raise RetryableError(f"twilio unreachable: {exc.__class__.__name__}") from None
         return str(created.sid)

@@ -52,6 +52,25 @@ MOVES: dict[CrewAction, tuple[frozenset[AssignmentState], AssignmentState]] = {
 }
 
 
+# A digit a crew answers with, by SMS ("12 1") or on the keypad of a call.
+REPLY_DIGITS: dict[str, CrewAction] = {
+    "1": CrewAction.ACK,
+    "2": CrewAction.DECLINE,
+    "3": CrewAction.ON_SCENE,
+    "9": CrewAction.DONE,
+}
+# A call asks only whether the crew takes the task.
+CALL_ANSWERS = frozenset({CrewAction.ACK, CrewAction.DECLINE})
+
+
+def call_answer(digits: str) -> CrewAction | None:
+    """What a key pressed during an escalation call means: 1 accepts, 2 declines (as in
+    an SMS reply); anything else (another key, none, several) means nothing and the
+    call asks again."""
+    action = REPLY_DIGITS.get(digits)
+    return action if action in CALL_ANSWERS else None
+
+
 class TransitionRefused(ValueError):
     """The move is not allowed from the current state. The message says why in English
     (the API); `zh` says it in the words a crew leader reads on a phone."""

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from pingan.core.assignments import WORKING
 from pingan.vocabulary import AssignmentState
 
+# A silent crew leader who is called gets this long to press 1 (or 2) before the step
+# the call put off is carried out: a call rings for up to 30 s and reads the task twice.
+CALL_ANSWER_MIN = 3.0
+
 
 @dataclass(frozen=True)
 class EscalationDecision:
@@ -17,16 +21,27 @@ class EscalationDecision:
     tell: tuple[str, ...] = ()  # roles to alert: supervisor, duty_leader
     reason: str = ""
     stop: bool = False  # somebody acknowledged: nothing to do
+    call: tuple[int, ...] = ()  # phone these silent crews' leaders first ...
+    wait_min: float = 0.0  # ... and take this step again this much later
 
 
 def escalation_step(
-    notify: Sequence[str], task: Sequence[tuple[int, str]], minutes: float
+    notify: Sequence[str], task: Sequence[tuple[int, str]], minutes: float, call: bool = False
 ) -> EscalationDecision:
-    """`task`: (assignment id, state) of the crews sent for one task of an incident."""
+    """`task`: (assignment id, state) of the crews sent for one task of an incident.
+    `call`: this step may phone the silent crews' leaders (voice is on and this is the
+    step a call belongs to); then the call is all it does now, and the step comes again
+    after CALL_ANSWER_MIN, when a leader who pressed 1 stops it."""
     answered = [a for a, s in task if s in WORKING or s == AssignmentState.DONE]
     if answered:
         return EscalationDecision(stop=True, reason=f"assignment {answered[0]} acknowledged")
     silent = tuple(a for a, s in task if s == AssignmentState.ASSIGNED)
+    if call and silent:
+        return EscalationDecision(
+            call=silent,
+            wait_min=CALL_ANSWER_MIN,
+            reason=f"no acknowledgement {minutes:g} min after dispatch: calling the crew leader",
+        )
     replace = "next_crew" in notify
     return EscalationDecision(
         time_out=silent if replace else (),

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pingan.core import topics
 from pingan.core.dispatch import Occasion
-from pingan.core.escalation import arrival_check, escalation_step
+from pingan.core.escalation import EscalationDecision, arrival_check, escalation_step
 from pingan.dispatch.requests import request_dispatch
 from pingan.store import SYSTEM, Store, emit, record_audit
 from pingan.store.assignments import move_assignment
@@ -82,7 +82,15 @@ def schedule_escalation(
             now + timedelta(minutes=after_min),
             incident_id,
             first_assignment_id,
-            {"skill": skill, "level": level, "notify": list(notify), "after_min": after_min},
+            {
+                "skill": skill,
+                "level": level,
+                "notify": list(notify),
+                "after_min": after_min,
+                # The first step is where a crew is late: its silent leader is phoned
+                # first, when voice calls are on (fire_due_timers(calls=True)).
+                "call": n == 1,
+            },
         )
 
 
@@ -156,8 +164,9 @@ def alert_staff(
     return person.name
 
 
-def fire_due_timers(store: Store, now: datetime, limit: int = 100) -> int:
-    """Carry out every due timer once. Returns how many fired."""
+def fire_due_timers(store: Store, now: datetime, limit: int = 100, calls: bool = False) -> int:
+    """Carry out every due timer once. Returns how many fired. `calls`: a voice channel
+    is on, so an escalation phones a silent crew leader before it passes the task on."""
     with store.read() as conn:
         due = conn.execute(
             select(timers)
@@ -175,29 +184,37 @@ def fire_due_timers(store: Store, now: datetime, limit: int = 100) -> int:
             )
             if claimed.rowcount != 1:
                 continue  # another worker had it
-            _fire(conn, timer, now)
+            _fire(conn, timer, now, calls)
             fired += 1
     return fired
 
 
-def _fire(conn: Connection, timer: Any, now: datetime) -> None:
+def _fire(conn: Connection, timer: Any, now: datetime, calls: bool = False) -> None:
     if timer.kind == "escalation":
-        _escalate(conn, timer, now)
+        _escalate(conn, timer, now, calls)
     elif timer.kind in ("arrival", "arrival_late"):
         _arrival(conn, timer, now)
     elif timer.kind == "digest":
         _digest(conn, timer, now)
 
 
-def _escalate(conn: Connection, timer: Any, now: datetime) -> None:
+def _escalate(conn: Connection, timer: Any, now: datetime, calls: bool = False) -> None:
     p = timer.payload
     rows = conn.execute(
         select(assignments.c.id, assignments.c.state, assignments.c.crew_id, crews.c.unit)
         .join(crews, crews.c.id == assignments.c.crew_id)
         .where(assignments.c.incident_id == timer.incident_id, assignments.c.skill == p["skill"])
     ).all()
-    decision = escalation_step(p["notify"], [(r.id, r.state) for r in rows], p["after_min"])
+    decision = escalation_step(
+        p["notify"],
+        [(r.id, r.state) for r in rows],
+        p["after_min"],
+        call=calls and bool(p.get("call")),
+    )
     if decision.stop:
+        return
+    if decision.call:
+        _call_first(conn, timer, decision, now)
         return
     units = {r.id: r.unit for r in rows}
     for assignment_id in decision.time_out:
@@ -252,6 +269,45 @@ def _escalate(conn: Connection, timer: Any, now: datetime) -> None:
             timer.incident_id,
             now,
         )
+
+
+def _call_first(conn: Connection, timer: Any, decision: EscalationDecision, now: datetime) -> None:
+    """Phone the silent crews' leaders (the calls agent places each call once, through
+    the send ledger) and take this step again once they had time to press 1; that
+    second pass calls nobody."""
+    for assignment_id in decision.call:
+        emit(
+            conn,
+            topics.CALLS,
+            str(timer.incident_id),
+            {"type": "crew.call", "assignment_id": assignment_id, "incident_id": timer.incident_id},
+            now,
+        )
+        record_audit(
+            conn,
+            now,
+            SYSTEM,
+            "assignment.called",
+            "assignment",
+            assignment_id,
+            {"incident_id": timer.incident_id, "reason": decision.reason},
+        )
+    p = timer.payload
+    add_timer(
+        conn,
+        "escalation",
+        f"{timer.key}:after-call",
+        now + timedelta(minutes=decision.wait_min),
+        timer.incident_id,
+        timer.assignment_id,
+        p | {"call": False, "after_min": p["after_min"] + decision.wait_min},
+    )
+    log.warning(
+        "escalation incident=%s skill=%s calling=%s",
+        timer.incident_id,
+        p["skill"],
+        list(decision.call),
+    )
 
 
 def _arrival(conn: Connection, timer: Any, now: datetime) -> None:

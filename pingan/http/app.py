@@ -112,7 +112,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def build_http_app(context: Context) -> web.Application:
-    from pingan.http import api, auth, console, crew, headers, hotline, open311, warnings_api
+    from pingan.http import (
+        api,
+        auth,
+        console,
+        crew,
+        headers,
+        hotline,
+        open311,
+        voice,
+        warnings_api,
+    )
     from pingan.http.auth import auth_middleware
 
     app = web.Application(
@@ -127,6 +137,7 @@ def build_http_app(context: Context) -> web.Application:
     open311.add_routes(app)
     api.add_routes(app)
     hotline.add_routes(app)
+    voice.add_routes(app)
     crew.add_routes(app)
     warnings_api.add_routes(app)
     auth.add_routes(app)

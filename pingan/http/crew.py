@@ -15,7 +15,13 @@ from sqlalchemy import select
 
 from pingan.actions import NotFound, apply_crew_action
 from pingan.clock import utcnow
-from pingan.core.assignments import ACTIVE_STATES, MOVES, CrewAction, TransitionRefused
+from pingan.core.assignments import (
+    ACTIVE_STATES,
+    MOVES,
+    REPLY_DIGITS,
+    CrewAction,
+    TransitionRefused,
+)
 from pingan.crews import CITY_TZ
 from pingan.http.context import ctx
 from pingan.http.pages import mobile_page
@@ -27,12 +33,6 @@ from pingan.store.schema import assignments, crews, incidents
 from pingan.vocabulary import CREW_ACTIONS, AssignmentState, category_zh, status_label
 from playbooks.snapshot import playbook_from_snapshot
 
-DIGITS = {
-    "1": CrewAction.ACK,
-    "2": CrewAction.DECLINE,
-    "3": CrewAction.ON_SCENE,
-    "9": CrewAction.DONE,
-}
 WORDS = {
     "收到": CrewAction.ACK,
     "确认": CrewAction.ACK,
@@ -58,7 +58,7 @@ def parse_crew_reply(body: str) -> tuple[int | None, CrewAction, str] | None:
     if not match:
         return None
     code, word, rest = match.groups()
-    action = DIGITS.get(word) or WORDS[word]
+    action = REPLY_DIGITS.get(word) or WORDS[word]
     return (int(code) if code else None), action, rest.strip()
 
 
@@ -87,15 +87,29 @@ def apply_sms_reply(store: Any, crew_id: str, body: str) -> str:
         if len(active) != 1:
             return "【平安派单】您有多个或没有进行中的任务，请在回复前加任务号，如“12 1”。"
         code = active[0]
+    return "【平安派单】" + crew_answer(store, code, action, crew_id, "sms", rest)
+
+
+def crew_answer(
+    store: Any, assignment_id: int, action: CrewAction, crew_id: str, via: str, note: str = ""
+) -> str:
+    """A crew's answer about one of its tasks (an SMS reply, a key pressed on a call),
+    applied; returns what to tell them, in the same words whichever way they answered."""
     try:
         result = apply_crew_action(
-            store, code, action, f"crew:{crew_id} via sms", utcnow(), note=rest, crew_id=crew_id
+            store,
+            assignment_id,
+            action,
+            f"crew:{crew_id} via {via}",
+            utcnow(),
+            note=note,
+            crew_id=crew_id,
         )
     except NotFound:
-        return f"【平安派单】任务{code}不是派给您的班组，请核对任务号。"
+        return f"任务{assignment_id}不是派给您的班组，请核对任务号。"
     except TransitionRefused as exc:
-        return f"【平安派单】任务{code}：{exc.zh}"
-    return f"【平安派单】任务{code}：{status_label(result.state)['zh']}，已记录。"
+        return f"任务{assignment_id}：{exc.zh}"
+    return f"任务{assignment_id}：{status_label(result.state)['zh']}，已记录。"
 
 
 def _refuse(request: web.Request, reason: str) -> web.Response:
