@@ -1,9 +1,11 @@
 """Where a report is: coordinates to district and road segment, or a Chinese address
 to the same through the offline gazetteer. Pure, given the city and gazetteer.
 
-District boundaries are approximated by the nearest district centre (the bureau's own
-boundaries replace this when loaded); points farther than SERVICE_RADIUS_M from every
-centre are outside the service area."""
+A point is in the district whose real outline holds it (pingan/city.py); a point in
+no outline is outside the city. Gazetteer roads are lines: a point is on a road's
+segment when it lies in the road's corridor, within ROAD_HALF_WIDTH_M of its line; a
+place without a line (a bridge, a hospital) reaches PLACE_RADIUS_M around it; the
+nearest wins. Distances to a road are to its line, not to one point on it."""
 
 from __future__ import annotations
 
@@ -12,14 +14,16 @@ from functools import cache
 from pathlib import Path
 
 import yaml
+from shapely.geometry import LineString
+from shapely.geometry.base import BaseGeometry
 
 from pingan.city import City, load_city
-from pingan.geo import distance_m
+from pingan.geo import metres_between, point
 from pingan.settings import PACKAGE_ROOT
 
 GAZETTEER_FILE = PACKAGE_ROOT / "data" / "gazetteer.yaml"
-SERVICE_RADIUS_M = 60_000
-SEGMENT_RADIUS_M = 1_500
+ROAD_HALF_WIDTH_M = 60  # carriageway, pavement and a phone's GPS error, each side
+PLACE_RADIUS_M = 300  # a bridge, a station, a hospital and its approaches
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,14 @@ class Place:
     segment: str
     lat: float
     lon: float
+    line: tuple[tuple[float, float], ...] = ()  # a road's centre line, (lat, lon)
+
+
+def axis(place: Place) -> BaseGeometry:
+    """The line, or the point, that distances to the place are measured from."""
+    if place.line:
+        return LineString([(lon, lat) for lat, lon in place.line])
+    return point(place.lat, place.lon)
 
 
 @dataclass(frozen=True)
@@ -52,29 +64,41 @@ def load_gazetteer(path: Path = GAZETTEER_FILE) -> tuple[Place, ...]:
             p["segment"],
             float(p["at"][0]),
             float(p["at"][1]),
+            tuple((float(lat), float(lon)) for lat, lon in p.get("line", ())),
         )
         for p in data["places"]
     )
 
 
 def district_at(lat: float, lon: float, city: City | None = None) -> str | None:
-    city = city or load_city()
-    best = min(city.districts.values(), key=lambda d: distance_m(lat, lon, d.lat, d.lon))
-    return best.code if distance_m(lat, lon, best.lat, best.lon) <= SERVICE_RADIUS_M else None
+    """The code of the district whose real outline holds the point; None outside."""
+    found = (city or load_city()).district_at(lat, lon)
+    return found.code if found is not None else None
+
+
+def _nearest(lat: float, lon: float, places: tuple[Place, ...]) -> list[tuple[float, Place]]:
+    """Every place with its distance from the point in metres, nearest first (ties: in
+    the gazetteer's order)."""
+    here = point(lat, lon)
+    return sorted(((metres_between(here, axis(p)), p) for p in places), key=lambda x: x[0])
 
 
 def segment_at(lat: float, lon: float, places: tuple[Place, ...] | None = None) -> str | None:
-    best = place_near(lat, lon, SEGMENT_RADIUS_M, places)
-    return best.segment if best else None
+    """The road segment of the nearest road whose corridor (its line buffered by
+    ROAD_HALF_WIDTH_M) holds the point, or of a landmark within PLACE_RADIUS_M."""
+    for metres, place in _nearest(lat, lon, places or load_gazetteer()):
+        if metres <= (ROAD_HALF_WIDTH_M if place.line else PLACE_RADIUS_M):
+            return place.segment
+    return None
 
 
 def place_near(
     lat: float, lon: float, within_m: float, places: tuple[Place, ...] | None = None
 ) -> Place | None:
-    """The gazetteer's place nearest the point, if it is within `within_m`."""
-    places = places or load_gazetteer()
-    best = min(places, key=lambda p: distance_m(lat, lon, p.lat, p.lon))
-    return best if distance_m(lat, lon, best.lat, best.lon) <= within_m else None
+    """The gazetteer's place nearest the point (a road by its line), if within
+    `within_m`."""
+    metres, best = _nearest(lat, lon, places or load_gazetteer())[0]
+    return best if metres <= within_m else None
 
 
 def find_place(

@@ -6,19 +6,22 @@ matcher acts on: an Actual alert about a CMA warning signal (暴雪, 暴雨, 大
 寒潮) whose area covers some of the city's districts.
 
 Areas map onto districts by GB/T 2260 geocode, by district name in areaDesc, or when
-the district's centre lies inside a CAP polygon or circle (an approximation until the
-bureau's district boundaries are loaded).
+a CAP polygon or circle shares area with the district's real outline (a shape drawn
+along a border does not reach the district next door). A functional zone has no
+published outline: a shape reaches it when it holds the zone's configured centre.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from pingan.city import City, load_city
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from pingan.city import City, District, load_city
 from pingan.core.events import WarningSignal
-from pingan.geo import distance_m
+from pingan.geo import disc, interiors_meet, point, ring
 from pingan.intake.feeds.cap import CapAlert, CapArea, CapInfo
 from pingan.intake.feeds.levels import NOTHING, read_level
 from pingan.vocabulary import WARNING_EVENTS
@@ -41,36 +44,37 @@ class Mapped:
     lifted: bool = False  # its words lift the signal (解除): a cancel, whatever its msgType
 
 
-def _inside(lat: float, lon: float, ring: tuple[tuple[float, float], ...]) -> bool:
-    """Ray casting; rings are (lat, lon) as CAP writes them."""
-    inside = False
-    for (y1, x1), (y2, x2) in itertools.pairwise(ring):
-        if (y1 > lat) != (y2 > lat):
-            x_cross = x1 + (lat - y1) * (x2 - x1) / (y2 - y1)
-            if lon < x_cross:
-                inside = not inside
-    return inside
+def area_shape(area: CapArea) -> BaseGeometry | None:
+    """The area's polygons and circles as one shape (CAP: their union), or None when
+    it has neither."""
+    parts = [ring(r) for r in area.polygons] + [
+        disc(lat, lon, radius_km * 1000) for lat, lon, radius_km in area.circles
+    ]
+    return shapely.union_all(parts) if parts else None
+
+
+def _reaches(shape: BaseGeometry, district: District) -> bool:
+    if district.outline is not None:
+        return interiors_meet(district.outline, shape)
+    return bool(shape.covers(point(district.lat, district.lon)))
 
 
 def area_districts(areas: tuple[CapArea, ...], city: City) -> tuple[str, ...]:
-    found: list[str] = []
+    """The districts the areas cover, in the city's order."""
+    found: set[str] = set()
     for area in areas:
         codes = {value for _, value in area.geocodes}
+        shape = area_shape(area)
         for district in city.districts.values():
             if district.code in found:
                 continue
-            hit = (
+            if (
                 (district.gbt2260 and district.gbt2260 in codes)
                 or any(name in area.description for name in district.names())
-                or any(_inside(district.lat, district.lon, ring) for ring in area.polygons)
-                or any(
-                    distance_m(district.lat, district.lon, lat, lon) <= radius * 1000
-                    for lat, lon, radius in area.circles
-                )
-            )
-            if hit:
-                found.append(district.code)
-    return tuple(found)
+                or (shape is not None and _reaches(shape, district))
+            ):
+                found.add(district.code)
+    return tuple(code for code in city.districts if code in found)
 
 
 def map_info(info: CapInfo, city: City) -> Mapped:
