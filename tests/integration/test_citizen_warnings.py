@@ -18,7 +18,16 @@ from alerts.channels.base import Message, PermanentError
 from alerts.citizen_warnings import WarningRefused, approve, correct, create_draft, preview, stats
 from alerts.fanout import send_chunk
 from alerts.subscribers import import_csv, set_opt_out
-from pingan.intake.feeds.cap import cap_bytes, write_cap
+from pingan.intake.feeds.cap import (
+    CapAlert,
+    CapArea,
+    CapInfo,
+    cap_bytes,
+    parse_cap,
+    parse_polygon,
+    write_cap,
+)
+from pingan.intake.feeds.normalize import cap_to_signal
 from pingan.store import Store
 from pingan.store.schema import citizen_warnings, outbox
 from tests.conftest import NOW
@@ -298,4 +307,69 @@ def test_playbook_levels_draft_or_auto_send(people: Store, index) -> None:  # ty
     assert [tuple(r) for r in made] == [
         ("yellow", "draft", "rainstorm-yellow", None),  # flood-drainage yellow: approval
         ("red", "sent", "rainstorm-red", "playbook (auto-send)"),  # red: auto-send
+    ]
+
+
+# A polygon across the Sha river, over the north-west of 源汇区's city core and the
+# south of 郾城区's (the real outlines: pingan/data/districts.geojson), clear of 召陵区
+# and of the functional zones' centres.
+ACROSS_THE_SHA = "33.575,113.99 33.575,114.01 33.59,114.01 33.59,113.99 33.575,113.99"
+EVERY_DISTRICT = f"""{CSV.splitlines()[0]}
+13800000101,,yuanhui,,zh,sms,hotline,
+13800000102,,yancheng,,zh,sms,hotline,
+13800000103,,shaoling,yancheng,zh,sms,hotline,
+13800000104,,shaoling,,zh,sms,hotline,
+13800000105,,jingkai,,zh,sms,hotline,
+13800000106,,xicheng,,zh,sms,hotline,
+13800000107,,wuyang,,zh,sms,hotline,
+13800000108,,linying,,zh,sms,hotline,
+"""
+
+
+def test_a_polygon_over_part_of_two_districts_reaches_exactly_their_subscribers(
+    store: Store,
+) -> None:
+    """Subscribers are stored by home and work district, with no location: a shape
+    reaches the districts whose real outline it shares area with, and so exactly the
+    subscribers who live or work in them."""
+    import_csv(store, io.StringIO(EVERY_DISTRICT), NOW)
+    area = CapArea("", polygons=(parse_polygon(ACROSS_THE_SHA, "polygon"),))
+
+    # Incoming: an observatory's CAP with that polygon covers the same two districts.
+    incoming = CapAlert(
+        "1.2",
+        "LH-TEST-1",
+        "obs@example.cn",
+        NOW,
+        "Actual",
+        "Alert",
+        "Public",
+        infos=(
+            CapInfo(
+                language="zh-CN",
+                categories=("Met",),
+                event="暴雪",
+                urgency="Expected",
+                severity="Severe",
+                certainty="Likely",
+                headline="漯河市气象台发布暴雪橙色预警信号",
+                areas=(CapArea("沙河两岸", polygons=area.polygons),),
+            ),
+        ),
+    )
+    signal, _ = cap_to_signal(parse_cap(cap_bytes(write_cap(incoming))))
+    assert signal.districts == ("yuanhui", "yancheng")
+
+    # Outgoing: a warning drafted for the polygon goes to their subscribers only.
+    draft = create_draft(
+        store, "blizzard", "orange", [], "blizzard-orange", ["sms"], "alice", NOW, area=area
+    )
+    assert (draft["districts"], draft["recipients"]) == (["yuanhui", "yancheng"], 3)
+    approve(store, draft["id"], "bob", NOW)
+    sms = Recorder("sms")
+    _send(store, draft["id"], {"sms": sms})
+    assert sorted(r for _, r, _ in sms.sent) == [
+        "+8613800000101",  # lives in 源汇区
+        "+8613800000102",  # lives in 郾城区
+        "+8613800000103",  # lives in 召陵区, works in 郾城区
     ]
