@@ -12,7 +12,7 @@ const T = {
     event: "事件", recipients: "人数", stats: "发送", submit: "提交", resolve: "办结",
     dispatch: "派单", reassign: "改派", ack: "代为确认", approve: "审批发送",
     why: "选派理由", audit: "处置记录", overdue: "已超时", confirm: "确认立案",
-    reopen: "重新打开", merge: "合并", split: "拆分",
+    reopen: "重新打开", merge: "合并", split: "拆分", base: "驻地",
     // incident statuses and assignment states
     s_open: "待派单", s_dispatched: "已派单", s_in_progress: "处置中",
     s_resolved: "已办结", s_assigned: "待确认", s_acknowledged: "已确认", s_en_route: "在途",
@@ -40,7 +40,7 @@ const T = {
     submit: "Submit", resolve: "Resolve", dispatch: "Dispatch", reassign: "Reassign",
     ack: "Acknowledge for crew", approve: "Approve", why: "Why this crew",
     audit: "Audit trail", overdue: "overdue", confirm: "Confirm", reopen: "Reopen",
-    merge: "Merge", split: "Split",
+    merge: "Merge", split: "Split", base: "base",
     b_outbox_unpublished: "Events not yet published", b_events_unprocessed: "Events not yet processed",
     b_reports_unlinked: "Reports not yet on an incident", waiting: "waiting", oldest: "oldest",
     messages: "Messages", phoneHint: "Phone number, e.g. +8613812345678", show: "Show",
@@ -187,32 +187,29 @@ async function act(incidentId, button) {
   await loadBoard();
 }
 
-function project(lon, lat, box) {
-  const [minLon, minLat, maxLon, maxLat] = box;
-  return [20 + (lon - minLon) / (maxLon - minLon) * 960, 540 - (lat - minLat) / (maxLat - minLat) * 520];
-}
-
 let districts = null;
 async function loadMap() {
-  districts = districts || await (await fetch("/console/static/districts.geojson")).json();
-  const [board, warnings] = [boardData || await api("/api/board"), await api("/api/warnings")];
-  const urban = districts.features.filter((f) => !["wuyang", "linying"].includes(f.properties.code));
-  const box = [113.89, 33.50, 114.15, 33.63];
-  const hot = new Set((warnings?.warnings || []).flatMap((w) => w.districts));
-  const shapes = urban.map((f) => {
-    const pts = f.geometry.coordinates[0].map(([lon, lat]) => project(lon, lat, box).join(",")).join(" ");
-    const ring = f.geometry.coordinates[0].slice(0, -1);
-    const [cx, cy] = project(ring.reduce((a, p) => a + p[0], 0) / ring.length,
-      ring.reduce((a, p) => a + p[1], 0) / ring.length, box);
-    return `<polygon points="${pts}" fill="${hot.has(f.properties.code) ? "#fde2b8" : "#eef3f8"}" stroke="#7a8da3" fill-opacity="0.8"/>
-      <text x="${cx}" y="${cy}" font-size="15" text-anchor="middle" fill="#3a4a5c">${esc(lang === "zh" ? f.properties.zh : f.properties.code)}</text>`;
-  }).join("");
-  const dots = board.incidents.filter((i) => i.lat).map((i) => {
-    const [x, y] = project(i.lon, i.lat, box);
-    const colour = {ok: "#2a9d55", late: "#c62828", resolved: "#999"}[rowState(i)] || "#e08a00";
-    return `<circle cx="${x}" cy="${y}" r="7" fill="${colour}" data-incident="${i.id}"><title>#${i.id} ${esc(label(i, "category"))}</title></circle>`;
-  }).join("");
-  $("#mapsvg").innerHTML = shapes + dots;
+  districts = districts || await api("/api/districts");
+  const [board, crews, areas] = await Promise.all([boardData ? boardData : api("/api/board"),
+    api("/api/crews"), api("/api/warning-areas")]);
+  if (!districts || !board) return;
+  const at = Object.fromEntries(board.incidents.filter((i) => i.lat != null)
+    .map((i) => [i.id, [i.lat, i.lon]]));
+  ConsoleMap.draw($("#leafletmap"), {
+    districts,
+    districtName: (p) => (lang === "zh" ? p.zh : p.en),
+    incidents: board.incidents.filter((i) => i.lat != null).map((i) => ({id: i.id, lat: i.lat,
+      lon: i.lon, level: i.level, resolved: i.status === "resolved",
+      title: `#${i.id} ${label(i, "category")} · ${label(i, "level")} · ${st(i.status)}`})),
+    crews: (crews?.crews || []).filter((c) => c.home).map((c) => ({id: c.id, lat: c.home[0],
+      lon: c.home[1], busy: c.current.length > 0,
+      title: `${c.name} (${t("base")})${c.current.map((a) => ` · #${a.incident_id} ${st(a.state)}`).join("")}`,
+      targets: c.current.map((a) => at[a.incident_id]).filter(Boolean)})),
+    warnings: (areas?.warnings || []).map((w) => ({level: w.level,
+      districts: w.area ? [] : w.districts, polygons: w.area?.polygons || [],
+      circles: w.area?.circles || [], title: w.headline || `${w.event} ${w.level}`})),
+    onIncident: (id) => { show("board"); showDetail(id); },
+  });
 }
 
 async function loadCrews() {

@@ -21,7 +21,7 @@ from typing import Any
 
 import shapely
 import yaml
-from shapely.geometry import shape
+from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from pingan.geo import point
@@ -114,6 +114,30 @@ def parse_city(text: str, outlines: Mapping[str, BaseGeometry] | None = None) ->
         frozenset(data["equipment"]),
         frozenset(data["targets"]),
     )
+
+
+def city_geojson(city: City) -> dict[str, Any]:
+    """The districts as the console's map draws them: each real outline, and each
+    functional zone as its centre (it has no outline), with names and centre."""
+    features = []
+    for d in city.districts.values():
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {
+                    "code": d.code,
+                    "zh": d.zh,
+                    "en": d.en,
+                    "gbt2260": d.gbt2260 or None,
+                    "kind": "district" if d.outline is not None else "zone",
+                    "centre": [d.lat, d.lon],
+                },
+                "geometry": mapping(d.outline)
+                if d.outline is not None
+                else {"type": "Point", "coordinates": [d.lon, d.lat]},
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
 
 
 @cache

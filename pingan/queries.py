@@ -13,6 +13,7 @@ from pingan.privacy import mask_phone
 from pingan.store import as_utc
 from pingan.store.schema import (
     assignments,
+    citizen_warnings,
     components,
     crews,
     incident_history,
@@ -189,6 +190,49 @@ def warnings_in_force(conn: Connection, now: datetime) -> list[dict[str, Any]]:
     return out
 
 
+def warning_areas(conn: Connection, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    """What is under a warning now, for the map: official warnings in force (by
+    district) and citizen warnings sent, not cancelled, corrected or expired (by the
+    polygon or circle they were targeted by, else by district)."""
+    official = [
+        {
+            "kind": "official",
+            "id": w["id"],
+            "event": w["event"],
+            "level": w["level"],
+            "districts": w["districts"],
+            "area": None,
+            "headline": w["headline"],
+        }
+        for w in warnings_in_force(conn, now)
+    ]
+    corrected = select(citizen_warnings.c.corrects).where(citizen_warnings.c.corrects.is_not(None))
+    rows = conn.execute(
+        select(citizen_warnings)
+        .where(
+            citizen_warnings.c.status == "sent",
+            citizen_warnings.c.msg_type != "Cancel",
+            citizen_warnings.c.id.not_in(corrected),
+            citizen_warnings.c.expires_at.is_(None) | (citizen_warnings.c.expires_at > now),
+        )
+        .order_by(citizen_warnings.c.id.desc())
+        .limit(limit)
+    ).all()
+    citizen = [
+        {
+            "kind": "citizen",
+            "id": str(r.id),
+            "event": r.event,
+            "level": r.level,
+            "districts": r.districts,
+            "area": r.area,
+            "headline": r.text_zh[:80],
+        }
+        for r in rows
+    ]
+    return official + citizen
+
+
 def component(conn: Connection, name: str) -> dict[str, Any] | None:
     row = conn.execute(select(components).where(components.c.name == name)).first()
     if row is None:
@@ -225,6 +269,7 @@ def crew_board(conn: Connection, now: datetime) -> list[dict[str, Any]]:
             "skills": list(c.skills),
             "on_shift": c.on_shift(now),
             "capacity": c.capacity,
+            "home": [c.home_lat, c.home_lon],  # the crew's base; no live position is kept
             "shift": f"{c.shift.start:%H:%M}-{c.shift.end:%H:%M}",
             "current": active.get(c.id, []),
             "last_contact": _iso(last.get(c.id)),

@@ -5,7 +5,9 @@ server-sent events, and the shift handover page."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +15,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from pingan import queries
+from pingan.city import city_geojson, load_city
 from pingan.clock import utcnow
 from pingan.dispatch import commands
 from pingan.http.context import actor_of, ctx, json_error, json_response
@@ -31,10 +34,14 @@ from pingan.store.schema import (
 from pingan.vocabulary import AssignmentState, IncidentStatus
 
 CONSOLE = PROJECT_ROOT / "console"
+# Served name → (file under console/, type). Leaflet is vendored (console/vendor/,
+# BSD-2-Clause): the duty room may be offline, so nothing comes from a CDN.
 STATIC = {
-    "app.js": "application/javascript",
-    "style.css": "text/css",
-    "districts.geojson": "application/geo+json",
+    "app.js": ("app.js", "application/javascript"),
+    "map.js": ("map.js", "application/javascript"),
+    "style.css": ("style.css", "text/css"),
+    "leaflet.js": ("vendor/leaflet/leaflet.js", "application/javascript"),
+    "leaflet.css": ("vendor/leaflet/leaflet.css", "text/css"),
 }
 STREAM_POLL_S = 1.0
 
@@ -51,7 +58,24 @@ async def static(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in STATIC:
         raise web.HTTPNotFound(reason="no such file")
-    return web.Response(body=(CONSOLE / name).read_bytes(), content_type=STATIC[name])
+    path, content_type = STATIC[name]
+    return web.Response(body=(CONSOLE / path).read_bytes(), content_type=content_type)
+
+
+@functools.cache
+def _districts_body() -> bytes:
+    return json.dumps(city_geojson(load_city()), ensure_ascii=False).encode()
+
+
+async def districts(request: web.Request) -> web.Response:
+    """The district outlines (real, from pingan/data/districts.geojson) and the
+    functional zones' centres, as GeoJSON for the map."""
+    return web.Response(body=_districts_body(), content_type="application/geo+json")
+
+
+async def warning_areas(request: web.Request) -> web.Response:
+    with ctx(request).store.read() as conn:
+        return json_response({"warnings": queries.warning_areas(conn, utcnow())})
 
 
 def board(conn: Any, now: Any) -> dict[str, Any]:
@@ -324,6 +348,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/console/static/{name}", static)
     app.router.add_get("/console/handover", handover)
     app.router.add_get("/api/board", board_json)
+    app.router.add_get("/api/districts", districts)
+    app.router.add_get("/api/warning-areas", warning_areas)
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/stream", stream)

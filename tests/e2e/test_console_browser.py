@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from pingan.settings import PROJECT_ROOT
@@ -25,15 +25,6 @@ from tests.e2e.harness import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "console"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22", "vera": "vera-password-3"}
 PEOPLE = """phone,openid,home_district,work_district,language,channels,consent_source,consent_at
 13900000001,,yuanhui,,zh,sms,hotline,
@@ -71,18 +62,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = Stack(data, {"PINGAN_ROSTER_FILE": str(ROSTER), "PINGAN_APPROVAL_THRESHOLD": "2"})
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            "Debian's chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)"
-        )
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
 
 
 def shot(page: Page, name: str) -> None:
