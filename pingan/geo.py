@@ -9,12 +9,14 @@ at this scale. Distances between two points are haversine.
 
 Chinese map apps (Amap/高德, Tencent) expect GCJ-02, the obfuscated datum every
 published map of China uses: `wgs84_to_gcj02` converts (the published algorithm, as
-gcoord, eviltransform and fast-geocn implement it)."""
+gcoord, eviltransform and fast-geocn implement it), and `map_link` is the web link a
+crew's phone opens (Android or iPhone, in the browser or the Amap app)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from urllib.parse import quote, urlencode
 
 import shapely
 from shapely.geometry import Point, Polygon
@@ -116,3 +118,22 @@ def wgs84_to_gcj02(lat: float, lon: float) -> tuple[float, float]:
     dlat = (dlat * 180.0) / ((_KRASOVSKY_A * (1 - _KRASOVSKY_EE)) / (magic * sqrt_magic) * math.pi)
     dlon = (dlon * 180.0) / (_KRASOVSKY_A / sqrt_magic * math.cos(rad) * math.pi)
     return lat + dlat, lon + dlon
+
+
+AMAP_MARKER = "https://uri.amap.com/marker"  # Amap's URI API: one marked point
+
+
+def map_link(lat: float, lon: float, name: str) -> str:
+    """A web map link marking (lat, lon) in WGS 84 with `name`: Amap's marker URI with
+    the point in GCJ-02 (coordinate=gaode, its default, said outright), which opens in
+    any phone's browser and, where the Amap app is installed, in the app
+    (callnative=1). The link carries the point and the name only."""
+    gcj_lat, gcj_lon = wgs84_to_gcj02(lat, lon)
+    query = {
+        "position": f"{gcj_lon:.6f},{gcj_lat:.6f}",  # lon,lat, as the API orders them
+        "name": name,
+        "src": "pingan",
+        "coordinate": "gaode",
+        "callnative": "1",
+    }
+    return f"{AMAP_MARKER}?{urlencode(query, safe=',', quote_via=quote)}"

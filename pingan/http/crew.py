@@ -23,6 +23,7 @@ from pingan.core.assignments import (
     TransitionRefused,
 )
 from pingan.crews import CITY_TZ
+from pingan.geo import map_link
 from pingan.http.context import ctx
 from pingan.http.pages import mobile_page
 from pingan.http.validation import Invalid, clean_text, read_form
@@ -171,10 +172,11 @@ async def crew_page(request: web.Request) -> web.Response:
     esc = html.escape
     where = esc(first.address or "") if first and first.address else ""
     if row.lat is not None:
-        coords = esc(f"{float(row.lat):.5f},{float(row.lon):.5f}")
+        lat, lon = float(row.lat), float(row.lon)
+        link = esc(map_link(lat, lon, f"任务{int(assignment_id)} {category_zh(row.category)}"))
         where += (
-            f' <a href="geo:{coords}?q={coords}">地图 Map</a> '
-            f'<span style="color:#666">({coords})</span>'
+            f' <a id="map" href="{link}" target="_blank" rel="noopener noreferrer">地图 Map</a> '
+            f'<span style="color:#666">({esc(f"{lat:.5f},{lon:.5f}")} WGS-84)</span>'
         )
     # The token passed the strict decoder (base64url and one dot only); it is escaped
     # all the same, so no later change to the decoder can put markup on this page.

@@ -118,6 +118,14 @@ def test_the_duty_room_flow(stack: Stack, browser: Browser) -> None:
     box = accept.bounding_box()
     assert box is not None and box["width"] > 300  # a thumb-sized button on a phone
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
+    # The map opens on Android and iPhone alike: a web link (Amap's marker URI, the
+    # report's WGS-84 point as GCJ-02), in a new tab, sending no referrer (the page's
+    # own URL is the crew's credential).
+    map_link = phone.locator("a#map")
+    expect(map_link).to_have_attribute(
+        "href", re.compile(r"^https://uri\.amap\.com/marker\?position=114\.021221,33\.569705&")
+    )
+    expect(map_link).to_have_attribute("rel", "noopener noreferrer")
     shot(phone, "04-crew-page-390x844")
     accept.click()
     expect(phone.locator("#state")).to_have_text("已接单")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pingan.city import load_city, parse_city
-from pingan.geo import distance_m, metres_between, point, wgs84_to_gcj02
+from pingan.geo import distance_m, map_link, metres_between, point, wgs84_to_gcj02
 from pingan.intake.feeds.cap import CapArea
 from pingan.intake.feeds.normalize import area_districts
 from pingan.intake.location import (
@@ -260,3 +260,14 @@ def test_gcj02_leaves_points_outside_china_alone() -> None:
     assert wgs84_to_gcj02(45.0, 183.0) == (45.0, 183.0)
     shift = distance_m(33.5712, 114.0153, *wgs84_to_gcj02(33.5712, 114.0153))
     assert 400 < shift < 800  # the offset a dispatcher would see in Luohe
+
+
+def test_the_crews_map_link_is_amaps_marker_uri_in_gcj02() -> None:
+    """Amap's URI API (lbs.amap.com/api/uri-api/guide/mobile-web/point): position is
+    lon,lat; coordinate=gaode says GCJ-02; callnative=1 opens the app where there is one."""
+    assert map_link(33.5712, 114.0153, "任务12 倒伏树木") == (
+        "https://uri.amap.com/marker?position=114.021221,33.569705"
+        "&name=%E4%BB%BB%E5%8A%A112%20%E5%80%92%E4%BC%8F%E6%A0%91%E6%9C%A8"
+        "&src=pingan&coordinate=gaode&callnative=1"
+    )
+    assert "name=a%26b%3Dc%22%3E" in map_link(33.5712, 114.0153, 'a&b=c">')  # no injection
