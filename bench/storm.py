@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import String, cast, create_engine, func, literal, select, text
 
+from pingan.intake.location import district_at
 from pingan.runtime.broker import resolve_broker_bin, start_embedded_broker
 from pingan.store import Store, as_utc
 from pingan.store.schema import assignments, local_messages, reports
@@ -43,8 +44,15 @@ CHART = Path("var/bench/storm-latency.png")
 
 
 def _places(count: int, seed: int) -> list[tuple[float, float]]:
+    """Points over the city core, each inside the city's real outlines (a point outside
+    them is refused, 400)."""
     rng = random.Random(seed)
-    return [(33.50 + rng.random() * 0.16, 113.95 + rng.random() * 0.14) for _ in range(count)]
+    places: list[tuple[float, float]] = []
+    while len(places) < count:
+        lat, lon = 33.50 + rng.random() * 0.16, 113.95 + rng.random() * 0.14
+        if district_at(lat, lon) is not None:
+            places.append((lat, lon))
+    return places
 
 
 def _env(database_url: str | None = None) -> dict[str, str]:

@@ -61,8 +61,12 @@ def metres_between(a: BaseGeometry, b: BaseGeometry) -> float:
 
 def ring(points: Sequence[tuple[float, float]]) -> BaseGeometry:
     """CAP's polygon, (lat, lon) points, as an area. A ring that crosses itself (a
-    bow tie drawn by hand) becomes the areas it encloses rather than an error."""
-    polygon = Polygon([(lon, lat) for lat, lon in points])
+    bow tie drawn by hand) becomes the areas it encloses rather than an error; one
+    spanning more than half the globe in longitude is taken to cross the 180th
+    meridian (a small shape in the Pacific, not a band around the Earth)."""
+    lons = [lon for _, lon in points]
+    wraps = max(lons) - min(lons) > 180
+    polygon = Polygon([(lon + 360 if wraps and lon < 0 else lon, lat) for lat, lon in points])
     return polygon if polygon.is_valid else shapely.make_valid(polygon)
 
 

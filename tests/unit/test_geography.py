@@ -221,6 +221,11 @@ WEST_OF_THE_CITY = ring((33.4, 113.0), (33.4, 113.74), (33.7, 113.74), (33.7, 11
         (CapArea("", geocodes=(("GB/T 2260", "411104"),)), ("shaoling",), "a geocode"),
         (CapArea("临颍县、舞阳县"), ("wuyang", "linying"), "names, in the city's order"),
         (CapArea("", circles=((39.9, 116.4, 50.0),)), (), "Beijing"),
+        (
+            CapArea("", polygons=(ring((33.5, 179.9), (33.6, -179.9), (33.7, 179.9)),)),
+            (),
+            "a small triangle across the 180th meridian is not a band around the Earth",
+        ),
     ],
 )
 def test_a_cap_area_reaches_the_districts_it_shares_area_with(
