@@ -53,12 +53,6 @@ def from_metres(geom: BaseGeometry, lat: float, lon: float) -> BaseGeometry:
     return shapely.transform(geom, lambda xy: xy / scale + origin)
 
 
-def metres_between(a: BaseGeometry, b: BaseGeometry) -> float:
-    """The shortest distance between two shapes near each other, in metres."""
-    lon, lat = a.centroid.x, a.centroid.y
-    return float(to_metres(a, lat, lon).distance(to_metres(b, lat, lon)))
-
-
 def ring(points: Sequence[tuple[float, float]]) -> BaseGeometry:
     """CAP's polygon, (lat, lon) points, as an area. A ring that crosses itself (a
     bow tie drawn by hand) becomes the areas it encloses rather than an error; one

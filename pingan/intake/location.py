@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import shapely
 import yaml
 from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
 
 from pingan.city import City, load_city
-from pingan.geo import metres_between, point
+from pingan.geo import point, to_metres
 from pingan.settings import PACKAGE_ROOT
 
 GAZETTEER_FILE = PACKAGE_ROOT / "data" / "gazetteer.yaml"
@@ -76,11 +77,20 @@ def district_at(lat: float, lon: float, city: City | None = None) -> str | None:
     return found.code if found is not None else None
 
 
+@cache
+def _axes_in_metres(places: tuple[Place, ...]) -> tuple[float, float, list[BaseGeometry]]:
+    """The places' axes on one plane tangent at their middle, once per gazetteer."""
+    lat0 = sum(p.lat for p in places) / len(places)
+    lon0 = sum(p.lon for p in places) / len(places)
+    return lat0, lon0, [to_metres(axis(p), lat0, lon0) for p in places]
+
+
 def _nearest(lat: float, lon: float, places: tuple[Place, ...]) -> list[tuple[float, Place]]:
     """Every place with its distance from the point in metres, nearest first (ties: in
     the gazetteer's order)."""
-    here = point(lat, lon)
-    return sorted(((metres_between(here, axis(p)), p) for p in places), key=lambda x: x[0])
+    lat0, lon0, axes = _axes_in_metres(places)
+    metres = shapely.distance(axes, to_metres(point(lat, lon), lat0, lon0)).tolist()
+    return sorted(zip(metres, places, strict=True), key=lambda x: x[0])
 
 
 def segment_at(lat: float, lon: float, places: tuple[Place, ...] | None = None) -> str | None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pingan.city import load_city, parse_city
-from pingan.geo import distance_m, map_link, metres_between, point, wgs84_to_gcj02
+from pingan.geo import distance_m, map_link, point, to_metres, wgs84_to_gcj02
 from pingan.intake.feeds.cap import CapArea
 from pingan.intake.feeds.normalize import area_districts
 from pingan.intake.location import (
@@ -123,7 +123,9 @@ def test_gazetteer_places_and_roads_lie_inside_their_districts() -> None:
             assert _inside(place.district, lat, lon), (place.name, lat, lon)
         if place.line:  # where a report naming the road is put lies on the road
             assert segment_at(place.lat, place.lon) == place.segment, place.name
-            assert metres_between(point(place.lat, place.lon), axis(place)) < 1, place.name
+            here = to_metres(point(place.lat, place.lon), place.lat, place.lon)
+            road = to_metres(axis(place), place.lat, place.lon)
+            assert here.distance(road) < 1, place.name
 
 
 def test_crew_bases_lie_inside_their_units_districts() -> None:
