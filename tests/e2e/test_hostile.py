@@ -16,12 +16,7 @@ from sqlalchemy import select, update
 from pingan.store.schema import audit, citizen_warnings, local_messages, reports
 from tests.conftest import ROSTER
 from tests.e2e.harness import OPEN311_KEY, Stack, wait_for
-from tests.e2e.test_console_browser import (  # noqa: F401
-    PASSWORDS,
-    browser,
-    make_people,
-    pingan_cli,
-)
+from tests.e2e.test_console_browser import PASSWORDS, make_people, pingan_cli
 
 pytestmark = pytest.mark.e2e
 NEAR_PHONE = "+8610000000101"
@@ -93,7 +88,7 @@ def test_a_crafted_crew_link_is_refused_and_escapes_nothing(stack: Stack, crew_t
 def test_a_crafted_crew_link_cannot_run_script_in_chromium(
     stack: Stack,
     crew_token: str,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
 ) -> None:
     page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
     page.goto(f"{stack.base_url}/c/{crew_token}", wait_until="load")
