@@ -43,9 +43,9 @@ FLOOR_EVENTS = 20_000
 CHART = Path("var/bench/storm-latency.png")
 
 
-def _places(count: int, seed: int) -> list[tuple[float, float]]:
-    """Points over the city core, each inside the city's real outlines (a point outside
-    them is refused, 400)."""
+def city_points(count: int, seed: int) -> list[tuple[float, float]]:
+    """Random points over the city core, each inside the city's real outlines (a point
+    outside them is refused, 400); the storm tests use them too."""
     rng = random.Random(seed)
     places: list[tuple[float, float]] = []
     while len(places) < count:
@@ -292,7 +292,7 @@ def burst() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch, _running(scratch) as stack:
         with observing(stack) as observer:
             start = time.monotonic()
-            ids = asyncio.run(_burst(stack.base_url, _places(BURST, 1)))
+            ids = asyncio.run(_burst(stack.base_url, city_points(BURST, 1)))
             posted = time.monotonic() - start
             complete = _wait_linked(observer, ids, DRAIN_LIMIT_S)
             elapsed = time.monotonic() - start
@@ -311,7 +311,7 @@ def burst() -> dict[str, Any]:
 def sustained(rate: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch, _running(scratch) as stack:
         with observing(stack) as observer:
-            places = _places(int(rate * SUSTAIN_S), 1000 + rate)
+            places = city_points(int(rate * SUSTAIN_S), 1000 + rate)
             sending = time.monotonic()
             ids = asyncio.run(_paced(stack.base_url, places, rate))
             sending = time.monotonic() - sending

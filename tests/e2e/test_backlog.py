@@ -20,6 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from bench.storm import city_points
 from pingan.clock import utcnow
 from pingan.intake.accept import accept_reports
 from pingan.intake.reports import ReportDraft
@@ -38,8 +39,7 @@ def _linked(stack: Stack) -> int:
 
 
 # A storm's fallen trees, each reported again and again by different citizens.
-_PLACES = random.Random(2026)
-TREES = [(33.50 + _PLACES.random() * 0.16, 113.95 + _PLACES.random() * 0.14) for _ in range(150)]
+TREES = city_points(150, 2026)
 
 
 def post_reports(stack: Stack, count: int, seed: int) -> None:
@@ -134,13 +134,13 @@ def inject_reports(stack: Stack, count: int, seed: int) -> None:
     """`count` reports at new places, accepted the way intake accepts them but without
     HTTP in between and 500 to a transaction: the batching worker outpaces HTTP clients
     and one-at-a-time accepts, and the test needs a backlog that lasts."""
-    rng = random.Random(seed)
+    places = city_points(count, seed)
     store = stack.store
     try:
         for start in range(0, count, 500):
             drafts = []
             for n in range(start, min(count, start + 500)):
-                lat, lon = 33.50 + rng.random() * 0.16, 113.95 + rng.random() * 0.14
+                lat, lon = places[n]
                 text = f"第{seed}-{n}棵树倒了"
                 drafts.append(ReportDraft("fallen_tree", lat, lon, None, text, None, {}))
             accept_reports(store, drafts, "open311", "test", utcnow())
