@@ -1,4 +1,4 @@
-"""The dispatcher console: one page (console/ holds its HTML, JS, CSS and the bundled
+"""The dispatcher console: one page (pingan/console/ holds its HTML, JS, CSS and the bundled
 district map; nothing from a CDN, no build step), the JSON it reads, live updates by
 server-sent events, and the shift handover page."""
 
@@ -9,6 +9,7 @@ import functools
 import html
 import json
 from datetime import timedelta
+from importlib import resources
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +22,6 @@ from pingan.dispatch import commands
 from pingan.http.context import actor_of, ctx, json_error, json_response
 from pingan.http.validation import is_id
 from pingan.labels import incident_labels
-from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc
 from pingan.store.schema import (
     assignments,
@@ -33,7 +33,8 @@ from pingan.store.schema import (
 )
 from pingan.vocabulary import AssignmentState, IncidentStatus
 
-CONSOLE = PROJECT_ROOT / "console"
+# Package data (importlib.resources), so an installed package (the image) serves it too.
+CONSOLE = resources.files("pingan") / "console"
 # Served name → (file under console/, type). Leaflet is vendored (console/vendor/,
 # BSD-2-Clause): the duty room may be offline, so nothing comes from a CDN.
 STATIC = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from importlib import resources
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
@@ -32,7 +33,6 @@ from pingan.intake.services import CATALOGUE, Service
 from pingan.phones import PhoneInvalid, e164
 from pingan.privacy import mask_personal, mask_phone
 from pingan.queries import ReportSearch, find_reports
-from pingan.settings import PROJECT_ROOT
 from pingan.store import as_utc
 from pingan.store.schema import incidents, reports
 from pingan.vocabulary import IncidentStatus
@@ -43,7 +43,8 @@ PREFIX = "/open311/v2"
 AGENCY = "漯河市城市管理局 Luohe Urban Management Bureau"
 FORMATS = ("json", "xml")
 MAX_RESULTS = 1000
-OPENAPI = PROJECT_ROOT / "docs" / "open311-openapi.yaml"
+# Package data, so the installed package (the image) describes itself too.
+OPENAPI = resources.files("pingan") / "data" / "open311-openapi.yaml"
 
 
 # ---- output ---------------------------------------------------------------------

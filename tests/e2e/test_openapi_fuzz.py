@@ -1,4 +1,4 @@
-"""schemathesis against docs/open311-openapi.yaml and docs/api-openapi.yaml on the live
+"""schemathesis against pingan/data/open311-openapi.yaml and docs/api-openapi.yaml on the live
 stack: generated valid
 and invalid requests to every documented operation, with a fixed seed and a bounded
 number of examples. No server errors, and every answer matches the description
@@ -24,7 +24,7 @@ from tests.conftest import ROSTER
 from tests.e2e.harness import API_TOKEN, OPEN311_KEY, Stack
 
 pytestmark = pytest.mark.e2e
-OPENAPI = PROJECT_ROOT / "docs" / "open311-openapi.yaml"
+OPENAPI = PROJECT_ROOT / "pingan" / "data" / "open311-openapi.yaml"
 API_OPENAPI = PROJECT_ROOT / "docs" / "api-openapi.yaml"
 CHECKS = [
     not_a_server_error,
