@@ -18,6 +18,7 @@ from typing import Any
 import faust
 
 from alerts.channels.base import Channel
+from alerts.pipeline import Sender
 from pingan.clock import utcnow
 from pingan.core import topics
 from pingan.dispatch.timers import fire_due_timers
@@ -41,6 +42,7 @@ class Worker:
     app: faust.App
     agents: dict[str, Any]
     watchdog: Watchdog
+    sender: Sender
 
 
 async def _apply_batch(
@@ -97,8 +99,6 @@ async def _apply(
     except handlers.BadEvent as exc:
         log.error("agent=%s rejected event: %s", consumer, exc)
         handlers.reject_event(store, consumer, event, str(exc), utcnow())
-    except handlers.RetryLater as exc:  # expected while a provider is down: no traceback
-        log.warning("agent=%s will try again later: %s", consumer, exc)
     except Exception:
         log.exception(
             "agent=%s failed on event=%s (will be redelivered)",
@@ -119,6 +119,9 @@ def build_app(
     reload_interval_s: float = 2.0,
 ) -> Worker:
     channels = channels or {"sms": channel, "wechat": channel}
+    # Every message goes out through one sender (alerts/pipeline.py): the agents only
+    # queue, so none waits on a provider, and pending messages are retried from the ledger.
+    sender = Sender(store, channels)
     set_fetch_wait(settings.broker_fetch_wait_ms)
     app = faust.App(
         app_id,
@@ -158,15 +161,15 @@ def build_app(
     routes: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
         "notify": (
             topics.NOTIFICATIONS,
-            lambda e: handlers.handle_notification(store, channel, e, utcnow(), links=links),
+            lambda e: handlers.handle_notification(store, sender, e, utcnow(), links=links),
         ),
         "sends-urgent": (
             topics.SENDS_URGENT,
-            lambda e: handlers.handle_send_chunk(store, channels, e, utcnow()),
+            lambda e: handlers.handle_send_chunk(store, sender, e, utcnow()),
         ),
         "sends-routine": (
             topics.SENDS_ROUTINE,
-            lambda e: handlers.handle_send_chunk(store, channels, e, utcnow()),
+            lambda e: handlers.handle_send_chunk(store, sender, e, utcnow()),
         ),
     }
     watchdog = Watchdog(store, settings.worker_stall_after_s)
@@ -179,6 +182,10 @@ def build_app(
         consumer: _batch_agent(app, topic(name), store, consumer, apply, watchdog, batch)
         for consumer, (name, apply) in batched.items()
     }
+
+    @app.task
+    async def send_messages() -> None:
+        await sender.run(asyncio.Event(), interval_s=1.0)  # until the app stops
 
     @app.timer(1.0)
     async def sample_liveness() -> None:
@@ -216,7 +223,7 @@ def build_app(
         watchdog.ready = True
         log.info("worker ready: partitions assigned")
 
-    return Worker(app, agents, watchdog)
+    return Worker(app, agents, watchdog, sender)
 
 
 def _agent(

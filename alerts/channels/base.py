@@ -44,7 +44,12 @@ class SendError(Exception):
 
 
 class RetryableError(SendError):
-    """Rate limited, timed out, provider down: the same message may succeed later."""
+    """Rate limited, timed out, provider down: the same message may succeed later, not
+    before `retry_after_s` when the provider said so (an HTTP Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class PermanentError(SendError):

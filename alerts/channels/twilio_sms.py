@@ -7,7 +7,8 @@ Twilio's error codes decide whether a failure is worth retrying."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -17,6 +18,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from alerts.channels.base import Message, PermanentError, RetryableError
+from alerts.retry import retry_after_s
 from pingan.privacy import mask_phone
 
 log = logging.getLogger("pingan.alerts.twilio")
@@ -36,6 +38,10 @@ OPTED_OUT = 21610
 # A message in one of these states did not reach the handset: sending again is right.
 NOT_DELIVERED = {"failed", "undelivered", "canceled"}
 CLOCK_SKEW = timedelta(minutes=2)
+# The Retry-After of the last answer in this task: the SDK raises its error without the
+# headers, and a chunk's sends run as concurrent tasks, so a per-client field would mix
+# them up; a context variable is per task.
+_RETRY_AFTER: ContextVar[str | None] = ContextVar("twilio_retry_after", default=None)
 
 
 class HttpxTwilioClient(AsyncHttpClient):
@@ -76,6 +82,7 @@ class HttpxTwilioClient(AsyncHttpClient):
             timeout=timeout or self.timeout,
             follow_redirects=allow_redirects,
         )
+        _RETRY_AFTER.set(reply.headers.get("Retry-After"))
         return Response(reply.status_code, reply.text, dict(reply.headers))
 
     async def close(self) -> None:
@@ -94,10 +101,11 @@ class TwilioSmsChannel:
         status_callback: str = "",
         base_url: str | None = None,
         validity_s: int = 3600,
+        timeout_s: float = 10.0,
     ) -> None:
         if not from_number and not messaging_service_sid:
             raise ValueError("a From number or a Messaging Service SID is required")
-        self.http = HttpxTwilioClient(base_url)
+        self.http = HttpxTwilioClient(base_url, timeout=timeout_s)
         self.client = Client(account_sid, auth_token, http_client=self.http)
         self.from_number, self.service = from_number, messaging_service_sid
         self.status_callback, self.validity_s = status_callback, validity_s
@@ -119,7 +127,8 @@ class TwilioSmsChannel:
             where = f"twilio {exc.status} code {code} to {mask_phone(message.recipient)}"
             if code in PERMANENT_CODES or (400 <= exc.status < 500 and exc.status != 429):
                 raise PermanentError(f"{where}: {exc.msg}") from None
-            raise RetryableError(f"{where}: {exc.msg}") from None
+            wait = retry_after_s(_RETRY_AFTER.get(), datetime.now(UTC))
+            raise RetryableError(f"{where}: {exc.msg}", retry_after_s=wait) from None
         except httpx.HTTPError as exc:
             raise RetryableError(f"twilio unreachable: {exc.__class__.__name__}") from None
         return str(created.sid)

@@ -28,7 +28,9 @@ from alerts.channels.factory import build_channels
 from alerts.channels.twilio_sms import TwilioSmsChannel
 from alerts.channels.wechat import OfficialAccountChannel, WeComRobotChannel
 from alerts.citizen_warnings import draft_texts
-from alerts.ledger import SendOutcome, send_once
+from alerts.ledger import SendOutcome
+from alerts.pacing import Pace, PacedChannel
+from alerts.pipeline import send_once
 from alerts.render import warning_card
 from pingan.settings import PROJECT_ROOT, SettingsError, load_settings
 from pingan.store import Store
@@ -402,7 +404,9 @@ def test_settings_turn_the_wechat_channels_on(store: Store, tmp_path: Path) -> N
         config,
     )
     channels = build_channels(settings, store, "twilio-token")
-    robot, account = channels["wecom"], channels["wechat"]
+    robot, paced_account = channels["wecom"], channels["wechat"]
+    assert isinstance(paced_account, PacedChannel) and paced_account.pace == Pace(20.0, 20)
+    account = paced_account.channel
     assert isinstance(robot, WeComRobotChannel) and isinstance(account, OfficialAccountChannel)
     assert robot.keys == {"duty-room", "community-1"}
     assert robot.base_url == "https://qyapi.weixin.qq.com"
@@ -515,6 +519,7 @@ def test_pending_row_is_reconciled_not_sent_twice(store: Store) -> None:
                     status="pending",
                     created_at=now,
                     updated_at=now,
+                    attempt_started_at=now,  # the attempt began; its outcome never written
                 )
             )
         if provider_status:
