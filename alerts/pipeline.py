@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, or_, select, update
 
 from alerts.channels.base import (
     Channel,
@@ -127,20 +127,6 @@ def give_up(conn: Connection, send_id: int, who: str, now: datetime) -> bool:
         )
     ).rowcount
     return bool(done)
-
-
-def pending_age(conn: Connection, now: datetime) -> dict[str, Any]:
-    """Messages no provider has taken yet: how many, the oldest's age, and how many
-    have failed at least once (for the backlog view)."""
-    count, oldest, failing = conn.execute(
-        select(
-            func.count(),
-            func.min(sends.c.created_at),
-            func.count().filter(sends.c.attempts > 0),
-        ).where(sends.c.status == "pending")
-    ).one()
-    age = (now - as_utc(oldest)).total_seconds() if oldest else 0.0  # type: ignore[operator]
-    return {"count": int(count), "oldest_age_s": round(max(age, 0.0), 1), "retrying": int(failing)}
 
 
 # ---- claim ----------------------------------------------------------------------------

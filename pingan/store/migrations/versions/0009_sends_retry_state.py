@@ -20,9 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("sends", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("attempts", sa.Integer(), server_default="0", nullable=False)
-        )
+        batch_op.add_column(sa.Column("attempts", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("next_attempt_at", sa.DateTime(timezone=True)))
         batch_op.add_column(sa.Column("attempt_started_at", sa.DateTime(timezone=True)))
         batch_op.create_index("ix_sends_due", ["status", "next_attempt_at"], unique=False)
