@@ -4,10 +4,11 @@ pipeline (alerts/pipeline.py) writes and reads it; this module holds its statuse
 what moves them after the send (receipts).
 
 The window a ledger alone cannot close: the provider accepted the message and we
-crashed before writing 'sent'. On redelivery the row is still 'pending'. A channel
-that can look its messages up (Twilio: `Reconciling`) is asked first, and a message it
-already took is recorded instead of sent again; the local outbox channel is
-idempotent by key. Provider channels write 'sent' right after the call.
+crashed before writing 'sent', or its answer never came (a timeout). Such a row is
+still 'pending' with `attempt_started_at` set; before it is sent again, a channel that
+can look its messages up (Twilio: `Reconciling`) is asked, and a message it already
+took is recorded instead of sent again; while it cannot say, the row waits. The local
+outbox channel is idempotent by key.
 
 After 'sent', the provider's delivery receipts move a row along one line of progress
 (`after_receipt`): never backwards, and a row in a terminal status is never sent again.
@@ -22,8 +23,6 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, select, update
 
-from alerts.channels.base import Message, Reconciling, SendError
-from pingan.privacy import mask_phone
 from pingan.store import insert_or_ignore
 from pingan.store.schema import held_receipts, sends
 
@@ -83,29 +82,6 @@ class SendOutcome:
     status: str  # sent, already_sent, failed, retry
     provider_id: str | None = None
     error: str | None = None
-
-
-async def taken_before(channel: Reconciling, message: Message, since: datetime) -> str | None:
-    """The provider's id if an earlier attempt reached it. If the provider cannot say,
-    send again: a duplicate costs less than a crew never told."""
-    try:
-        found = await channel.find_sent(message, since)
-    except SendError as exc:
-        log.warning(
-            "send not reconciled key=%s to=%s (sending again): %s",
-            message.idempotency_key,
-            mask_phone(message.recipient),
-            exc,
-        )
-        return None
-    if found:
-        log.info(
-            "send reconciled key=%s to=%s provider_id=%s (taken before a crash)",
-            message.idempotency_key,
-            mask_phone(message.recipient),
-            found,
-        )
-    return found
 
 
 def record_sent(

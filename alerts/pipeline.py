@@ -39,7 +39,7 @@ from alerts.channels.base import (
     SendError,
     WarningCard,
 )
-from alerts.ledger import NOT_REACHED, SendOutcome, release_held_receipts, taken_before
+from alerts.ledger import NOT_REACHED, SendOutcome, release_held_receipts
 from alerts.pacing import PacedChannel
 from alerts.retry import (
     DEFAULT_POLICY,
@@ -235,18 +235,25 @@ async def _attempt(
     due: Due, channel: Channel, card: WarningCard | None, clock: Callable[[], datetime]
 ) -> Attempted:
     message = Message(due.key, due.recipient, due.body, card)
-    found = None
     if due.unsure and isinstance(channel, Reconciling):
-        found = await taken_before(channel, message, due.created_at)
-    if found:
-        return Attempted(due, provider_id=found, at=clock(), reconciled=True)
+        # An earlier attempt went out unanswered (a crash, a timeout): ask first. If the
+        # provider cannot say, wait and ask again rather than risk a second copy.
+        try:
+            found = await channel.find_sent(message, due.created_at)
+        except SendError as exc:
+            error = RetryableError(f"not sent again until confirmed: {exc}", unsure=True)
+            return Attempted(due, error=error, at=clock())
+        if found:
+            log.info("send reconciled key=%s provider_id=%s (taken before)", due.key, found)
+            return Attempted(due, provider_id=found, at=clock(), reconciled=True)
     try:
         provider_id = await channel.send(message)
     except SendError as exc:
         return Attempted(due, error=exc, at=clock())
     except Exception as exc:  # a bug in a channel must not lose the message
         log.exception("channel %s raised on key=%s", due.channel, due.key)
-        return Attempted(due, error=RetryableError(f"{exc.__class__.__name__}: {exc}"), at=clock())
+        error = RetryableError(f"{exc.__class__.__name__}: {exc}")
+        return Attempted(due, error=error, at=clock())
     return Attempted(due, provider_id=provider_id, at=clock())
 
 
@@ -279,7 +286,7 @@ _RECORD = (
         provider_id=bindparam("pid"),
         error=bindparam("err"),
         next_attempt_at=bindparam("due"),
-        attempt_started_at=None,
+        attempt_started_at=bindparam("unsure_since"),
         attempts=sends.c.attempts + 1,
         updated_at=bindparam("at"),
     )
@@ -302,7 +309,14 @@ def record(
     onward: list[tuple[Due, bool]] = []  # (row, refused for good)
     for r in results:
         due, at = r.due, r.at or utcnow()
-        row = {"row_id": due.id, "pid": r.provider_id, "err": None, "due": None, "at": at}
+        row = {
+            "row_id": due.id,
+            "pid": r.provider_id,
+            "err": None,
+            "due": None,
+            "at": at,
+            "unsure_since": None,
+        }
         if r.error is None:
             out.sent += 1
             out.by_key[due.key] = "already_sent" if r.reconciled else "sent"
@@ -323,7 +337,16 @@ def record(
         out.retry += 1
         out.by_key[due.key] = "retry"
         out.errors.append(error)
-        updates.append(row | {"st": "pending", "err": error, "due": step.at})
+        unsure = isinstance(r.error, RetryableError) and r.error.unsure
+        updates.append(
+            row
+            | {
+                "st": "pending",
+                "err": error,
+                "due": step.at,
+                "unsure_since": at if unsure else None,
+            }
+        )
         log.warning(
             "send retry key=%s to=%s attempt=%d next_in_s=%.1f: %s",
             due.key,

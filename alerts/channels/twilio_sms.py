@@ -129,6 +129,12 @@ class TwilioSmsChannel:
                 raise PermanentError(f"{where}: {exc.msg}") from None
             wait = retry_after_s(_RETRY_AFTER.get(), datetime.now(UTC))
             raise RetryableError(f"{where}: {exc.msg}", retry_after_s=wait) from None
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:  # nothing went out
+            raise RetryableError(f"twilio unreachable: {exc.__class__.__name__}") from None
+        except httpx.TimeoutException as exc:  # sent, unanswered: Twilio may have it
+            raise RetryableError(
+                f"twilio timed out: {exc.__class__.__name__}", unsure=True
+            ) from None
         except httpx.HTTPError as exc:
             raise RetryableError(f"twilio unreachable: {exc.__class__.__name__}") from None
         return str(created.sid)
