@@ -178,19 +178,17 @@ def _due(row: Any) -> Due:
 def claim(
     conn: Connection,
     now: datetime,
-    budget: Mapping[str, int],
+    budget: Mapping[tuple[str, bool], int],
     skip: Collection[int] = (),
     only: ColumnElement[bool] | None = None,
 ) -> list[Due]:
-    """Pending rows due by `now`, at most `budget[channel]` per channel, one person's
-    messages (crews, staff, callers) before a warning's, oldest due first; each marked
+    """Pending rows due by `now`, oldest due first, at most `budget[(channel, person)]`
+    of one person's messages (crews, staff, callers: person=True) and of a warning's
+    on each channel, so a long warning never holds a crew's message back; each marked
     as being attempted (and due again after LEASE, should we die before recording)."""
     found: list[Due] = []
-    for channel, most in budget.items():
-        for person in (True, False):
-            left = most - sum(1 for d in found if d.channel == channel)
-            if left <= 0:
-                break
+    for (channel, person), left in budget.items():
+        if left > 0:
             where = and_(
                 sends.c.status == "pending",
                 or_(sends.c.next_attempt_at <= now, sends.c.next_attempt_at.is_(None)),
@@ -454,14 +452,16 @@ class Sender:
         policies: Mapping[str, RetryPolicy] = POLICIES,
     ) -> None:
         self.store, self.channels, self.policies = store, dict(channels), policies
-        self.in_flight: dict[int, str] = {}  # row id -> channel, rows a pass holds
+        # rows a pass holds: id -> (channel, one person's message rather than a warning's)
+        self.in_flight: dict[int, tuple[str, bool]] = {}
         self._claiming = asyncio.Lock()  # one claim at a time: passes never share a row
         self._wake: asyncio.Event | None = None
 
-    def budget(self) -> dict[str, int]:
-        """How many rows of each channel one pass may take: a paced channel about
-        AHEAD_S seconds of its pace (so a crew message queued now is not stuck behind a
-        long warning already claimed), an unpaced one PASS_MOST."""
+    def budget(self) -> dict[tuple[str, bool], int]:
+        """How many rows of each channel, people's messages and warnings' apart, one pass
+        may take: for a paced channel about AHEAD_S seconds of its pace less what is in
+        flight (so a crew message queued now waits behind seconds of a warning in the
+        pace's queue, not behind all of it), for an unpaced one PASS_MOST."""
         busy = Counter(self.in_flight.values())
         out = {}
         for name, channel in self.channels.items():
@@ -469,7 +469,8 @@ class Sender:
                 most = int(channel.pace.rate_per_s * AHEAD_S) + channel.pace.burst
             else:
                 most = PASS_MOST
-            out[name] = max(min(most, PASS_MOST) - busy[name], 0)
+            for person in (True, False):
+                out[(name, person)] = max(min(most, PASS_MOST) - busy[(name, person)], 0)
         return out
 
     async def run_pass(
@@ -488,7 +489,7 @@ class Sender:
 
         async with self._claiming:
             due, cards = await asyncio.to_thread(take)
-            self.in_flight.update((d.id, d.channel) for d in due)
+            self.in_flight.update((d.id, (d.channel, d.warning_id is None)) for d in due)
         if not due:
             return PassResult()
         started = time.monotonic()

@@ -6,6 +6,7 @@ Twilio's error codes decide whether a failure is worth retrying."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ OPTED_OUT = 21610
 # A message in one of these states did not reach the handset: sending again is right.
 NOT_DELIVERED = {"failed", "undelivered", "canceled"}
 CLOCK_SKEW = timedelta(minutes=2)
+DEADLINE_FACTOR = 3  # a request is abandoned after this many times its own timeout
 # The Retry-After of the last answer in this task: the SDK raises its error without the
 # headers, and a chunk's sends run as concurrent tasks, so a per-client field would mix
 # them up; a context variable is per task.
@@ -49,6 +51,7 @@ class HttpxTwilioClient(AsyncHttpClient):
         super().__init__(logger=log, is_async=True, timeout=timeout)
         self.base = urlsplit(base_url) if base_url else None
         self.client = httpx.AsyncClient(timeout=timeout)
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def request(
         self,
@@ -72,16 +75,31 @@ class HttpxTwilioClient(AsyncHttpClient):
                     "",
                 )
             )
-        reply = await self.client.request(
-            method,
-            uri,
-            params=params,
-            data=data,
-            headers=headers,
-            auth=auth,
-            timeout=timeout or self.timeout,
-            follow_redirects=allow_redirects,
-        )
+        client, limit = self.client, timeout or self.timeout
+        try:
+            reply = await asyncio.wait_for(
+                client.request(
+                    method,
+                    uri,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    auth=auth,
+                    timeout=limit,
+                    follow_redirects=allow_redirects,
+                ),
+                DEADLINE_FACTOR * limit,
+            )
+        except TimeoutError:
+            # httpcore's pool can wedge after a burst of timeouts (waiters for a
+            # connection never woken, past their own pool timeout): a fresh pool.
+            if self.client is client:
+                self.client = httpx.AsyncClient(timeout=self.timeout)
+                closing = asyncio.create_task(client.aclose())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+                log.warning("twilio http pool renewed after a request outlived its deadline")
+            raise httpx.ReadTimeout("no answer within the deadline") from None
         _RETRY_AFTER.set(reply.headers.get("Retry-After"))
         return Response(reply.status_code, reply.text, dict(reply.headers))
 
@@ -129,14 +147,14 @@ class TwilioSmsChannel:
                 raise PermanentError(f"{where}: {exc.msg}") from None
             wait = retry_after_s(_RETRY_AFTER.get(), datetime.now(UTC))
             raise RetryableError(f"{where}: {exc.msg}", retry_after_s=wait) from None
-        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:  # nothing went out
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # no connection: nothing went out
             raise RetryableError(f"twilio unreachable: {exc.__class__.__name__}") from None
-        except httpx.TimeoutException as exc:  # sent, unanswered: Twilio may have it
-            raise RetryableError(
-                f"twilio timed out: {exc.__class__.__name__}", unsure=True
-            ) from None
         except httpx.HTTPError as exc:
-            raise RetryableError(f"twilio unreachable: {exc.__class__.__name__}") from None
+            # the request may have gone out and no answer came (a timeout, a connection
+            # dropped mid-answer): Twilio may have it
+            name = exc.__class__.__name__
+            raise RetryableError(f"twilio gave no answer: {name}", unsure=True) from None
         return str(created.sid)
 
     async def find_sent(self, message: Message, since: datetime) -> str | None:
