@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 
 from bench.correlation import correlation_cost_ratio
-from bench.fanout import fanout, subscriber_import
+from bench.fanout import fanout, fanout_paced, subscriber_import
 from bench.matching import match_cost_ratio
 from bench.storm import storm
 
@@ -19,6 +19,7 @@ BENCHES: dict[str, Callable[[], list[dict]]] = {
     "correlation": correlation_cost_ratio,
     "storm": storm,
     "fanout": fanout,
+    "fanout_paced": fanout_paced,
     "subscriber_import": subscriber_import,
 }
 
