@@ -1,7 +1,8 @@
 """The Faust app and its agents. Each agent is a loop that hands its events to a
 handler in streams/handlers.py: in batches, one transaction each, where the handler
-only writes (reports, weather, dispatch, crew progress); one at a time where it sends
-a message. Nothing else lives here.
+only writes (reports, weather, dispatch, crew progress); one at a time where it queues
+a message, which the sender (alerts/pipeline.py, a task of this app) sends, so no
+agent waits on a provider. Nothing else lives here.
 
 Agents run with concurrency=1: faust can commit past an in-flight message with more,
 and we prefer at-least-once delivery plus idempotent handlers."""
