@@ -440,7 +440,7 @@ async def handle_notification(
             f"{kind}.queued",
             entity,
             entity_id,
-            {"key": message.idempotency_key, "channel": FIRST_CHANNEL},
+            {"channel": FIRST_CHANNEL},  # (not the key: a digest's names a phone)
         )
     await sender.queued(of_key(message.idempotency_key), now)
 
