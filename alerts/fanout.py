@@ -1,36 +1,30 @@
-"""Sending one chunk of a citizen warning: the subscribers in an id range, each once.
+"""A chunk of a citizen warning: the subscribers in an id range, each once, through
+the one notification pipeline (alerts/pipeline.py).
 
-The ledger row (warning, subscriber, channel) is written before the send, in one batch
-per chunk with insert-or-ignore, so a redelivered chunk or a restart sends nothing
-twice: only rows still 'pending' are sent. The window no ledger closes alone (the
-provider accepted, the 'sent' update not yet written) is the time of one chunk's
-sends; after a crash those rows are still 'pending'. A row written by an earlier
-attempt is first looked up with a channel that can (Twilio: by recipient and time),
-so what the provider already took is recorded, not sent again; the local and
-in-process channels are idempotent by key.
+Rendering a chunk writes one pending ledger row per (warning, subscriber, channel) with
+insert-or-ignore, so a redelivered chunk or a restart queues nothing twice; the
+pipeline sends what is pending, paced per sender, retries what the provider could not
+take yet, and hands a message a channel refused for good to the subscriber's other
+channel.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, select
 
-from alerts.channels.base import Channel, Message, PermanentError, Reconciling, RetryableError
-from alerts.citizen_warnings import RECEIVED, audience_filter, card_of
-from alerts.ledger import release_held_receipts, taken_before
-from pingan.store import Store, as_utc
+from alerts.channels.base import Channel, Message
+from alerts.citizen_warnings import RECEIVED, audience_filter
+from alerts.pipeline import Due, Outgoing, Sender, of_chunk, queue
+from pingan.store import Store
 from pingan.store.schema import citizen_warnings, sends, subscribers
 
 log = logging.getLogger("pingan.fanout")
-CONCURRENCY = 500  # sends in flight per chunk
 
 
 @dataclass
@@ -38,7 +32,7 @@ class ChunkResult:
     sent: int = 0
     failed: int = 0
     retry: int = 0
-    skipped: int = 0  # already sent before (redelivery)
+    skipped: int = 0  # no channel for them, or queued before (redelivery)
     failed_over: int = 0
     first_send_at: float | None = None
     errors: list[str] = field(default_factory=list)
@@ -71,48 +65,45 @@ def _route(sub: Any, allowed: list[str], exclude: str | None = None) -> tuple[st
     return None
 
 
-def _insert_ignore(store: Store):  # type: ignore[no-untyped-def]
-    return (sqlite_insert if store.is_sqlite else pg_insert)(sends)
+def _warning(conn: Connection, warning_id: int) -> Any:
+    return conn.execute(select(citizen_warnings).where(citizen_warnings.c.id == warning_id)).first()
 
 
-def _ledger(store: Store, rows: list[dict[str, Any]]) -> dict[str, datetime]:
-    """Write pending rows (ignoring ones already there); return the keys still to send,
-    each with when its row was first written."""
-    if not rows:
-        return {}
-    with store.transaction() as conn:
-        stmt = _insert_ignore(store).on_conflict_do_nothing(index_elements=["dedup_key", "channel"])
-        conn.execute(stmt, rows)
-        keys = [r["dedup_key"] for r in rows]
-        pending: dict[str, datetime] = {}
-        for start in range(0, len(keys), 900):  # stay under SQLite's parameter limit
-            pending.update(
-                conn.execute(
-                    select(sends.c.dedup_key, sends.c.created_at).where(
-                        sends.c.dedup_key.in_(keys[start : start + 900]),
-                        sends.c.status == "pending",
-                    )
-                ).all()
-            )
-    return pending
+def render_chunk(
+    conn: Connection, warning_id: int, from_id: int, to_id: int, available: Collection[str]
+) -> tuple[list[Outgoing], int]:
+    """The chunk's messages, each on the subscriber's first channel this warning uses
+    and we have; and how many subscribers had none."""
+    warning = _warning(conn, warning_id)
+    if warning is None or warning.status not in ("sent",):
+        return [], 0
+    allowed = [c for c in warning.channels if c in available]
+    items, skipped = [], 0
+    for sub in _recipients(conn, warning, from_id, to_id):
+        route = _route(sub, allowed)
+        if route is None:
+            skipped += 1
+            continue
+        items.append(_outgoing(warning, sub, *route))
+    return items, skipped
 
 
-def _finish(store: Store, outcomes: list[dict[str, Any]]) -> None:
-    if not outcomes:
-        return
-    with store.transaction() as conn:
-        conn.execute(
-            update(sends)
-            .where(sends.c.dedup_key == bindparam("key"), sends.c.channel == bindparam("ch"))
-            .values(
-                status=bindparam("st"),
-                provider_id=bindparam("pid"),
-                error=bindparam("err"),
-                updated_at=bindparam("at"),
-            ),
-            outcomes,
-        )
-        release_held_receipts(conn, [o["pid"] for o in outcomes if o["pid"]], outcomes[0]["at"])
+def _outgoing(warning: Any, sub: Any, channel: str, address: str) -> Outgoing:
+    text = warning.text_en if sub.language == "en" else warning.text_zh
+    return Outgoing(Message(f"w{warning.id}:s{sub.id}", address, text), channel, warning.id, sub.id)
+
+
+def reroute(conn: Connection, due: Due, available: Collection[str]) -> Outgoing | None:
+    """A warning message a channel refused for good: the subscriber's other channel
+    this warning uses, if any (the pipeline's fail-over for warnings)."""
+    if due.warning_id is None or due.subscriber_id is None:
+        return None
+    warning = _warning(conn, due.warning_id)
+    sub = conn.execute(select(subscribers).where(subscribers.c.id == due.subscriber_id)).first()
+    if warning is None or sub is None:
+        return None
+    route = _route(sub, [c for c in warning.channels if c in available], exclude=due.channel)
+    return _outgoing(warning, sub, *route) if route else None
 
 
 async def send_chunk(
@@ -124,111 +115,33 @@ async def send_chunk(
     now: datetime,
     clock: Any = None,
 ) -> ChunkResult:
-    """Send one chunk. `clock` (a time.perf_counter-like callable) records the first
-    send, for the benchmark."""
+    """Queue one chunk and send it now, each message once (and on to the subscriber's
+    other channel where one refused it for good). `clock` (a time.perf_counter-like
+    callable) records when sending began, for the benchmark."""
     result = ChunkResult()
-    with store.read() as conn:
-        warning = conn.execute(
-            select(citizen_warnings).where(citizen_warnings.c.id == warning_id)
-        ).first()
-        if warning is None or warning.status not in ("sent",):
-            return result
-        recipients = _recipients(conn, warning, from_id, to_id)
-    allowed = [c for c in warning.channels if c in channels]
-    plan: dict[str, tuple[Any, str, str]] = {}
-    rows = []
-    for sub in recipients:
-        route = _route(sub, allowed)
-        if route is None:
-            result.skipped += 1
-            continue
-        channel, address = route
-        key = f"w{warning_id}:s{sub.id}"
-        text = warning.text_en if sub.language == "en" else warning.text_zh
-        plan[key] = (sub, channel, address)
-        rows.append(
-            {
-                "dedup_key": key,
-                "channel": channel,
-                "recipient": address,
-                "body": text,
-                "status": "pending",
-                "created_at": now,
-                "updated_at": now,
-                "warning_id": warning_id,
-                "subscriber_id": sub.id,
-            }
-        )
-    pending = _ledger(store, rows)
-    result.skipped += len(rows) - len(pending)
-    # Rows an earlier attempt wrote: the provider may have taken these already.
-    earlier = {key: as_utc(at) for key, at in pending.items() if as_utc(at) < now}
-    texts = {r["dedup_key"]: r["body"] for r in rows}
-    card = card_of(warning)  # for channels that show a warning's fields (WeChat)
-    outcomes: list[dict[str, Any]] = []
-    failover: list[tuple[Any, str]] = []
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(key: str) -> None:
-        sub, channel, address = plan[key]
-        async with gate:
-            if clock is not None and result.first_send_at is None:
-                result.first_send_at = clock()
-            message = Message(key, address, texts[key], card)
-            provider, provider_id = channels[channel], None
-            if key in earlier and isinstance(provider, Reconciling):
-                provider_id = await taken_before(provider, message, earlier[key])
-            try:
-                provider_id = provider_id or await provider.send(message)
-            except RetryableError as exc:
-                result.retry += 1  # stays pending; the chunk is redelivered later
-                result.errors.append(str(exc))
-                return
-            except PermanentError as exc:
-                result.failed += 1
-                outcomes.append(
-                    {
-                        "key": key,
-                        "ch": channel,
-                        "st": "failed",
-                        "pid": None,
-                        "err": str(exc)[:500],
-                        "at": now,
-                    }
-                )
-                failover.append((sub, channel))
-                return
-        result.sent += 1
-        outcomes.append(
-            {"key": key, "ch": channel, "st": "sent", "pid": provider_id, "err": None, "at": now}
-        )
-
-    await asyncio.gather(*(one(key) for key in sorted(pending)))
-    _finish(store, outcomes)
-    # A permanent failure on one channel: try the subscriber's other channel, once.
-    retry_rows = []
-    for sub, failed_channel in failover:
-        route = _route(sub, allowed, exclude=failed_channel)
-        if route is not None:
-            key = f"w{warning_id}:s{sub.id}"
-            retry_rows.append(
-                {
-                    "dedup_key": key,
-                    "channel": route[0],
-                    "recipient": route[1],
-                    "body": texts[key],
-                    "status": "pending",
-                    "created_at": now,
-                    "updated_at": now,
-                    "warning_id": warning_id,
-                    "subscriber_id": sub.id,
-                }
-            )
-            plan[key] = (sub, route[0], route[1])
-    if retry_rows:
-        outcomes.clear()
-        again = _ledger(store, retry_rows)
-        await asyncio.gather(*(one(key) for key in sorted(again)))
-        result.failed_over = len(again)
-        _finish(store, outcomes)
+    with store.transaction() as conn:
+        items, result.skipped = render_chunk(conn, warning_id, from_id, to_id, channels)
+        keys = {o.message.idempotency_key for o in items}
+        before = _queued_before(conn, keys)
+        queue(conn, items, now)
+    result.skipped += len(before)
+    if clock is not None:
+        result.first_send_at = clock()
+    done = await Sender(store, channels).drain(now, of_chunk(warning_id, from_id, to_id))
+    result.sent, result.failed, result.retry = done.sent, done.failed, done.retry
+    result.failed_over, result.errors = done.failed_over, done.errors
     return result
+
+
+def _queued_before(conn: Connection, keys: Collection[str]) -> set[str]:
+    """Keys already in the ledger and no longer pending (sent or failed before)."""
+    wanted, found = list(keys), set()
+    for start in range(0, len(wanted), 900):  # stay under SQLite's parameter limit
+        found.update(
+            conn.execute(
+                select(sends.c.dedup_key).where(
+                    sends.c.dedup_key.in_(wanted[start : start + 900]), sends.c.status != "pending"
+                )
+            ).scalars()
+        )
+    return found

@@ -125,6 +125,13 @@ def staff_level_text(incident_id: int, category: str, level: str, note: str | No
     return text + (f"：{note}" if note else "")
 
 
+def crew_unreachable_text(assignment_id: int, crew_name: str, refused: bool) -> str:
+    """A line of the supervisor's digest when a crew's task could not be delivered:
+    the number refused it for good, or the provider kept failing."""
+    why = "号码无法接收短信" if refused else "短信多次发送失败，仍在重试"
+    return f"任务{assignment_id}：{crew_name}的派单{why}，请电话联系班组"
+
+
 def staff_digest_text(name: str, items: Sequence[str]) -> str:
     """Everything for one supervisor in the last couple of minutes, in one SMS."""
     head = f"【平安督办】{name}，{len(items)}条待关注："

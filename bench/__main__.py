@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 
 from bench.correlation import correlation_cost_ratio
-from bench.fanout import fanout, subscriber_import
+from bench.fanout import fanout, fanout_paced, subscriber_import
 from bench.matching import match_cost_ratio
 from bench.scale import scale
 from bench.storm import storm
@@ -21,6 +21,7 @@ BENCHES: dict[str, Callable[[], list[dict]]] = {
     "storm": storm,
     "scale": scale,
     "fanout": fanout,
+    "fanout_paced": fanout_paced,
     "subscriber_import": subscriber_import,
 }
 

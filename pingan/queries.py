@@ -21,6 +21,7 @@ from pingan.store.schema import (
     outbox,
     processed_events,
     reports,
+    sends,
     warning_messages,
 )
 from pingan.vocabulary import AssignmentState, IncidentStatus
@@ -324,7 +325,8 @@ def first_report(conn: Connection, incident_id: int) -> Any | None:
 def backlog(conn: Connection, now: datetime) -> dict[str, dict[str, Any]]:
     """What waits, and since when, as a dispatcher needs to see it in a storm: events
     not yet handed to the broker, events the worker has not processed yet (its lag),
-    and reports accepted but not yet on an incident (those awaiting review aside)."""
+    reports accepted but not yet on an incident (those awaiting review aside), and
+    messages still pending (how many have failed at least once: `retrying`)."""
 
     def measured(count: int, oldest: datetime | None) -> dict[str, Any]:
         age = (now - as_utc(oldest)).total_seconds() if oldest else 0.0  # type: ignore[operator]
@@ -348,8 +350,15 @@ def backlog(conn: Connection, now: datetime) -> dict[str, dict[str, Any]]:
             reports.c.incident_id.is_(None), reports.c.review_reason.is_(None)
         )
     ).one()
+    pending = conn.execute(
+        select(
+            func.count(), func.min(sends.c.created_at), func.count().filter(sends.c.attempts > 0)
+        ).where(sends.c.status == "pending")
+    ).one()
     return {
         "outbox_unpublished": measured(*unpublished),
         "events_unprocessed": measured(*unprocessed),
         "reports_unlinked": measured(*waiting),
+        # messages no provider has taken yet (alerts/pipeline.py), retrying or not
+        "messages_pending": measured(*pending[:2]) | {"retrying": int(pending[2])},
     }

@@ -178,6 +178,31 @@ class Settings:
     twilio_api_base: str = field(
         default="", metadata=_doc("Another Twilio API base URL (a test server). Empty: Twilio.")
     )
+    sms_rate_per_s: float = field(
+        default=0.0,
+        metadata=_doc(
+            "SMS sent per second, per sender (alerts/pacing.py). 0: the sender's own pace, "
+            "1/s for a Twilio long code (twilio_from), 10/s for a Messaging Service; the "
+            "local outbox is not paced unless this is set. A short code takes 100."
+        ),
+    )
+    sms_burst: int = field(
+        default=0,
+        metadata=_doc(
+            "SMS that may go at once before the pace applies. 0: the sender's default (1 "
+            "for a long code, 10 for a Messaging Service, the rate for a configured rate)."
+        ),
+    )
+    wechat_rate_per_s: float = field(
+        default=0.0,
+        metadata=_doc(
+            "Official Account template messages per second. 0: 20/s. (The WeCom robots "
+            "keep their own fixed 20 a minute each.)"
+        ),
+    )
+    wechat_burst: int = field(
+        default=0, metadata=_doc("Official Account messages at once. 0: the rate (20).")
+    )
     wechat_appid: str = field(
         default="", metadata=_doc("WeChat Official Account appid. Empty: local outbox.")
     )

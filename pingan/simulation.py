@@ -38,6 +38,7 @@ import yaml
 from sqlalchemy import func, select
 
 from alerts.channels.base import Channel, Message
+from alerts.pipeline import Sender
 from pingan.actions import apply_crew_action, sync_roster
 from pingan.clock import utcnow
 from pingan.core import topics
@@ -190,6 +191,7 @@ class DryRun:
             "sms": sms,
             "wechat": RecordingChannel("wechat", self.sent),
         }
+        self.sender = Sender(store, self.channels)
         self._cursor = 0
 
     def feed(self, event: Step) -> None:
@@ -265,9 +267,9 @@ class DryRun:
         elif topic == topics.CREW_EVENTS:
             handlers.handle_crew_event(self.store, event, now)
         elif topic == topics.NOTIFICATIONS:
-            asyncio.run(handlers.handle_notification(self.store, self.channels["sms"], event, now))
+            asyncio.run(handlers.handle_notification(self.store, self.sender, event, now))
         elif topic in (topics.SENDS_URGENT, topics.SENDS_ROUTINE):
-            asyncio.run(handlers.handle_send_chunk(self.store, self.channels, event, now))
+            asyncio.run(handlers.handle_send_chunk(self.store, self.sender, event, now))
 
     def outcome(self) -> Outcome:
         with self.store.read() as conn:

@@ -1,7 +1,8 @@
 """The Faust app and its agents. Each agent is a loop that hands its events to a
 handler in streams/handlers.py: in batches, one transaction each, where the handler
-only writes (reports, weather, dispatch, crew progress); one at a time where it sends
-a message. Nothing else lives here.
+only writes (reports, weather, dispatch, crew progress); one at a time where it queues
+a message, which the sender (alerts/pipeline.py, a task of this app) sends, so no
+agent waits on a provider. Nothing else lives here.
 
 Agents run with concurrency=1: faust can commit past an in-flight message with more,
 and we prefer at-least-once delivery plus idempotent handlers."""
@@ -18,6 +19,7 @@ from typing import Any
 import faust
 
 from alerts.channels.base import Channel
+from alerts.pipeline import Sender
 from pingan.clock import utcnow
 from pingan.core import topics
 from pingan.dispatch.timers import fire_due_timers
@@ -42,6 +44,7 @@ class Worker:
     app: faust.App
     agents: dict[str, Any]
     watchdog: Watchdog
+    sender: Sender
 
 
 async def _apply_batch(
@@ -101,7 +104,7 @@ async def _apply(
         EVENTS_FAILED.labels(consumer, "rejected").inc()
         log.error("agent=%s rejected event: %s", consumer, exc)
         handlers.reject_event(store, consumer, event, str(exc), utcnow())
-    except handlers.RetryLater as exc:  # expected while a provider is down: no traceback
+    except calls.RetryLater as exc:  # a call's provider is down: no traceback
         EVENTS_FAILED.labels(consumer, "retry_later").inc()
         log.warning("agent=%s will try again later: %s", consumer, exc)
     except Exception:
@@ -125,6 +128,9 @@ def build_app(
     reload_interval_s: float = 2.0,
 ) -> Worker:
     channels = channels or {"sms": channel, "wechat": channel}
+    # Every message goes out through one sender (alerts/pipeline.py): the agents only
+    # queue, so none waits on a provider, and pending messages are retried from the ledger.
+    sender = Sender(store, channels)
     set_fetch_wait(settings.broker_fetch_wait_ms)
     app = faust.App(
         app_id,
@@ -164,7 +170,7 @@ def build_app(
     routes: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
         "notify": (
             topics.NOTIFICATIONS,
-            lambda e: handlers.handle_notification(store, channel, e, utcnow(), links=links),
+            lambda e: handlers.handle_notification(store, sender, e, utcnow(), links=links),
         ),
         "calls": (
             topics.CALLS,
@@ -174,11 +180,11 @@ def build_app(
         ),
         "sends-urgent": (
             topics.SENDS_URGENT,
-            lambda e: handlers.handle_send_chunk(store, channels, e, utcnow()),
+            lambda e: handlers.handle_send_chunk(store, sender, e, utcnow()),
         ),
         "sends-routine": (
             topics.SENDS_ROUTINE,
-            lambda e: handlers.handle_send_chunk(store, channels, e, utcnow()),
+            lambda e: handlers.handle_send_chunk(store, sender, e, utcnow()),
         ),
     }
     watchdog = Watchdog(store, settings.worker_stall_after_s)
@@ -191,6 +197,10 @@ def build_app(
         consumer: _batch_agent(app, topic(name), store, consumer, apply, watchdog, batch)
         for consumer, (name, apply) in batched.items()
     }
+
+    @app.task
+    async def send_messages() -> None:
+        await sender.run(asyncio.Event(), interval_s=1.0)  # until the app stops
 
     @app.timer(1.0)
     async def sample_liveness() -> None:
@@ -230,7 +240,7 @@ def build_app(
         watchdog.ready = True
         log.info("worker ready: partitions assigned")
 
-    return Worker(app, agents, watchdog)
+    return Worker(app, agents, watchdog, sender)
 
 
 def _agent(

@@ -10,15 +10,20 @@ from datetime import datetime
 from typing import Any
 
 from alerts.channels.base import Channel, Message
-from alerts.ledger import send_once
+from alerts.pipeline import send_once
 from alerts.render import crew_call_text
 from alerts.voice import answer_url
 from pingan.privacy import mask_phone
 from pingan.store import SYSTEM, Store, claim_event, record_audit
 from pingan.vocabulary import AssignmentState
-from streams.handlers import RetryLater, _field, assignment_to_tell, crew_task
+from streams.handlers import _field, assignment_to_tell, crew_task
 
 log = logging.getLogger("pingan.streams.calls")
+
+
+class RetryLater(Exception):
+    """The call's provider is failing: leave the event unclaimed, so it is delivered
+    again (the ledger's pending row makes that pass call once)."""
 CONSUMER = "calls"
 
 

@@ -6,7 +6,6 @@ event changes nothing. Agents (streams/app.py) only move events to these functio
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -14,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Text, bindparam, cast, func, select
 
-from alerts.channels.base import Channel, Message
-from alerts.ledger import send_once
+from alerts.channels.base import Message
+from alerts.pipeline import Outgoing, Sender, of_chunk, of_key, queue
 from alerts.render import (
     CrewTask,
     citizen_received_text,
@@ -61,6 +60,7 @@ from playbooks.model import WarningTrigger
 from playbooks.snapshot import playbook_from_snapshot
 
 log = logging.getLogger("pingan.streams")
+FIRST_CHANNEL = "sms"  # every person's message starts on SMS (alerts/retry.py CHAINS)
 
 
 # Built once (see pingan/store/incidents.py): these run for every event of a storm.
@@ -413,13 +413,16 @@ def _citizen_message(
 
 async def handle_notification(
     store: Store,
-    channel: Channel,
+    sender: Sender,
     event: dict[str, Any],
     now: datetime,
-    retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
     links: CrewLinks | None = None,
 ) -> None:
-    """Send one message (to a crew or a citizen) through the channel, once."""
+    """Render one message (to a crew, staff or a citizen) and queue it in the ledger,
+    claiming the event in the same transaction: from then on the message is the
+    pipeline's (alerts/pipeline.py), pending until a provider takes it, refuses it for
+    good or a dispatcher gives up, retried across restarts. The agent never waits on a
+    provider; outside the worker the sender sends it before this returns."""
     event_id = _field(event, "event_id")
     kind = _field(event, "type")
     with store.read() as conn:
@@ -438,37 +441,20 @@ async def handle_notification(
             message = _citizen_message(conn, kind, entity_id, event.get("outcome"))
         else:
             raise BadEvent(f"event {event_id} has unknown type {kind!r}")
-    if message is None:
-        with store.transaction() as conn:
-            claim_event(conn, "notify", event_id, now)
-        return
-    outcome = await send_once(store, channel, message, now)
-    for delay in retry_delays:
-        if outcome.status != "retry":
-            break
-        await asyncio.sleep(delay)
-        outcome = await send_once(store, channel, message, now)
-    if outcome.status == "retry":
-        # The provider is still failing: the message is not done. Leave the event
-        # unclaimed so it is delivered again (the relay re-publishes it); the ledger's
-        # pending row makes that pass send it once. Before, it was claimed here and a
-        # crew's message was dropped after ~7 s of provider errors.
-        raise RetryLater(f"{kind} {entity_id}: provider still failing ({outcome.error})")
     with store.transaction() as conn:
-        if claim_event(conn, "notify", event_id, now):
-            record_audit(
-                conn,
-                now,
-                SYSTEM,
-                f"{kind}.{outcome.status}",
-                entity,
-                entity_id,
-                {
-                    "channel": channel.name,
-                    "provider_id": outcome.provider_id,
-                    "error": outcome.error,
-                },
-            )
+        if not claim_event(conn, "notify", event_id, now) or message is None:
+            return
+        queue(conn, [Outgoing(message, FIRST_CHANNEL)], now)
+        record_audit(
+            conn,
+            now,
+            SYSTEM,
+            f"{kind}.queued",
+            entity,
+            entity_id,
+            {"channel": FIRST_CHANNEL},  # (not the key: a digest's names a phone)
+        )
+    await sender.queued(of_key(message.idempotency_key), now)
 
 
 def handle_crew_event(store: Store, event: dict[str, Any], now: datetime) -> None:
@@ -497,58 +483,36 @@ def apply_crew_event(conn: Connection, event: dict[str, Any], now: datetime) -> 
     )
 
 
-class RetryLater(Exception):
-    """Some sends of a chunk hit a retryable error: leave the event unclaimed so it is
-    delivered again (the ledger makes the second pass send only what is still pending)."""
-
-
 async def handle_send_chunk(
-    store: Store, channels: dict[str, Channel], event: dict[str, Any], now: datetime
+    store: Store, sender: Sender, event: dict[str, Any], now: datetime
 ) -> None:
-    from alerts.fanout import send_chunk
+    """Render one chunk of a citizen warning into the ledger and claim the event in the
+    same transaction; the pipeline sends it (paced, retried until each is done)."""
+    from alerts.fanout import render_chunk
 
     event_id = _field(event, "event_id")
-    with store.read() as conn:
-        if conn.execute(
-            select(processed_events.c.event_id).where(
-                processed_events.c.event_id == event_id, processed_events.c.consumer == "sends"
-            )
-        ).first():
-            return
-    result = await send_chunk(
-        store,
-        channels,
-        int(_field(event, "warning_id")),
-        int(_field(event, "from_id")),
-        int(_field(event, "to_id")),
-        now,
-    )
-    if result.retry:
-        raise RetryLater(f"{result.retry} sends to retry: {result.errors[:3]}")
+    warning_id = int(_field(event, "warning_id"))
+    from_id, to_id = int(_field(event, "from_id")), int(_field(event, "to_id"))
     with store.transaction() as conn:
-        if claim_event(conn, "sends", event_id, now):
-            # Also what tells the console's live view that delivery counts moved.
-            record_audit(
-                conn,
-                now,
-                SYSTEM,
-                "citizen_warning.chunk_sent",
-                "citizen_warning",
-                event["warning_id"],
-                {
-                    "from_id": event["from_id"],
-                    "sent": result.sent,
-                    "failed": result.failed,
-                    "failed_over": result.failed_over,
-                },
-            )
-    if result.sent or result.failed:
-        log.info(
-            "warning chunk sent warning=%s from=%s sent=%d failed=%d failed_over=%d skipped=%d",
-            event["warning_id"],
-            event["from_id"],
-            result.sent,
-            result.failed,
-            result.failed_over,
-            result.skipped,
+        if not claim_event(conn, "sends", event_id, now):
+            return
+        items, skipped = render_chunk(conn, warning_id, from_id, to_id, sender.channels)
+        queue(conn, items, now)
+        # Also what tells the console's live view that delivery counts moved.
+        record_audit(
+            conn,
+            now,
+            SYSTEM,
+            "citizen_warning.chunk_queued",
+            "citizen_warning",
+            warning_id,
+            {"from_id": from_id, "queued": len(items), "no_channel": skipped},
         )
+    log.info(
+        "warning chunk queued warning=%s from=%s messages=%d no_channel=%d",
+        warning_id,
+        from_id,
+        len(items),
+        skipped,
+    )
+    await sender.queued(of_chunk(warning_id, from_id, to_id), now)

@@ -45,7 +45,16 @@ class SendError(Exception):
 
 
 class RetryableError(SendError):
-    """Rate limited, timed out, provider down: the same message may succeed later."""
+    """Rate limited, timed out, provider down: the same message may succeed later, not
+    before `retry_after_s` when the provider said so (an HTTP Retry-After). `unsure`:
+    the request went out and no answer came, so the provider may have taken it (ask it
+    before sending again)."""
+
+    def __init__(
+        self, message: str, retry_after_s: float | None = None, unsure: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_s, self.unsure = retry_after_s, unsure
 
 
 class PermanentError(SendError):

@@ -25,11 +25,11 @@ import httpx
 from aiolimiter import AsyncLimiter
 
 from alerts.channels.base import Message, PermanentError, RetryableError
+from alerts.pacing import WECOM_ROBOT, limiter
 from pingan.settings import WECHAT_TEMPLATE_KEYS
 
 log = logging.getLogger("pingan.alerts.wechat")
 
-ROBOT_PER_MINUTE = 20
 ROBOT_MAX_BYTES = 4096  # markdown content, UTF-8
 TOKEN_REFUSED = {40001, 40014, 42001}  # invalid credential / invalid token / expired token
 RATE_LIMITED = {45009, 45011, 45047}  # too fast, or over the day's quota: later
@@ -72,11 +72,11 @@ class WeComRobotChannel:
         self._limiters: dict[str, AsyncLimiter] = {}
 
     def _limiter(self, key: str) -> AsyncLimiter:
-        """One send every 3 s per robot. A bucket of 20 per 60 s would let a burst of 20
-        through and 20 more as it drains, 40 within one minute; one at a time never puts
-        more than 20 in any minute."""
+        """One send every 3 s per robot (alerts/pacing.py WECOM_ROBOT). A bucket of 20 per
+        60 s would let a burst of 20 through and 20 more as it drains, 40 within one
+        minute; one at a time never puts more than 20 in any minute."""
         if key not in self._limiters:
-            self._limiters[key] = AsyncLimiter(1, 60 / ROBOT_PER_MINUTE)
+            self._limiters[key] = limiter(WECOM_ROBOT)
         return self._limiters[key]
 
     async def send(self, message: Message) -> str:

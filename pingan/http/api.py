@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy import select
 
 from alerts.history import PAGE_DEFAULT, PAGE_MAX, message_history
+from alerts.pipeline import give_up
 from pingan import queries
 from pingan.actions import (
     NotAllowed,
@@ -269,6 +270,20 @@ async def messages(request: web.Request) -> web.Response:
     )
 
 
+async def give_up_message(request: web.Request) -> web.Response:
+    """POST /api/messages/{id}/give-up: a dispatcher ends a message still pending (the
+    provider has not taken it and is still being retried): it is failed, never sent."""
+    send_id = parse_id(request.match_info["id"], "id")
+    who = actor_of(request)
+    now = utcnow()
+    with ctx(request).store.transaction() as conn:
+        if not give_up(conn, send_id, who, now):
+            return json_error(409, f"message {send_id} is not pending (or does not exist)")
+        record_audit(conn, now, who, "message.given_up", "send", send_id, {})
+    log.info("message given up id=%s by=%s", send_id, who)
+    return json_response({"id": send_id, "status": "failed"})
+
+
 async def crew_board(request: web.Request) -> web.Response:
     with ctx(request).store.read() as conn:
         return json_response({"crews": queries.crew_board(conn, utcnow())})
@@ -381,6 +396,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/incidents/{id}/release", release_incident)
     app.router.add_get("/api/crews", crew_board)
     app.router.add_get("/api/messages", messages)
+    app.router.add_post("/api/messages/{id}/give-up", give_up_message)
     app.router.add_post("/api/crews/{id}/overrides", add_crew_override)
     app.router.add_get("/api/kpis", kpis)
     app.router.add_get("/api/kpis.csv", kpis)

@@ -273,7 +273,14 @@ sends = Table(
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The notification pipeline's retry state (alerts/pipeline.py): attempts so far,
+    # when a 'pending' row is due next, and when an attempt began whose outcome is not
+    # yet written (set: the provider may have taken it, so look it up before sending).
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("attempt_started_at", DateTime(timezone=True)),
     UniqueConstraint("dedup_key", "channel", name="uq_sends_key_channel"),
+    Index("ix_sends_due", "status", "next_attempt_at"),
     # A person's message history, newest first (alerts/history.py): by number, and
     # by subscriber for what went to their WeChat openid.
     Index("ix_sends_recipient", "recipient", "id"),

@@ -168,8 +168,9 @@ def test_viewer_sees_but_cannot_act(stack: Stack, browser: Browser) -> None:
     vera.click("button[data-tab=health]")
     expect(vera.locator("#healthtable")).to_contain_text("worker")
     # Backpressure a dispatcher can read in a storm: what waits, and for how long.
-    expect(vera.locator("#healthtable tr.backlog")).to_have_count(3)
+    expect(vera.locator("#healthtable tr.backlog")).to_have_count(4)
     expect(vera.locator("#healthtable")).to_contain_text("未归案报告")
+    expect(vera.locator("#healthtable")).to_contain_text("待送达消息")
     shot(vera, "10-viewer-health")
     vera.context.close()
 

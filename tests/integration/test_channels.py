@@ -13,7 +13,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,9 @@ from alerts.channels.factory import build_channels
 from alerts.channels.twilio_sms import TwilioSmsChannel
 from alerts.channels.wechat import OfficialAccountChannel, WeComRobotChannel
 from alerts.citizen_warnings import draft_texts
-from alerts.ledger import SendOutcome, send_once
+from alerts.ledger import SendOutcome
+from alerts.pacing import Pace, PacedChannel
+from alerts.pipeline import send_once
 from alerts.render import warning_card
 from pingan.settings import PROJECT_ROOT, SettingsError, load_settings
 from pingan.store import Store
@@ -402,7 +404,9 @@ def test_settings_turn_the_wechat_channels_on(store: Store, tmp_path: Path) -> N
         config,
     )
     channels = build_channels(settings, store, "twilio-token")
-    robot, account = channels["wecom"], channels["wechat"]
+    robot, paced_account = channels["wecom"], channels["wechat"]
+    assert isinstance(paced_account, PacedChannel) and paced_account.pace == Pace(20.0, 20)
+    account = paced_account.channel
     assert isinstance(robot, WeComRobotChannel) and isinstance(account, OfficialAccountChannel)
     assert robot.keys == {"duty-room", "community-1"}
     assert robot.base_url == "https://qyapi.weixin.qq.com"
@@ -498,8 +502,9 @@ class TwilioMessages:
 
 def test_pending_row_is_reconciled_not_sent_twice(store: Store) -> None:
     """The crash window: Twilio took the message, we died before writing 'sent'. On
-    redelivery the ledger asks Twilio and records the message instead of re-sending;
-    where Twilio has nothing, or the earlier one failed, or cannot say, it sends."""
+    redelivery the pipeline asks Twilio and records the message instead of re-sending;
+    where Twilio has nothing, or the earlier one failed, it sends; while Twilio cannot
+    say, the message waits (pending) and is asked about again later."""
     twilio = TwilioMessages()
     path = "/2010-04-01/Accounts/{sid}/Messages.json"
     now = datetime.now(UTC)
@@ -515,6 +520,7 @@ def test_pending_row_is_reconciled_not_sent_twice(store: Store) -> None:
                     status="pending",
                     created_at=now,
                     updated_at=now,
+                    attempt_started_at=now,  # the attempt began; its outcome never written
                 )
             )
         if provider_status:
@@ -533,19 +539,25 @@ def test_pending_row_is_reconciled_not_sent_twice(store: Store) -> None:
         unknown = Message("crew:4", "+8613800000004", "【平安派单】任务4：积水")
         crashed_after_send(unknown, "queued")
         outcomes.append(await send_once(store, channel, unknown, now))
+        twilio.list_status = 200  # Twilio can say again: it had it
+        later = now + timedelta(minutes=10)
+        outcomes.append(await send_once(store, channel, unknown, later))
         await channel.http.close()
         return outcomes
 
     outcomes = run_app({("POST", path): twilio.create, ("GET", path): twilio.list}, test)
-    assert [o.status for o in outcomes] == ["already_sent", "sent", "sent", "sent"]
+    statuses = [o.status for o in outcomes]
+    assert statuses == ["already_sent", "sent", "sent", "retry", "already_sent"]
     assert outcomes[0].provider_id == "SM" + "1".zfill(32)
+    assert "not sent again until confirmed" in (outcomes[3].error or "")
     per_recipient = Counter(m["to"] for m in twilio.created)
-    # crew 1: once (before the crash); 2: once now; 3 and 4: the earlier one and now.
+    # crew 1: once (before the crash); 2: once now; 3: the failed one and now; 4: only
+    # the one before the crash (not sent again while Twilio could not say).
     assert per_recipient == {
         "+8613800000001": 1,
         "+8613800000002": 1,
         "+8613800000003": 2,
-        "+8613800000004": 2,
+        "+8613800000004": 1,
     }
     with store.read() as conn:
         ledger = dict(conn.execute(select(sends.c.dedup_key, sends.c.status)).all())

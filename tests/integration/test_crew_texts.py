@@ -19,6 +19,7 @@ import yaml
 from sqlalchemy import select
 
 from alerts.channels.local_outbox import LocalOutboxChannel
+from alerts.pipeline import Sender
 from pingan.actions import sync_roster
 from pingan.core import topics
 from pingan.core.events import WarningSignal
@@ -54,7 +55,10 @@ def _sent(store: Store, assignment_id: int) -> str:
     event = {"event_id": f"tell-{assignment_id}", "type": "crew.assignment"}
     asyncio.run(
         handlers.handle_notification(
-            store, LocalOutboxChannel(store), event | {"assignment_id": assignment_id}, NOW
+            store,
+            Sender(store, {"sms": LocalOutboxChannel(store)}),
+            event | {"assignment_id": assignment_id},
+            NOW,
         )
     )
     with store.read() as conn:
@@ -164,7 +168,12 @@ def test_the_snow_crew_reads_its_own_roads_bridges_first(
     for event in events(demo_store, topics.NOTIFICATIONS):
         if event["type"] == "crew.assignment":
             asyncio.run(
-                handlers.handle_notification(demo_store, LocalOutboxChannel(demo_store), event, NOW)
+                handlers.handle_notification(
+                    demo_store,
+                    Sender(demo_store, {"sms": LocalOutboxChannel(demo_store)}),
+                    event,
+                    NOW,
+                )
             )
     with demo_store.read() as conn:
         bodies = conn.execute(select(local_messages.c.recipient, local_messages.c.body)).all()

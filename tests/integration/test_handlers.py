@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from alerts.channels.base import Message, RetryableError
 from alerts.channels.local_outbox import LocalOutboxChannel
+from alerts.pipeline import Sender
 from pingan.actions import apply_crew_action
 from pingan.core import topics
 from pingan.core.assignments import CrewAction, TransitionRefused
@@ -212,11 +213,19 @@ def test_crew_is_notified_once_across_redeliveries(staffed_store: Store, index) 
     ]
     channel = LocalOutboxChannel(staffed_store)
     for _ in range(3):
-        asyncio.run(handlers.handle_notification(staffed_store, channel, note, NOW))
+        asyncio.run(
+            handlers.handle_notification(
+                staffed_store, Sender(staffed_store, {"sms": channel}), note, NOW
+            )
+        )
     # Even with the 'processed' mark lost (crash after sending), the ledger holds.
     with staffed_store.transaction() as conn:
         conn.execute(processed_events.delete().where(processed_events.c.consumer == "notify"))
-    asyncio.run(handlers.handle_notification(staffed_store, channel, note, NOW))
+    asyncio.run(
+        handlers.handle_notification(
+            staffed_store, Sender(staffed_store, {"sms": channel}), note, NOW
+        )
+    )
     with staffed_store.read() as conn:
         [msg] = conn.execute(select(local_messages)).all()
         [ledger] = conn.execute(select(sends)).all()
@@ -239,17 +248,22 @@ class FlakyChannel:
 
 
 def test_retryable_send_is_retried_then_recorded(staffed_store: Store, index) -> None:
+    """The notify handler queues and tries once; the pipeline tries again when the
+    backoff says, and records the message sent after the third attempt."""
     _open_and_dispatch(staffed_store, index)
     [note] = [
         e for e in events(staffed_store, topics.NOTIFICATIONS) if e["type"] == "crew.assignment"
     ]
     channel = FlakyChannel(failures=2)
-    asyncio.run(
-        handlers.handle_notification(staffed_store, channel, note, NOW, retry_delays=(0, 0, 0))
-    )
+    sender = Sender(staffed_store, {"sms": channel})
+    asyncio.run(handlers.handle_notification(staffed_store, sender, note, NOW))
+    assert asyncio.run(sender.drain(NOW)).sent == 0  # not due again yet
+    for seconds in (3, 8):  # backoff 2 s, then 4 s (from when each answer came)
+        asyncio.run(sender.drain(NOW + timedelta(seconds=seconds)))
     assert len(channel.sent) == 1
     with staffed_store.read() as conn:
-        assert conn.execute(select(sends.c.status)).scalar_one() == "sent"
+        row = conn.execute(select(sends.c.status, sends.c.attempts)).one()
+    assert tuple(row) == ("sent", 3)
 
 
 def test_ack_then_done_resolves_the_incident(staffed_store: Store, index) -> None:
@@ -302,20 +316,20 @@ def test_resolving_releases_crews_on_their_way_or_on_scene(staffed_store: Store,
 
 
 def test_a_message_the_provider_keeps_refusing_is_not_dropped(staffed_store: Store, index) -> None:
-    """A provider failing for longer than the in-handler retries: the crew's message is
-    left unclaimed (delivered again later), not recorded as done; once the provider is
-    back, the redelivery sends it exactly once."""
+    """A provider failing for an hour: the notify event is claimed at once (the agent
+    does not wait on the provider) and the crew's message stays pending in the ledger,
+    never recorded as done; past two minutes the unit supervisor is told, once; once
+    the provider is back, a fresh process (a restart) sends it exactly once."""
     from sqlalchemy import and_
 
     _open_and_dispatch(staffed_store, index)
     [note] = [
         e for e in events(staffed_store, topics.NOTIFICATIONS) if e["type"] == "crew.assignment"
     ]
-    down = FlakyChannel(failures=100)
-    with pytest.raises(handlers.RetryLater, match="provider still failing"):
-        asyncio.run(
-            handlers.handle_notification(staffed_store, down, note, NOW, retry_delays=(0, 0, 0))
-        )
+    down = FlakyChannel(failures=10_000)
+    sender = Sender(staffed_store, {"sms": down})
+    for _ in range(2):  # the event, and a redelivered copy of it
+        asyncio.run(handlers.handle_notification(staffed_store, sender, note, NOW))
 
     def claimed() -> int:
         with staffed_store.read() as conn:
@@ -330,13 +344,22 @@ def test_a_message_the_provider_keeps_refusing_is_not_dropped(staffed_store: Sto
                 )
             ).scalar_one()
 
-    assert claimed() == 0 and down.sent == []
+    assert claimed() == 1 and down.sent == []
+    for minute in range(1, 61):
+        asyncio.run(sender.drain(NOW + timedelta(minutes=minute)))
     with staffed_store.read() as conn:
-        assert conn.execute(select(sends.c.status)).scalar_one() == "pending"
+        ledger = {r.channel: r for r in conn.execute(select(sends))}
+        told = conn.execute(select(staff_alerts.c.text)).scalars().all()
+    assert ledger["sms"].status == "pending" and ledger["sms"].attempts > 30
+    assert ledger["supervisor"].status == "sent"
+    assert told == ["任务1：Tree crew near的派单短信多次发送失败，仍在重试，请电话联系班组"]
     back = FlakyChannel(failures=0)
-    back.name = down.name  # the same channel, recovered
-    for _ in range(2):  # the relay's redelivery, and a duplicate of it
-        asyncio.run(handlers.handle_notification(staffed_store, back, note, NOW))
-    assert len(back.sent) == 1 and claimed() == 1
+    restarted = Sender(staffed_store, {"sms": back})
+    for _ in range(3):
+        asyncio.run(restarted.drain(NOW + timedelta(hours=2)))
+    assert len(back.sent) == 1
     with staffed_store.read() as conn:
-        assert conn.execute(select(sends.c.status)).scalar_one() == "sent"
+        assert (
+            conn.execute(select(sends.c.status).where(sends.c.channel == "sms")).scalar_one()
+            == "sent"
+        )

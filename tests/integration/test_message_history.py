@@ -23,7 +23,7 @@ from alerts import citizen_warnings as cw
 from alerts.channels.base import Message
 from alerts.channels.local_outbox import LocalOutboxChannel
 from alerts.fanout import send_chunk
-from alerts.ledger import send_once
+from alerts.pipeline import send_once
 from alerts.subscribers import import_csv
 from pingan.store import Store
 from pingan.users import create_user
@@ -180,3 +180,27 @@ def test_a_plus_typed_into_the_url_is_kept(app: LiveApp) -> None:
     answer = app.http.get("/api/messages?phone=+14155550100", headers=bearer)
     assert answer.status_code == 200
     assert answer.json()["phone"] == "+14155550100"
+
+
+def test_a_dispatcher_gives_up_on_a_pending_message(app: LiveApp, store: Store) -> None:
+    """A message the provider has not taken yet is retried until it is; a dispatcher
+    may end it instead: it is failed, never sent, and the history says who gave up."""
+    from alerts.pipeline import Outgoing, Sender, queue
+
+    with store.transaction() as conn:
+        queue(conn, [Outgoing(Message("assignment:9", PHONE, "【平安派单】任务9"), "sms")], NOW)
+    bearer = {"Authorization": f"Bearer {API_TOKEN}"}
+    [row] = app.http.get("/api/messages", params={"phone": PHONE}, headers=bearer).json()[
+        "messages"
+    ]
+    assert row["status"] == "pending"
+    gave_up = app.http.post(f"/api/messages/{row['id']}/give-up", headers=bearer)
+    assert gave_up.status_code == 200 and gave_up.json() == {"id": row["id"], "status": "failed"}
+    again = app.http.post(f"/api/messages/{row['id']}/give-up", headers=bearer)
+    assert again.status_code == 409 and "is not pending" in again.json()["error"]
+    [row] = app.http.get("/api/messages", params={"phone": PHONE}, headers=bearer).json()[
+        "messages"
+    ]
+    assert (row["status"], row["error"]) == ("failed", "given up by token-1")
+    local = LocalOutboxChannel(store)
+    assert asyncio.run(Sender(store, {"sms": local}).drain(NOW)).sent == 0

@@ -23,7 +23,7 @@ from alerts import citizen_warnings as cw
 from alerts.channels.base import Message
 from alerts.channels.twilio_sms import TwilioSmsChannel
 from alerts.fanout import send_chunk
-from alerts.ledger import send_once
+from alerts.pipeline import send_once
 from alerts.subscribers import import_csv
 from pingan import retention
 from pingan.store import Store
