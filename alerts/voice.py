@@ -40,6 +40,20 @@ def answer_url(public_url: str, assignment_id: int) -> str:
     return public_url.rstrip("/") + ANSWER_PATH.format(assignment_id=int(assignment_id))
 
 
+# A call's key in the send ledger; the pipeline rebuilds a message from its ledger row,
+# so the answer URL is derived from the key again when the call is placed.
+CALL_KEY_PREFIX = "call:assignment:"
+
+
+def call_key(assignment_id: int) -> str:
+    return f"{CALL_KEY_PREFIX}{int(assignment_id)}"
+
+
+def assignment_of_call(key: str) -> int | None:
+    rest = key.removeprefix(CALL_KEY_PREFIX)
+    return int(rest) if rest != key and rest.isdigit() else None
+
+
 def _ask(response: VoiceResponse, text: str, answer_url: str) -> None:
     gather = response.gather(num_digits=1, action=answer_url, method="POST", timeout=KEY_WAIT_S)
     gather.say(text, language=LANGUAGE)

@@ -12,7 +12,7 @@ from typing import Any
 from alerts.channels.base import Channel, Message
 from alerts.pipeline import send_once
 from alerts.render import crew_call_text
-from alerts.voice import answer_url
+from alerts.voice import answer_url, call_key
 from pingan.privacy import mask_phone
 from pingan.store import SYSTEM, Store, claim_event, record_audit
 from pingan.vocabulary import AssignmentState
@@ -24,6 +24,8 @@ log = logging.getLogger("pingan.streams.calls")
 class RetryLater(Exception):
     """The call's provider is failing: leave the event unclaimed, so it is delivered
     again (the ledger's pending row makes that pass call once)."""
+
+
 CONSUMER = "calls"
 
 
@@ -32,7 +34,7 @@ def call_message(conn: Any, assignment_id: int, public_url: str) -> tuple[Messag
     row = assignment_to_tell(conn, assignment_id)
     text = crew_call_text(crew_task(conn, row, None))
     message = Message(
-        f"call:assignment:{assignment_id}",
+        call_key(assignment_id),
         row.phone,
         text,
         answer_url=answer_url(public_url, assignment_id),

@@ -64,6 +64,7 @@ def build_channels(settings: Settings, store: Store, twilio_auth_token: str) -> 
                 settings.twilio_voice_from,
                 status_callback=f"{settings.effective_public_url}{VOICE_STATUS_PATH}",
                 base_url=settings.twilio_api_base or None,
+                public_url=settings.effective_public_url,
             )
     if settings.wechat_appid:
         from alerts.channels.wechat import OfficialAccountChannel

@@ -19,7 +19,7 @@ from twilio.rest import Client
 
 from alerts.channels.base import Message, PermanentError, RetryableError
 from alerts.channels.twilio_sms import HttpxTwilioClient, refused
-from alerts.voice import TWIML_MAX_CHARS, call_twiml
+from alerts.voice import TWIML_MAX_CHARS, answer_url, assignment_of_call, call_twiml
 
 RING_S = 30  # a crew leader's phone rings this long before the call counts as no-answer
 
@@ -37,18 +37,24 @@ class TwilioVoiceChannel:
         from_number: str,
         status_callback: str = "",
         base_url: str | None = None,
+        public_url: str = "",
     ) -> None:
         if not from_number:
             raise ValueError("a From number is required to place calls")
         self.http = HttpxTwilioClient(base_url)
         self.client = Client(account_sid, auth_token, http_client=self.http)
         self.from_number, self.status_callback = from_number, status_callback
+        self.public_url = public_url  # where Twilio posts the key pressed
 
     def payload(self, message: Message) -> dict[str, Any]:
         """The arguments of calls.create for this message (the SDK's names)."""
-        if not message.answer_url:
+        answer = message.answer_url
+        assignment_id = assignment_of_call(message.idempotency_key)
+        if not answer and self.public_url and assignment_id is not None:
+            answer = answer_url(self.public_url, assignment_id)
+        if not answer:
             raise PermanentError("voice: a call needs the URL its answer is posted to")
-        twiml = call_twiml(message.body, message.answer_url)
+        twiml = call_twiml(message.body, answer)
         if len(twiml) > TWIML_MAX_CHARS:
             raise PermanentError(f"voice: TwiML of {len(twiml)} characters (Twilio takes 4000)")
         extra: dict[str, Any] = {}

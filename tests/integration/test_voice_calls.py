@@ -120,6 +120,7 @@ def prism_voice(prism_url: str, public_url: str) -> TwilioVoiceChannel:
         "+15005550006",
         status_callback=public_url + STATUS_URL,
         base_url=prism_url,
+        public_url=public_url,
     )
 
 
@@ -367,6 +368,7 @@ def test_the_exact_call_request_and_one_call_per_assignment(
             "+15005550006",
             status_callback="https://pingan.example.cn" + STATUS_URL,
             base_url=base,
+            public_url="https://pingan.example.cn",
         )
         for event in events(staffed_store, topics.CALLS) * 2:
             await handle_call(staffed_store, channel, event, LATE, "https://pingan.example.cn")
