@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from bench.storm import _burst, _env, _places, _wait_linked, observing
+from bench.storm import _burst, _env, _wait_linked, city_points, observing
 from pingan.runtime.broker import resolve_broker_bin, start_embedded_broker
 from pingan.settings import PROJECT_ROOT
 from pingan.store import Store, component_state
@@ -107,7 +107,7 @@ def _deployment(workers: int, server: str) -> Iterator[Stack]:
 def _burst_rate(workers: int, server: str, seed: int) -> float:
     with _deployment(workers, server) as stack, observing(stack) as observer:
         start = time.monotonic()
-        ids = asyncio.run(_burst(stack.base_url, _places(REPORTS, seed)))
+        ids = asyncio.run(_burst(stack.base_url, city_points(REPORTS, seed)))
         if not _wait_linked(observer, ids, 300):
             return 0.0
         return REPORTS / (time.monotonic() - start)
