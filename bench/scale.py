@@ -27,6 +27,7 @@ from bench.storm import _burst, _env, _wait_linked, city_points, observing
 from pingan.runtime.broker import resolve_broker_bin, start_embedded_broker
 from pingan.settings import PROJECT_ROOT
 from pingan.store import Store, component_state
+from tests.conftest import drop_database
 from tests.e2e.harness import Stack, wait_for
 
 REPORTS = 1_000
@@ -99,8 +100,7 @@ def _deployment(workers: int, server: str) -> Iterator[Stack]:
                     proc.kill()
             stack.stop()
             broker.stop()
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            drop_database(admin, name)
             admin.dispose()
 
 

@@ -32,6 +32,7 @@ from pingan.intake.location import district_at
 from pingan.runtime.broker import resolve_broker_bin, start_embedded_broker
 from pingan.store import Store, as_utc
 from pingan.store.schema import assignments, local_messages, reports
+from tests.conftest import drop_database
 from tests.e2e.harness import Stack
 
 TRUSTED_KEY = "bench-12345-platform"
@@ -88,8 +89,7 @@ def _running(scratch: str) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
         admin.dispose()
 
 

@@ -54,11 +54,11 @@ def fresh_postgres_database() -> Iterator[str]:
     try:
         yield server.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        _drop_database(admin, name)
+        drop_database(admin, name)
         admin.dispose()
 
 
-def _drop_database(admin: Engine, name: str) -> None:
+def drop_database(admin: Engine, name: str) -> None:
     # FORCE ends our own sessions, but may not end an autovacuum worker that just
     # started on the new database (that needs pg_signal_backend): it finishes soon.
     for attempt in range(20):
