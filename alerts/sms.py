@@ -36,32 +36,6 @@ def sms_size(text: str) -> SmsSize:
     return SmsSize(encoding, units, segments)
 
 
-class PhoneInvalid(ValueError):
-    pass
-
-
-_SEPARATORS = re.compile(r"[\s\-().]")
-
-
-def normalise_phone(raw: str, default_country: str = "86") -> str:
-    """To E.164. A Chinese mobile number without prefix gets +86."""
-    text = _SEPARATORS.sub("", raw.strip())
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    if not text.startswith("+"):
-        if default_country == "86" and re.fullmatch(r"1[3-9]\d{9}", text):
-            text = "+86" + text
-        elif text.startswith("86") and len(text) == 13:
-            text = "+" + text
-        else:
-            raise PhoneInvalid(f"{raw!r} is not a mobile number (11 digits, or +country...)")
-    if not re.fullmatch(r"\+[1-9]\d{7,14}", text):
-        raise PhoneInvalid(f"{raw!r} is not an E.164 number")
-    if text.startswith("+86") and not re.fullmatch(r"\+861[3-9]\d{9}", text):
-        raise PhoneInvalid(f"{raw!r} is not a Chinese mobile number")
-    return text
-
-
 def render(template: str, values: dict[str, str]) -> str:
     """{name} placeholders; a missing value is an error, not an empty gap in a warning."""
     missing = [name for name in re.findall(r"\{(\w+)\}", template) if name not in values]

@@ -17,12 +17,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from alerts.sms import PhoneInvalid, normalise_phone
 from pingan.city import load_city
-from pingan.store import Store, record_audit
+from pingan.phones import PhoneInvalid, mobile_e164
+from pingan.store import Store, insert_or_ignore, record_audit
 from pingan.store.schema import subscribers
 
 BATCH = 10_000
@@ -40,9 +38,9 @@ def parse_row(row: dict[str, str], districts: set[str], now: datetime) -> dict[s
     if not phone and not openid:
         raise RowInvalid("phone or openid: one is required")
     try:
-        phone_e164 = normalise_phone(phone) if phone else None
+        phone_e164 = mobile_e164(phone) if phone else None
     except PhoneInvalid as exc:
-        raise RowInvalid(f"phone: {exc}") from None
+        raise RowInvalid(str(exc)) from None
     home = (row.get("home_district") or "").strip() or None
     work = (row.get("work_district") or "").strip() or None
     for name, value in (("home_district", home), ("work_district", work)):
@@ -107,7 +105,6 @@ def import_csv(
     result = ImportResult()
     districts = set(load_city().districts)
     seen_phones: set[str] = set()
-    insert = (sqlite_insert if store.is_sqlite else pg_insert)(subscribers)
 
     def good_rows() -> Iterator[dict[str, Any]]:
         reader = csv.DictReader(source)
@@ -133,7 +130,7 @@ def import_csv(
                 ).scalar_one_or_none()
                 or 0
             )
-            conn.execute(insert.on_conflict_do_nothing(), batch)
+            conn.execute(insert_or_ignore(conn, subscribers), batch)
             added = conn.execute(select(subscribers.c.id).where(subscribers.c.id > before)).all()
         result.imported += len(added)
         result.duplicates += len(batch) - len(added)

@@ -32,6 +32,26 @@ def e164(raw: str, region: str = DEFAULT_REGION) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+_TEXTABLE = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+def mobile_e164(raw: str, region: str = DEFAULT_REGION) -> str:
+    """A number that can take an SMS (a subscriber's), in E.164; anything else (a
+    landline, a number no plan allocates, not a number) is PhoneInvalid."""
+    try:
+        number = phonenumbers.parse(e164(raw, region))
+    except PhoneInvalid:
+        number = None
+    if (
+        number is None
+        or not phonenumbers.is_valid_number(number)
+        or phonenumbers.number_type(number) not in _TEXTABLE
+    ):
+        shown = _INVISIBLE.sub("", raw).strip()[:40]
+        raise PhoneInvalid(f"phone: {shown!r} is not a mobile number (11 digits, or +country…)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def e164_or_raw(raw: str, region: str = DEFAULT_REGION) -> str:
     """For numbers a provider hands us (Twilio's From): E.164 when it parses, else as
     given (a short code, an alphanumeric sender)."""

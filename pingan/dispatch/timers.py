@@ -12,8 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pingan.core import topics
 from pingan.core.dispatch import Occasion
@@ -21,7 +19,7 @@ from pingan.core.escalation import EscalationDecision, arrival_check, escalation
 from pingan.dispatch.requests import request_dispatch
 from pingan.store import SYSTEM, Store, emit, record_audit
 from pingan.store.assignments import move_assignment
-from pingan.store.db import scratch
+from pingan.store.db import insert_or_ignore_prebuilt, scratch
 from pingan.store.schema import assignments, crews, staff, staff_alerts, timers
 from pingan.vocabulary import AssignmentState
 
@@ -29,10 +27,7 @@ log = logging.getLogger("pingan.timers")
 # Built once (see pingan/store/incidents.py): a storm alerts staff for every incident.
 # A timer already scheduled under its key is left as it is: one statement, where a
 # savepoint around an insert took three round trips.
-_TIMER_INSERT = {
-    "sqlite": sqlite_insert(timers).on_conflict_do_nothing().returning(timers.c.id),
-    "postgresql": postgresql_insert(timers).on_conflict_do_nothing().returning(timers.c.id),
-}
+_TIMER_INSERT = insert_or_ignore_prebuilt(timers, timers.c.id)
 _STAFF_ALERT_INSERT = insert(staff_alerts)
 _PENDING_BETWEEN = select(timers.c.id).where(
     timers.c.key >= bindparam("lo"), timers.c.key < bindparam("hi"), timers.c.fired_at.is_(None)

@@ -267,13 +267,16 @@ def insert_or_ignore(conn: Connection, table: Any, *conflict: str) -> Any:
     return dialect_insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
 
 
-_CLAIMED = schema.processed_events.c.event_id
-_CLAIM = {
-    "sqlite": sqlite_insert(schema.processed_events).on_conflict_do_nothing().returning(_CLAIMED),
-    "postgresql": postgresql_insert(schema.processed_events)
-    .on_conflict_do_nothing()
-    .returning(_CLAIMED),
-}
+def insert_or_ignore_prebuilt(table: Any, returning: Any) -> dict[str, Any]:
+    """insert_or_ignore built once per dialect (on any conflict), RETURNING `returning`
+    for a row that went in: for statements that run for every event of a storm."""
+    return {
+        "sqlite": sqlite_insert(table).on_conflict_do_nothing().returning(returning),
+        "postgresql": postgresql_insert(table).on_conflict_do_nothing().returning(returning),
+    }
+
+
+_CLAIM = insert_or_ignore_prebuilt(schema.processed_events, schema.processed_events.c.event_id)
 
 
 def mark_component(

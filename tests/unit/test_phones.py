@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pingan.http.ratelimit import AuditBudget
-from pingan.phones import PhoneInvalid, e164, e164_or_raw
+from pingan.phones import PhoneInvalid, e164, e164_or_raw, mobile_e164
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,26 @@ def test_the_audit_budget_counts_what_it_does_not_write() -> None:
     now[0] = 61.0
     assert budget.take("x") == 2  # the next row says two were not written
     assert budget.take("x") == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("13812345678", "+8613812345678"),
+        ("138 1234 5678", "+8613812345678"),
+        ("+86 138-1234-5678", "+8613812345678"),
+        ("008613812345678", "+8613812345678"),
+        ("8613812345678", "+8613812345678"),
+        ("+14155550100", "+14155550100"),
+    ],
+)
+def test_a_subscribers_mobile_in_any_spelling(raw: str, expected: str) -> None:
+    assert mobile_e164(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["12345", "23812345678", "+86123", "abc", "+8602112345678", "01012345678"]
+)
+def test_a_subscriber_needs_a_mobile(raw: str) -> None:
+    with pytest.raises(PhoneInvalid, match=r"^phone: .* is not a mobile number"):
+        mobile_e164(raw)

@@ -1,7 +1,7 @@
 import pytest
 
 from alerts.citizen_warnings import WarningRefused, check_approver, draft_texts, needs_second_person
-from alerts.sms import PhoneInvalid, normalise_phone, render, sms_size
+from alerts.sms import render, sms_size
 
 
 @pytest.mark.parametrize(
@@ -23,27 +23,6 @@ from alerts.sms import PhoneInvalid, normalise_phone, render, sms_size
 def test_sms_size(text: str, encoding: str, units: int, segments: int) -> None:
     size = sms_size(text)
     assert (size.encoding, size.units, size.segments) == (encoding, units, segments)
-
-
-@pytest.mark.parametrize(
-    ("raw", "e164"),
-    [
-        ("13812345678", "+8613812345678"),
-        ("138 1234 5678", "+8613812345678"),
-        ("+86 138-1234-5678", "+8613812345678"),
-        ("008613812345678", "+8613812345678"),
-        ("8613812345678", "+8613812345678"),
-        ("+14155550100", "+14155550100"),
-    ],
-)
-def test_phone_normalisation(raw: str, e164: str) -> None:
-    assert normalise_phone(raw) == e164
-
-
-@pytest.mark.parametrize("raw", ["12345", "23812345678", "+86123", "abc", "+8602112345678"])
-def test_bad_phones(raw: str) -> None:
-    with pytest.raises(PhoneInvalid):
-        normalise_phone(raw)
 
 
 def test_render_refuses_a_missing_value() -> None:
