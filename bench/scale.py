@@ -14,20 +14,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from statistics import median
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
 from bench.storm import _burst, _env, _wait_linked, city_points, observing
 from pingan.runtime.broker import resolve_broker_bin, start_embedded_broker
 from pingan.settings import PROJECT_ROOT
 from pingan.store import Store, component_state
-from tests.conftest import drop_database
+from tests.conftest import fresh_postgres_database
 from tests.e2e.harness import Stack, wait_for
 
 REPORTS = 1_000
@@ -52,12 +49,10 @@ def _postgres_server() -> str:
 @contextmanager
 def _deployment(workers: int, server: str) -> Iterator[Stack]:
     """`pingan http` and `workers` × `pingan worker` on a fresh database and broker."""
-    name = f"pingan_scale_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.rsplit("/", 1)[0] + f"/{name}"
-    with tempfile.TemporaryDirectory() as scratch:
+    with (
+        fresh_postgres_database(server, prefix="pingan_scale") as url,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         broker = start_embedded_broker(resolve_broker_bin(""), Path(scratch) / "broker.log")
         env = _env(url) | {
             "PINGAN_KAFKA_URL": f"kafka://{broker.bootstrap}",
@@ -100,8 +95,6 @@ def _deployment(workers: int, server: str) -> Iterator[Stack]:
                     proc.kill()
             stack.stop()
             broker.stop()
-            drop_database(admin, name)
-            admin.dispose()
 
 
 def _burst_rate(workers: int, server: str, seed: int) -> float:

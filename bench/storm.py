@@ -17,7 +17,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import String, cast, create_engine, func, literal, select, text
+from sqlalchemy import String, cast, func, literal, select
 
 from pingan.intake.location import district_at
 from pingan.runtime.broker import resolve_broker_bin, start_embedded_broker
 from pingan.store import Store, as_utc
 from pingan.store.schema import assignments, local_messages, reports
-from tests.conftest import drop_database
+from tests.conftest import fresh_postgres_database
 from tests.e2e.harness import Stack
 
 TRUSTED_KEY = "bench-12345-platform"
@@ -78,19 +77,13 @@ def _running(scratch: str) -> Iterator[Stack]:
         finally:
             stack.stop()
         return
-    name = f"pingan_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.rsplit("/", 1)[0] + f"/{name}"
-    stack = Stack(Path(scratch) / "data", _env(url))
-    stack.database_url = url  # type: ignore[attr-defined]
-    try:
-        yield stack
-    finally:
-        stack.stop()
-        drop_database(admin, name)
-        admin.dispose()
+    with fresh_postgres_database(server, prefix="pingan_bench") as url:
+        stack = Stack(Path(scratch) / "data", _env(url))
+        stack.database_url = url  # type: ignore[attr-defined]
+        try:
+            yield stack
+        finally:
+            stack.stop()
 
 
 def _store(stack: Stack) -> Store:

@@ -44,10 +44,13 @@ def require_postgres() -> str:
 
 
 @contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new database on the test PostgreSQL server, dropped afterwards."""
-    server = require_postgres()
-    name = f"pingan_test_{uuid.uuid4().hex[:10]}"
+def fresh_postgres_database(
+    server: str | None = None, prefix: str = "pingan_test"
+) -> Iterator[str]:
+    """A new database on `server` (the test PostgreSQL server unless given), dropped
+    afterwards: one run's rows never meet another's."""
+    server = server or require_postgres()
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
