@@ -60,7 +60,9 @@ async def _apply_batch(
     if len(events) > 1 and all(isinstance(e, dict) for e in events):
         try:
             with watchdog.handling(consumer):
-                await asyncio.to_thread(handlers.apply_batch, store, apply, events, utcnow())
+                await asyncio.to_thread(
+                    handlers.apply_batch, store, consumer, apply, events, utcnow()
+                )
             EVENTS_PROCESSED.labels(consumer).inc(len(events))
             return
         except Exception as exc:
@@ -155,16 +157,16 @@ def build_app(
     # consumer name (its idempotency scope) -> (topic, what it does to one event in a
     # transaction); these take their events in batches, one transaction per batch.
     batched: dict[str, tuple[str, handlers.Apply]] = {
-        "incidents": (
+        handlers.INCIDENTS: (
             topics.REPORTS,
             lambda conn, e, now: handlers.apply_report_accepted(conn, registry.index, e, now),
         ),
-        "weather": (
+        handlers.WEATHER: (
             topics.WEATHER,
             lambda conn, e, now: handlers.apply_weather_event(conn, registry.index, e, now),
         ),
-        "dispatch": (topics.INCIDENTS, handlers.apply_incident_event),
-        "incident-progress": (topics.CREW_EVENTS, handlers.apply_crew_event),
+        handlers.DISPATCH: (topics.INCIDENTS, handlers.apply_incident_event),
+        handlers.PROGRESS: (topics.CREW_EVENTS, handlers.apply_crew_event),
     }
     # These send messages, one event at a time (a send is not undone with a rollback).
     routes: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {

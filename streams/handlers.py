@@ -38,7 +38,7 @@ from pingan.intake.location import place_near
 from pingan.intake.warnings import WarningInvalid, signal_from_event, threshold_from_event
 from pingan.links import CrewLinks
 from pingan.queries import first_report
-from pingan.store import SYSTEM, Store, as_utc, claim_event, emit, record_audit
+from pingan.store import SYSTEM, Store, as_utc, claim_event, claim_events, emit, record_audit
 from pingan.store.incidents import (
     apply_decisions,
     load_open_incidents,
@@ -61,6 +61,13 @@ from playbooks.snapshot import playbook_from_snapshot
 
 log = logging.getLogger("pingan.streams")
 FIRST_CHANNEL = "sms"  # every person's message starts on SMS (alerts/retry.py CHAINS)
+# The consumers that take their events in batches: each name is the scope its events
+# are claimed in (processed_events.consumer), by claim_event and by a batch's
+# claim_events alike.
+INCIDENTS = "incidents"
+WEATHER = "weather"
+DISPATCH = "dispatch"
+PROGRESS = "incident-progress"
 
 
 # Built once (see pingan/store/incidents.py): these run for every event of a storm.
@@ -129,12 +136,15 @@ def in_transaction(store: Store, apply: Apply, event: dict[str, Any], now: datet
 
 
 def apply_batch(
-    store: Store, apply: Apply, events: Sequence[dict[str, Any]], now: datetime
+    store: Store, consumer: str, apply: Apply, events: Sequence[dict[str, Any]], now: datetime
 ) -> None:
-    """Several events of one partition in one transaction, in order: one write lock and
-    one commit instead of one each. Any failure undoes the whole batch (the caller then
-    takes the events one at a time, so a bad one cannot hold back the rest)."""
+    """Several events of one partition in one transaction, in order: one write lock, one
+    statement claiming them all and one commit instead of one each. Any failure undoes
+    the whole batch (the caller then takes the events one at a time, so a bad one cannot
+    hold back the rest)."""
     with store.transaction() as conn:
+        ids = [e["event_id"] for e in events if isinstance(e.get("event_id"), str)]
+        claim_events(conn, consumer, ids, now)
         for event in events:
             apply(conn, event, now)
 
@@ -150,7 +160,7 @@ def apply_report_accepted(
     conn: Connection, index: PlaybookIndex, event: dict[str, Any], now: datetime
 ) -> None:
     report_id = int(_field(event, "report_id"))
-    if not claim_event(conn, "incidents", _field(event, "event_id"), now):
+    if not claim_event(conn, INCIDENTS, _field(event, "event_id"), now):
         return
     report = conn.execute(_REPORT, {"report_id": report_id}).first()
     if report is None:
@@ -186,7 +196,7 @@ def apply_weather_event(
             raise BadEvent(f"event {event.get('event_id')} has unknown type {kind!r}")
     except WarningInvalid as exc:
         raise BadEvent(str(exc)) from None
-    if not claim_event(conn, "weather", _field(event, "event_id"), now):
+    if not claim_event(conn, WEATHER, _field(event, "event_id"), now):
         return
     # Cancels and Updates may touch any incident that follows the warnings they
     # reference, so those read every open incident; the rest only their candidates.
@@ -224,7 +234,7 @@ def apply_incident_event(conn: Connection, event: dict[str, Any], now: datetime)
     """Dispatch crews when an incident opens, is reopened, its level rises or crews
     became free for it; other incident events need nothing from dispatch yet but are
     claimed all the same."""
-    if not claim_event(conn, "dispatch", _field(event, "event_id"), now):
+    if not claim_event(conn, DISPATCH, _field(event, "event_id"), now):
         return
     kind = event.get("type")
     if kind == "incident.resolved":
@@ -464,7 +474,7 @@ def handle_crew_event(store: Store, event: dict[str, Any], now: datetime) -> Non
 def apply_crew_event(conn: Connection, event: dict[str, Any], now: datetime) -> None:
     incident_id = int(_field(event, "incident_id"))
     kind = _field(event, "type")
-    if not claim_event(conn, "incident-progress", _field(event, "event_id"), now):
+    if not claim_event(conn, PROGRESS, _field(event, "event_id"), now):
         return
     status = conn.execute(
         select(incidents.c.status).where(incidents.c.id == incident_id)

@@ -131,22 +131,27 @@ def alert_staff(
         ),
     )
     # Digest timers are keyed "digest:<phone>:<time>": a range on the unique key index
-    # finds this person's, instead of reading every unfired timer's JSON.
-    prefix = f"digest:{person.phone}:"
-    pending = conn.execute(
-        _PENDING_BETWEEN,
-        {"lo": prefix, "hi": prefix[:-1] + ";"},  # ';' sorts right after ':'
-    ).first()
-    if pending is None:
-        add_timer(
-            conn,
-            "digest",
-            f"digest:{person.phone}:{now.timestamp():.3f}",
-            now + DIGEST_WINDOW,
-            incident_id,
-            None,
-            {"phone": person.phone},
-        )
+    # finds this person's, instead of reading every unfired timer's JSON. Found or made
+    # once per transaction (a batch alerts one supervisor many times); an alert left
+    # behind by a digest that fired meanwhile goes out with the person's next digest.
+    digests = memo.setdefault("digest_pending", set())
+    if person.phone not in digests:
+        digests.add(person.phone)
+        prefix = f"digest:{person.phone}:"
+        pending = conn.execute(
+            _PENDING_BETWEEN,
+            {"lo": prefix, "hi": prefix[:-1] + ";"},  # ';' sorts right after ':'
+        ).first()
+        if pending is None:
+            add_timer(
+                conn,
+                "digest",
+                f"digest:{person.phone}:{now.timestamp():.3f}",
+                now + DIGEST_WINDOW,
+                incident_id,
+                None,
+                {"phone": person.phone},
+            )
     record_audit(
         conn,
         now,

@@ -168,7 +168,7 @@ def emit(
     conn.info["emitted"] = True
     # Values as parameters, not in the statement: the compiled insert is cached once,
     # instead of a cache key built over every payload (the hottest write there is).
-    _insert_at_commit(
+    insert_at_commit(
         conn,
         _OUTBOX_INSERT,
         {"event_id": event_id, "topic": topic, "key": key, "payload": body, "created_at": now},
@@ -188,14 +188,16 @@ SCRATCH = "pingan.transaction_scratch"
 DISPATCH_CONTEXT = "dispatch_context"
 
 
-# Outbox and audit rows are only read by other transactions (the relay, the console),
-# so a Store transaction writes them when it commits, each table's rows in one
-# multi-row insert in the order they were added, instead of a statement per row: a
+# Outbox, audit and history rows are only read by other transactions (the relay, the
+# console), so a Store transaction writes them when it commits, each table's rows in
+# one multi-row insert in the order they were added, instead of a statement per row: a
 # storm writes several of each for every report.
 _DEFERRED = "rows_inserted_at_commit"
 
 
-def _insert_at_commit(conn: Connection, statement: Any, row: dict[str, Any]) -> None:
+def insert_at_commit(conn: Connection, statement: Any, row: dict[str, Any]) -> None:
+    """Insert `row` when the Store transaction commits (at once outside one): for rows
+    nothing in the same transaction reads."""
     memo = conn.info.get(SCRATCH)
     if memo is None:  # not in a Store transaction: nobody would flush it
         conn.execute(statement, row)
@@ -233,7 +235,7 @@ def record_audit(
     entity_id: str | int,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    _insert_at_commit(
+    insert_at_commit(
         conn,
         _AUDIT_INSERT,
         {
@@ -247,6 +249,11 @@ def record_audit(
     )
 
 
+# A batch's claims made in one statement (claim_events): consumer -> (ids asked, ids
+# claimed and not yet answered).
+_CLAIMED_AHEAD = "claimed_ahead"
+
+
 def claim_event(conn: Connection, consumer: str, event_id: str, now: datetime) -> bool:
     """True the first time `consumer` sees `event_id`; False for a redelivery.
 
@@ -255,9 +262,28 @@ def claim_event(conn: Connection, consumer: str, event_id: str, now: datetime) -
     # One statement: the insert that finds the claim already made does nothing (both
     # SQLite and PostgreSQL speak ON CONFLICT DO NOTHING), instead of a look, a
     # savepoint and an insert.
+    asked, claimed_ahead = scratch(conn).get(_CLAIMED_AHEAD, {}).get(consumer, ((), set()))
+    if event_id in asked:
+        if event_id in claimed_ahead:
+            claimed_ahead.remove(event_id)  # a second copy in the same batch: a redelivery
+            return True
+        return False
     upsert = _CLAIM[conn.dialect.name]
     claimed = conn.execute(upsert, {"event_id": event_id, "consumer": consumer, "at": now})
     return claimed.first() is not None
+
+
+def claim_events(conn: Connection, consumer: str, event_ids: list[str], now: datetime) -> None:
+    """Claim a batch's events in one statement, in the batch's transaction; each
+    claim_event for them then answers from what it claimed instead of a round trip."""
+    memo = conn.info.get(SCRATCH)
+    if memo is None:  # its answers would be lost, and each event then seen as claimed
+        raise RuntimeError("claim_events needs a Store transaction")
+    wanted = list(dict.fromkeys(event_ids))
+    if wanted:
+        rows = [{"event_id": e, "consumer": consumer, "at": now} for e in wanted]
+        claimed = set(conn.execute(_CLAIM[conn.dialect.name], rows).scalars().all())
+        memo.setdefault(_CLAIMED_AHEAD, {})[consumer] = (set(wanted), claimed)
 
 
 def insert_or_ignore(conn: Connection, table: Any, *conflict: str) -> Any:

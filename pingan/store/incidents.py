@@ -31,7 +31,7 @@ from pingan.core.events import (
 )
 from pingan.store import SYSTEM, as_utc, emit, record_audit
 from pingan.store.assignments import cancel_open_assignments
-from pingan.store.db import scratch
+from pingan.store.db import insert_at_commit, scratch
 from pingan.store.schema import (
     incident_history,
     incident_warnings,
@@ -61,7 +61,8 @@ def set_incident_status(
     if new == IncidentStatus.RESOLVED:
         values["resolved_at"] = now
     conn.execute(UPDATE_INCIDENT, {"incident_key": incident_id, **values})
-    conn.execute(
+    insert_at_commit(
+        conn,
         _HISTORY_INSERT,
         dict(incident_id=incident_id, at=now, from_status=old, to_status=new, reason=reason),
     )
@@ -333,7 +334,8 @@ def _open(conn: Connection, decision: OpenIncident, category: str, now: datetime
         lon=lon,
         now=now,
     )
-    conn.execute(
+    insert_at_commit(
+        conn,
         _HISTORY_INSERT,
         dict(
             incident_id=incident_id,
@@ -407,8 +409,9 @@ def apply_decisions(
                 status = conn.execute(
                     select(incidents.c.status).where(incidents.c.id == incident_id)
                 ).scalar_one()
-                conn.execute(
-                    incident_history.insert(),
+                insert_at_commit(
+                    conn,
+                    _HISTORY_INSERT,
                     dict(
                         incident_id=incident_id,
                         at=now,

@@ -103,6 +103,39 @@ def test_a_batch_is_one_commit_and_a_bad_event_does_not_hold_back_the_rest(
     assert rejected == ["broken-2"]  # (what is no object has no id to audit; it is logged)
 
 
+def test_a_batch_claims_its_events_in_one_statement_and_applies_each_once(
+    staffed_store: Store, registry
+) -> None:
+    """A batch claims all its events at once; a second copy of an event in the same
+    batch (the relay published it twice) and the whole batch delivered again change
+    nothing."""
+    from sqlalchemy import event as sa_event
+
+    from pingan.store.schema import processed_events
+    from streams import handlers
+
+    def apply(conn, event, now) -> None:  # type: ignore[no-untyped-def]
+        handlers.apply_report_accepted(conn, registry.index, event, now)
+
+    first, second = _report_events(staffed_store, 2)
+    claims: list[str] = []
+
+    def count_claims(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO processed_events"):
+            claims.append(statement)
+
+    sa_event.listen(staffed_store.engine, "before_cursor_execute", count_claims)
+    batch = [first, dict(first), second]
+    handlers.apply_batch(staffed_store, handlers.INCIDENTS, apply, batch, NOW)
+    assert len(claims) == 1
+    handlers.apply_batch(staffed_store, handlers.INCIDENTS, apply, batch, NOW)
+    with staffed_store.read() as conn:
+        opened = conn.execute(select(incidents.c.id)).scalars().all()
+        marks = conn.execute(select(processed_events.c.consumer)).scalars().all()
+    assert len(opened) == 2
+    assert marks == [handlers.INCIDENTS, handlers.INCIDENTS]
+
+
 def test_dispatch_in_one_batch_assigns_as_one_at_a_time_would(registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Dispatch keeps the crews' load within a batch's transaction: twelve incidents
     opened at once are staffed exactly as if each had its own transaction (no crew
@@ -131,7 +164,7 @@ def test_dispatch_in_one_batch_assigns_as_one_at_a_time_would(registry, tmp_path
     for event in events:
         handlers.handle_incident_event(one_by_one, event, NOW)
     batched, events = staffed_incidents("batch.db")
-    handlers.apply_batch(batched, handlers.apply_incident_event, events, NOW)
+    handlers.apply_batch(batched, handlers.DISPATCH, handlers.apply_incident_event, events, NOW)
 
     def assigned(store: Store) -> list[tuple]:
         with store.read() as conn:
