@@ -18,7 +18,7 @@ def status_after_crew_change(
     timed-out ones do not count). While a warning or threshold still drives it,
     finished tasks do not end it."""
     live = [s for s in assignment_states if s not in ENDED]
-    if live and all(s == AssignmentState.DONE for s in live):
+    if sources_matter(assignment_states):
         return IncidentStatus.IN_PROGRESS if sources_active else IncidentStatus.RESOLVED
     if any(s in WORKING for s in live):
         return IncidentStatus.IN_PROGRESS  # a crew is working on it now
@@ -27,3 +27,10 @@ def status_after_crew_change(
     if live:
         return IncidentStatus.IN_PROGRESS
     return IncidentStatus.OPEN
+
+
+def sources_matter(assignment_states: Sequence[str]) -> bool:
+    """Whether a warning or threshold in force can change the status: only once every
+    live task is done (so the shell need not look them up otherwise)."""
+    live = [s for s in assignment_states if s not in ENDED]
+    return bool(live) and all(s == AssignmentState.DONE for s in live)

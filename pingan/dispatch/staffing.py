@@ -28,7 +28,7 @@ from pingan.core.dispatch import (
     staffing_choices,
 )
 from pingan.core.events import BadEvent
-from pingan.core.incidents import status_after_crew_change
+from pingan.core.incidents import sources_matter, status_after_crew_change
 from pingan.dispatch.timers import alert_staff, schedule_escalation
 from pingan.queries import warnings_in_force
 from pingan.store import SYSTEM, emit, record_audit
@@ -42,7 +42,7 @@ from pingan.store.schema import (
     incidents,
     reports,
 )
-from pingan.vocabulary import IncidentStatus
+from pingan.vocabulary import AssignmentState, IncidentStatus
 from playbooks.snapshot import playbook_from_snapshot
 
 log = logging.getLogger("pingan.dispatch")
@@ -277,7 +277,11 @@ def write_dispatch_plan(
             incident.id,
             now,
         )
-    follow_assignments(conn, incident.id, incident.status, "crews assigned", now)
+    # The states dispatch read moments ago, with the crews it just assigned.
+    states = [a.state for a in incident.assignments] + [
+        AssignmentState.ASSIGNED for batch in plan.batches for _ in batch.assigns
+    ]
+    follow_assignments(conn, incident.id, incident.status, "crews assigned", now, states)
 
 
 def restaffable_incidents(
@@ -345,10 +349,19 @@ def _sources_active(conn: Connection, incident_id: int) -> bool:
 
 
 def follow_assignments(
-    conn: Connection, incident_id: int, old: str, reason: str, now: datetime
+    conn: Connection,
+    incident_id: int,
+    old: str,
+    reason: str,
+    now: datetime,
+    states: Sequence[str] | None = None,
 ) -> str:
-    states = conn.execute(_ASSIGNMENT_STATES, {"incident_id": incident_id}).scalars().all()
-    new = status_after_crew_change(states, _sources_active(conn, incident_id))
+    """Move the incident's status after its crews changed. `states`: its assignments'
+    states, where the caller has just read them."""
+    if states is None:
+        states = conn.execute(_ASSIGNMENT_STATES, {"incident_id": incident_id}).scalars().all()
+    sources = sources_matter(states) and _sources_active(conn, incident_id)
+    new = status_after_crew_change(states, sources)
     if new != old:
         set_incident_status(conn, incident_id, old, new, reason, now)
         record_audit(
