@@ -4,14 +4,15 @@ is pure: (need, crews, their load, now) -> ranked choices, each with the reason.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from pingan.geo import distance_m
-from pingan.vocabulary import SEGMENT_KINDS
+from pingan.vocabulary import SEGMENT_KINDS, crew_reason
 
 CITY_TZ = timezone(timedelta(hours=8))  # shifts are written in local (Beijing) time
 
@@ -90,9 +91,35 @@ class Roster:
 
 
 @dataclass(frozen=True)
+class CrewReason:
+    """Why a crew was chosen, as data: the rule that picked it (one of
+    pingan.vocabulary.CREW_REASON_RULES), where it is and how busy. The console words it
+    in the dispatcher's language; `text` is the English the audit trail and logs keep."""
+
+    rule: str  # segment_owner, owner_unit or nearest
+    skill: str
+    segment: str | None = None  # the incident's road segment, when known
+    unit: str = ""  # the crew's unit
+    km: float | None = None  # from the crew's base, to 0.1 km; None: no location given
+    load: int = 0  # active tasks
+    recent: int = 0  # tasks in the last 24 h
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def text(self) -> str:
+        return crew_reason(self.params(), "en")
+
+
+@dataclass(frozen=True)
 class CrewChoice:
     crew: Crew
-    why: str
+    reason: CrewReason
+
+    @property
+    def why(self) -> str:
+        return self.reason.text
 
 
 class RosterError(ValueError):
@@ -263,20 +290,17 @@ def choose_crews(
     candidates.sort(key=lambda c: c[0])
     choices = []
     for rank, crew, dist, load in candidates[:count]:
-        where = f"{dist / 1000:.1f} km from base" if dist is not None else "no location given"
-        if rank[0] == 0:
-            reason = f"owns road segment {segment}"
-        elif rank[0] == 1:
-            reason = f"same unit {crew.unit} as the segment owner (owner busy or off shift)"
-        else:
-            reason = f"nearest available with skill {skill!r}"
-        choices.append(
-            CrewChoice(
-                crew,
-                f"{reason}: {where}, {load} active task(s), "
-                f"{recent.get(crew.id, 0)} in the last 24 h",
-            )
+        rule = ("segment_owner", "owner_unit", "nearest")[rank[0]]
+        reason = CrewReason(
+            rule,
+            skill,
+            segment=segment if rule != "nearest" else None,
+            unit=crew.unit,
+            km=round(dist / 1000, 1) if dist is not None else None,
+            load=load,
+            recent=recent.get(crew.id, 0),
         )
+        choices.append(CrewChoice(crew, reason))
     return choices
 
 

@@ -6,10 +6,10 @@ reads them from here. Pure; imports nothing from the project.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 Label = dict[str, str]  # {"zh": ..., "en": ...}
 
@@ -86,6 +86,59 @@ SEGMENT_KINDS: dict[str, tuple[str, str]] = {
 # A playbook without targets still sends crews to bridges and culverts first, then the
 # main roads (the bureau's standing order in snow and ice), then the rest.
 DEFAULT_SEGMENT_PRIORITY = ("bridge", "overpass", "culvert", "underpass", "main_road")
+
+# ---- what a crew can do (a roster's `skills`, a playbook's dispatch `skill`) ----------
+SKILLS: dict[str, tuple[str, str]] = {
+    "tree": ("园林抢险", "tree"),
+    "drainage": ("排水抢险", "drainage"),
+    "pump": ("泵车排涝", "pump"),
+    "snow_ice": ("除雪破冰", "snow and ice"),
+    "lighting": ("路灯抢修", "lighting"),
+    "manhole": ("井盖抢修", "manhole"),
+    "roads": ("道路抢修", "roads"),
+}
+
+# ---- why a crew was chosen (pingan/crews.py `choose_crews`), in words ---------------
+# A choice is kept as data (its rule and numbers, `CrewReason`); these are its words.
+# The English is also the text the audit trail and the logs keep. {segment} is the
+# segment's name where known (人民路), else its id; the Chinese never shows an id.
+CREW_REASON_RULES: dict[str, tuple[str, str]] = {
+    "segment_owner": ("负责该路段{segment_zh}", "owns road segment {segment}"),
+    "owner_unit": (
+        "与路段负责班组同一单元（负责班组忙或不在班）",
+        "same unit {unit} as the segment owner (owner busy or off shift)",
+    ),
+    "nearest": ("最近的空闲{skill_zh}班组", "nearest available with skill '{skill}'"),
+}
+CREW_REASON_DISTANCE = ("距驻地{km:.1f}公里", "{km:.1f} km from base")
+CREW_REASON_NO_LOCATION = ("报告未给出位置", "no location given")
+CREW_REASON_LOAD = (
+    "手头任务{load}项，近24小时派单{recent}次",
+    "{load} active task(s), {recent} in the last 24 h",
+)
+
+
+def crew_reason(reason: Mapping[str, Any], lang: str, segment_name: str | None = None) -> str:
+    """Why a crew was chosen, in one language ("zh" or "en"): the rule, then where the
+    crew is and how busy. `reason` is a `CrewReason`'s fields."""
+    n = 0 if lang == "zh" else 1
+    segment = str(reason.get("segment") or "")
+    skill = str(reason.get("skill") or "")
+    words = CREW_REASON_RULES[str(reason["rule"])][n].format(
+        segment=f"{segment} ({segment_name})" if segment_name else segment,
+        segment_zh=f"（{segment_name}）" if segment_name else "",
+        unit=reason.get("unit") or "",
+        skill=skill,
+        skill_zh=SKILLS.get(skill, (skill, skill))[0],
+    )
+    km = reason.get("km")
+    if km is None:
+        where = CREW_REASON_NO_LOCATION[n]
+    else:
+        where = CREW_REASON_DISTANCE[n].format(km=float(km))
+    load = CREW_REASON_LOAD[n].format(load=reason.get("load", 0), recent=reason.get("recent", 0))
+    return f"{words}：{where}，{load}" if n == 0 else f"{words}: {where}, {load}"
+
 
 STAFF_ROLES: dict[str, tuple[str, str]] = {
     "supervisor": ("班组主管", "supervisor"),

@@ -21,7 +21,7 @@ from pingan.clock import utcnow
 from pingan.dispatch import commands
 from pingan.http.context import actor_of, ctx, json_error, json_response
 from pingan.http.validation import is_id
-from pingan.labels import incident_labels
+from pingan.labels import assignment_labels, incident_labels
 from pingan.store import as_utc
 from pingan.store.schema import (
     assignments,
@@ -108,13 +108,15 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
         else {}
     )
     crews_of: dict[int, list[dict[str, Any]]] = {}
-    for a in (
+    tasks = (
         conn.execute(
             select(assignments).where(assignments.c.incident_id.in_(ids)).order_by(assignments.c.id)
-        )
+        ).all()
         if ids
         else []
-    ):
+    )
+    names = queries.segment_names(conn, [(a.reason or {}).get("segment") for a in tasks])
+    for a in tasks:
         due = as_utc(a.ack_due_at)
         crews_of.setdefault(a.incident_id, []).append(
             {
@@ -122,6 +124,7 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
                 "crew": a.crew_id,
                 "state": a.state,
                 "why": a.why,
+                "labels": assignment_labels(a.state, a.reason, a.why, names),
                 "ack_due_at": due.isoformat() if due else None,
                 "overdue": bool(due and a.state == AssignmentState.ASSIGNED and due < now),
             }

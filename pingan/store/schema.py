@@ -184,7 +184,8 @@ assignments = Table(
     Column("crew_id", String(64), ForeignKey("crews.id"), nullable=False, index=True),
     Column("skill", String(64), nullable=False),
     Column("state", String(32), nullable=False),
-    Column("why", Text, nullable=False, default=""),
+    Column("why", Text, nullable=False, default=""),  # the choice in English
+    Column("reason", JSON),  # the same as data (pingan.crews.CrewReason), for the console
     Column("ack_due_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
