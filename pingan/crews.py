@@ -46,7 +46,7 @@ class Override:
 @dataclass(frozen=True)
 class Crew:
     id: str
-    name: str
+    name: str  # in Chinese: a crew's and a supervisor's texts name it so
     leader: str
     phone: str
     skills: tuple[str, ...]
@@ -58,6 +58,7 @@ class Crew:
     segments: tuple[str, ...] = ()  # road segments this crew owns (包路段)
     shift: Shift = Shift()
     overrides: tuple[Override, ...] = ()
+    name_en: str = ""  # its English name for the console; "" when it has none
 
     def on_shift(self, at: datetime) -> bool:
         for override in self.overrides:
@@ -153,6 +154,22 @@ def _overrides(raw: object, where: str) -> tuple[Override, ...]:
     return tuple(out)
 
 
+def _name(raw: object, where: str) -> tuple[str, str]:
+    """A crew's name: one text, or {zh: ..., en: ...} (the console shows the one of the
+    dispatcher's language; texts to phones use zh)."""
+    if isinstance(raw, dict):
+        unknown = set(raw) - {"zh", "en"}
+        zh, en = raw.get("zh"), raw.get("en", "")
+        if unknown or not isinstance(zh, str) or not zh.strip() or not isinstance(en, str):
+            raise RosterError(
+                f"{where}.name: expected text or {{zh: ..., en: ...}} with zh required, got {raw!r}"
+            )
+        return zh.strip(), en.strip()
+    if not isinstance(raw, str | int) or not str(raw).strip():
+        raise RosterError(f"{where}.name: expected text or {{zh: ..., en: ...}}, got {raw!r}")
+    return str(raw).strip(), ""
+
+
 def parse_roster(text: str, file: str) -> Roster:
     try:
         data = yaml.safe_load(text)
@@ -175,11 +192,13 @@ def parse_roster(text: str, file: str) -> Roster:
         if row["id"] in seen:
             raise RosterError(f"{where}.id: duplicate crew id {row['id']!r}")
         seen.add(row["id"])
+        name, name_en = _name(row["name"], where)
         try:
             crews.append(
                 Crew(
                     id=str(row["id"]),
-                    name=str(row["name"]),
+                    name=name,
+                    name_en=name_en,
                     leader=str(row.get("leader", "")),
                     phone=str(row["phone"]),
                     skills=tuple(str(s) for s in row["skills"]),
@@ -308,6 +327,7 @@ def crew_to_row(crew: Crew) -> dict[str, object]:
     """The crews table's columns for this crew (the table stores the roster as read)."""
     return {
         "name": crew.name,
+        "name_en": crew.name_en,
         "leader": crew.leader,
         "phone": crew.phone,
         "skills": list(crew.skills),
@@ -330,6 +350,7 @@ def crew_from_row(row: object) -> Crew:
     return Crew(
         id=get["id"],
         name=get["name"],
+        name_en=get["name_en"] or "",
         leader=get["leader"],
         phone=get["phone"],
         skills=tuple(get["skills"]),

@@ -42,13 +42,23 @@ def reason_label(reason: Mapping[str, Any] | None, why: str, segment_name: str |
     return {lang: crew_reason(reason, lang, segment_name) for lang in ("zh", "en")}
 
 
+def crew_label(name: str, name_en: str | None) -> Label:
+    """A crew by name: its Chinese name, and its English one where the roster has it."""
+    return {"zh": name, "en": name_en or name}
+
+
 def assignment_labels(
-    state: str, reason: Mapping[str, Any] | None, why: str, segment_names: Mapping[str, str]
+    crew: Label,
+    state: str,
+    reason: Mapping[str, Any] | None,
+    why: str,
+    segment_names: Mapping[str, str],
 ) -> dict[str, Label]:
-    """A task's state and why its crew was chosen, in words. `segment_names` maps road
-    segment ids to their names (pingan.queries.segment_names)."""
+    """A task's crew, state and why its crew was chosen, in words. `segment_names` maps
+    road segment ids to their names (pingan.queries.segment_names)."""
     segment = (reason or {}).get("segment")
     return {
+        "crew": crew,
         "state": status_label(state),
         "why": reason_label(reason, why, segment_names.get(segment) if segment else None),
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from pingan.labels import assignment_labels, incident_labels
+from pingan.labels import assignment_labels, crew_label, incident_labels
 from pingan.privacy import mask_phone
 from pingan.store import as_utc
 from pingan.store.schema import (
@@ -26,7 +26,7 @@ from pingan.store.schema import (
     sends,
     warning_messages,
 )
-from pingan.vocabulary import AssignmentState, IncidentStatus
+from pingan.vocabulary import AssignmentState, IncidentStatus, skill_label
 
 LAG_HORIZON = timedelta(days=1)  # events older than this are the relay's sweep's business
 
@@ -101,7 +101,7 @@ def get_incident(conn: Connection, incident_id: int, reveal: bool = False) -> di
         ).all()
     ]
     rows = conn.execute(
-        select(assignments, crews.c.name)
+        select(assignments, crews.c.name, crews.c.name_en)
         .join(crews, crews.c.id == assignments.c.crew_id)
         .where(assignments.c.incident_id == incident_id)
         .order_by(assignments.c.id)
@@ -115,7 +115,9 @@ def get_incident(conn: Connection, incident_id: int, reveal: bool = False) -> di
             "state": a.state,
             "why": a.why,
             "reason": a.reason,
-            "labels": assignment_labels(a.state, a.reason, a.why, names),
+            "labels": assignment_labels(
+                crew_label(a.name, a.name_en), a.state, a.reason, a.why, names
+            ),
             "ack_due_at": _iso(a.ack_due_at),
             "created_at": _iso(a.created_at),
             "acknowledged_at": _iso(a.acknowledged_at),
@@ -289,6 +291,10 @@ def crew_board(conn: Connection, now: datetime) -> list[dict[str, Any]]:
             "shift": f"{c.shift.start:%H:%M}-{c.shift.end:%H:%M}",
             "current": active.get(c.id, []),
             "last_contact": _iso(last.get(c.id)),
+            "labels": {
+                "name": crew_label(c.name, c.name_en),
+                "skills": [skill_label(s) for s in c.skills],
+            },
         }
         for c in load_crews(conn)
         if c.skills

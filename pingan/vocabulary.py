@@ -301,6 +301,11 @@ def level_label(level: str) -> Label:
     return {"zh": zh, "en": en}
 
 
+def skill_label(skill: str) -> Label:
+    zh, en = SKILLS.get(skill, (skill, skill))
+    return {"zh": zh, "en": en}
+
+
 def status_label(status: str) -> Label:
     zh, en = STATUSES.get(status, (status, status))
     return {"zh": zh, "en": en}

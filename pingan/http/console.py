@@ -21,13 +21,14 @@ from pingan.clock import utcnow
 from pingan.dispatch import commands
 from pingan.http.context import actor_of, ctx, json_error, json_response
 from pingan.http.validation import is_id
-from pingan.labels import assignment_labels, incident_labels
+from pingan.labels import assignment_labels, crew_label, incident_labels
 from pingan.store import as_utc
 from pingan.store.schema import (
     assignments,
     audit,
     citizen_warnings,
     components,
+    crews,
     incidents,
     reports,
 )
@@ -110,7 +111,10 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
     crews_of: dict[int, list[dict[str, Any]]] = {}
     tasks = (
         conn.execute(
-            select(assignments).where(assignments.c.incident_id.in_(ids)).order_by(assignments.c.id)
+            select(assignments, crews.c.name, crews.c.name_en)
+            .join(crews, crews.c.id == assignments.c.crew_id)
+            .where(assignments.c.incident_id.in_(ids))
+            .order_by(assignments.c.id)
         ).all()
         if ids
         else []
@@ -124,7 +128,9 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
                 "crew": a.crew_id,
                 "state": a.state,
                 "why": a.why,
-                "labels": assignment_labels(a.state, a.reason, a.why, names),
+                "labels": assignment_labels(
+                    crew_label(a.name, a.name_en), a.state, a.reason, a.why, names
+                ),
                 "ack_due_at": due.isoformat() if due else None,
                 "overdue": bool(due and a.state == AssignmentState.ASSIGNED and due < now),
             }

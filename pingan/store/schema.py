@@ -127,7 +127,8 @@ crews = Table(
     "crews",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("name", String(128), nullable=False),
+    Column("name", String(128), nullable=False),  # in Chinese (texts use it)
+    Column("name_en", String(128), nullable=False, default=""),  # "" when it has none
     Column("leader", String(128), nullable=False, default=""),
     Column("phone", String(32), nullable=False, default=""),
     Column("skills", JSON, nullable=False),

@@ -18,7 +18,7 @@ from sqlalchemy import inspect, select, text
 
 from pingan.store import Store
 from pingan.store.migrate import BASELINE, config
-from pingan.store.schema import assignments, crews, incidents, metadata, outbox
+from pingan.store.schema import assignments, incidents, metadata, outbox
 from tests.conftest import NOW, fresh_postgres_database
 
 
@@ -123,9 +123,12 @@ def test_tasks_from_before_0010_get_their_reason_as_data(kind: str, tmp_path: Pa
             4: "chosen by hand",
         }
         with store.engine.begin() as conn:
-            conn.execute(
-                crews.insert().values(
-                    id="c1", name="c", skills=["tree"], unit="u1", home_lat=0, home_lon=0
+            conn.execute(  # the crews table as it was then (no name_en)
+                text(
+                    "INSERT INTO crews (id, name, leader, phone, skills, unit, home_lat, "
+                    "home_lon, capacity, equipment, segments, shift, overrides) VALUES "
+                    "('c1', 'c', '', '', '[\"tree\"]', 'u1', 0, 0, 1, '[]', '[]', "
+                    "'00:00-00:00', '[]')"
                 )
             )
             conn.execute(

@@ -12,6 +12,7 @@ from pingan.crews import (
     choose_crews,
     crew_from_row,
     crew_to_row,
+    load_roster,
     parse_roster,
 )
 from pingan.vocabulary import CREW_REASON_RULES, SKILLS, crew_reason
@@ -322,3 +323,31 @@ def test_roster_errors_name_the_row() -> None:
         parse_roster(
             "crews: []\nstaff:\n  - {role: supervisor, name: X, phone: '1'}\n", "roster.yaml"
         )
+
+
+def test_a_crew_is_named_in_each_language_or_in_one() -> None:
+    roster = parse_roster(
+        "crews:\n"
+        "  - {id: a, name: {zh: 园林抢险一班, en: Tree crew 1}, phone: '1', skills: [tree],"
+        " home: [1, 2]}\n"
+        "  - {id: b, name: 排水抢险班, phone: '1', skills: [drainage], home: [1, 2]}\n",
+        "roster.yaml",
+    )
+    assert [(c.name, c.name_en) for c in roster.crews] == [
+        ("园林抢险一班", "Tree crew 1"),
+        ("排水抢险班", ""),
+    ]
+    for bad in ("{en: Tree crew}", "{zh: 班, fr: équipe}", "{zh: ''}", "''"):
+        with pytest.raises(RosterError, match=r"crews\[1\]\.name: expected text or"):
+            parse_roster(
+                f"crews:\n  - {{id: a, name: {bad}, phone: '1', skills: [tree], home: [1, 2]}}\n",
+                "roster.yaml",
+            )
+
+
+def test_every_demo_crew_has_a_name_in_each_language() -> None:
+    from pingan.settings import PACKAGE_ROOT
+
+    roster = load_roster(PACKAGE_ROOT / "data" / "roster.yaml")
+    for c in roster.crews:
+        assert c.name_en and not re.search(r"[A-Za-z]", c.name), c.id
