@@ -10,7 +10,10 @@ from typing import Any
 
 from pingan.city import load_city
 from pingan.vocabulary import (
+    ACTORS,
     CREW_REASON_RULES,
+    CREW_VIA,
+    FOR_THE_CREW,
     Label,
     category_label,
     crew_reason,
@@ -62,3 +65,42 @@ def assignment_labels(
         "state": status_label(state),
         "why": reason_label(reason, why, segment_names.get(segment) if segment else None),
     }
+
+
+def actor_label(actor: str, crews: Mapping[str, Label]) -> dict[str, str | None]:
+    """Who did something, as the trail shows it: {"person": a login name (shown as
+    written, in no language) or None, "zh": ..., "en": ...} where zh/en say what the
+    actor is (system, a crew by name, how a crew answered, "for the crew")."""
+    if actor in ACTORS:
+        zh, en = ACTORS[actor]
+        return {"person": None, "zh": zh, "en": en}
+    if actor.startswith("crew:"):
+        crew_id, _, via = actor.removeprefix("crew:").partition(" via ")
+        crew = crews.get(crew_id, {"zh": crew_id, "en": crew_id})
+        how = CREW_VIA.get(via, (via, via))
+        return {"person": None, "zh": f"{crew['zh']}（{how[0]}）", "en": f"{crew['en']} ({how[1]})"}
+    if actor in crews:  # the dry run's crews answer as themselves
+        return {"person": None, **crews[actor]}
+    person, marker, _ = actor.partition(" for the crew")
+    if marker:
+        return {"person": person, "zh": FOR_THE_CREW[0], "en": FOR_THE_CREW[1]}
+    return {"person": actor, "zh": "", "en": ""}
+
+
+def trail_note(action: str, detail: Mapping[str, Any]) -> Label | None:
+    """What an audit entry adds beyond its action, in words: the text a person typed
+    (a resolution note, why a crew declined, why an incident was reopened), a level
+    change, the incidents merged or split off. None when there is nothing to add."""
+    typed = detail.get("note") if action != "incident.reopened" else detail.get("reason")
+    if isinstance(typed, str) and typed.strip():
+        return {"zh": typed.strip(), "en": typed.strip()}
+    if action == "incident.upgraded":
+        old, new = level_label(str(detail.get("from"))), level_label(str(detail.get("to")))
+        return {"zh": f"{old['zh']}→{new['zh']}", "en": f"{old['en']} → {new['en']}"}
+    if action == "incident.merged" and detail.get("merged") is not None:
+        n = detail["merged"]
+        return {"zh": f"并入事件{n}", "en": f"incident {n} merged in"}
+    if action == "incident.split" and detail.get("new_incident") is not None:
+        n = detail["new_incident"]
+        return {"zh": f"拆出为事件{n}", "en": f"split off as incident {n}"}
+    return None

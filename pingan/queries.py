@@ -94,6 +94,12 @@ def get_incident(conn: Connection, incident_id: int, reveal: bool = False) -> di
     if row is None:
         return None
     out = _incident_summary(row)
+    name = (row.playbook_snapshot or {}).get("name") or {}
+    out["labels"]["playbook"] = {
+        "zh": name.get("zh", row.playbook_id),
+        "en": name.get("en", row.playbook_id),
+    }
+    out["held"] = bool(row.held)
     out["reports"] = [
         report_view(r, reveal)
         for r in conn.execute(

@@ -10,7 +10,7 @@ import html
 import json
 from datetime import timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, get_args
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -21,7 +21,13 @@ from pingan.clock import utcnow
 from pingan.dispatch import commands
 from pingan.http.context import actor_of, ctx, json_error, json_response
 from pingan.http.validation import is_id
-from pingan.labels import assignment_labels, crew_label, incident_labels
+from pingan.labels import (
+    actor_label,
+    assignment_labels,
+    crew_label,
+    incident_labels,
+    trail_note,
+)
 from pingan.store import as_utc
 from pingan.store.schema import (
     assignments,
@@ -32,7 +38,31 @@ from pingan.store.schema import (
     incidents,
     reports,
 )
-from pingan.vocabulary import AssignmentState, IncidentStatus
+from pingan.vocabulary import (
+    ACTORS,
+    AUDIT_ACTIONS,
+    CATEGORIES,
+    CHANNELS,
+    COMPONENT_STATES,
+    COMPONENTS,
+    CREW_REASON_RULES,
+    LEVEL_ORDER,
+    MESSAGE_KINDS,
+    MESSAGE_STATUSES,
+    ROLES,
+    SKILLS,
+    STATUSES,
+    WARNING_CHANNELS,
+    WARNING_EVENTS,
+    WARNING_STATUSES,
+    AssignmentState,
+    IncidentStatus,
+    WarningLevel,
+    audit_label,
+    event_label,
+    level_label,
+    words,
+)
 
 # Package data (importlib.resources), so an installed package (the image) serves it too.
 CONSOLE = resources.files("pingan") / "console"
@@ -73,6 +103,54 @@ async def districts(request: web.Request) -> web.Response:
     """The district outlines (real, from pingan/data/districts.geojson) and the
     functional zones' centres, as GeoJSON for the map."""
     return web.Response(body=_districts_body(), content_type="application/geo+json")
+
+
+def _choices(table: dict[str, tuple[str, str]], codes: Any = None) -> list[dict[str, str]]:
+    return [{"code": c, "zh": table[c][0], "en": table[c][1]} for c in (codes or table)]
+
+
+@functools.cache
+def _vocabulary() -> dict[str, Any]:
+    city = load_city()
+    return {
+        "languages": [{"code": "zh", "name": "中文"}, {"code": "en", "name": "English"}],
+        "events": [{"code": e, **event_label(e)} for e in WARNING_EVENTS],
+        "levels": [
+            {"code": lv, **level_label(lv), "signal": lv in get_args(WarningLevel)}
+            for lv in LEVEL_ORDER
+        ],
+        "districts": [
+            {
+                "code": d.code,
+                "zh": d.zh,
+                "en": d.en,
+                "kind": "district" if d.outline is not None else "zone",
+            }
+            for d in city.districts.values()
+        ],
+        "channels": _choices(CHANNELS, WARNING_CHANNELS),
+        "statuses": words(STATUSES),
+        "warning_statuses": words(WARNING_STATUSES),
+        "message_channels": words(CHANNELS),
+        "message_kinds": words(MESSAGE_KINDS),
+        "message_statuses": words(MESSAGE_STATUSES),
+        "trail": words(AUDIT_ACTIONS),
+        "actors": words(ACTORS),
+        "reasons": words(CREW_REASON_RULES),
+        "skills": words(SKILLS),
+        "roles": words(ROLES),
+        "components": words(COMPONENTS),
+        "component_states": words(COMPONENT_STATES),
+    }
+
+
+async def vocabulary(request: web.Request) -> web.Response:
+    """Every word the console shows for a code, in Chinese and English, and the choices
+    its forms offer (services a playbook handles, warning events, levels, districts,
+    channels), so the page hard-codes none of them."""
+    offered = ctx(request).playbooks.index.report_categories()
+    services = [c for c in CATEGORIES if c in offered]
+    return json_response({**_vocabulary(), "services": _choices(CATEGORIES, services)})
 
 
 async def warning_areas(request: web.Request) -> web.Response:
@@ -251,24 +329,43 @@ async def dispatch_now(request: web.Request) -> web.Response:
 
 
 async def audit_trail(request: web.Request) -> web.Response:
+    """An incident's trail: its own entries and its tasks', oldest first, each with
+    `labels` in both languages (what happened, who did it, on which task, and what a
+    person wrote or what changed)."""
     raw = request.match_info["id"]
     if not is_id(raw):
         return json_error(404, "not found")
     with ctx(request).store.read() as conn:
-        ids = [
-            str(a)
-            for a in conn.execute(
-                select(assignments.c.id).where(assignments.c.incident_id == int(raw))
-            ).scalars()
-        ]
+        names = {
+            r.id: crew_label(r.name, r.name_en)
+            for r in conn.execute(select(crews.c.id, crews.c.name, crews.c.name_en))
+        }
+        tasks = {
+            str(r.id): r.crew_id
+            for r in conn.execute(
+                select(assignments.c.id, assignments.c.crew_id).where(
+                    assignments.c.incident_id == int(raw)
+                )
+            )
+        }
         rows = conn.execute(
             select(audit)
             .where(
                 ((audit.c.entity == "incident") & (audit.c.entity_id == raw))
-                | ((audit.c.entity == "assignment") & audit.c.entity_id.in_(ids))
+                | ((audit.c.entity == "assignment") & audit.c.entity_id.in_(list(tasks)))
             )
             .order_by(audit.c.id)
         ).all()
+
+    def task(entity: str, entity_id: str) -> dict[str, str] | None:
+        if entity != "assignment":
+            return None
+        crew = names.get(tasks.get(entity_id, ""), {"zh": "", "en": ""})
+        return {
+            "zh": f"任务{entity_id}·{crew['zh']}",
+            "en": f"task {entity_id} · {crew['en']}",
+        }
+
     return json_response(
         {
             "audit": [
@@ -278,6 +375,12 @@ async def audit_trail(request: web.Request) -> web.Response:
                     "action": r.action,
                     "entity": f"{r.entity} {r.entity_id}",
                     "detail": r.detail,
+                    "labels": {
+                        "action": audit_label(r.action),
+                        "actor": actor_label(r.actor, names),
+                        "task": task(r.entity, r.entity_id),
+                        "note": trail_note(r.action, r.detail or {}),
+                    },
                 }
                 for r in rows
             ]
@@ -362,6 +465,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/warning-areas", warning_areas)
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/me", me)
+    app.router.add_get("/api/vocabulary", vocabulary)
     app.router.add_get("/api/stream", stream)
     app.router.add_get("/api/incidents/{id}/audit", audit_trail)
     app.router.add_post("/api/assignments/{id}/reassign", reassign)
