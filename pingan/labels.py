@@ -45,6 +45,14 @@ def reason_label(reason: Mapping[str, Any] | None, why: str, segment_name: str |
     return {lang: crew_reason(reason, lang, segment_name) for lang in ("zh", "en")}
 
 
+def segment_label(segment: str | None, names: Mapping[str, str]) -> Label | None:
+    """A road segment by its name (人民路) in both languages; None when there is no
+    segment or nothing names it (the console then shows its id as an id)."""
+    if not segment or segment not in names:
+        return None
+    return {"zh": names[segment], "en": names[segment]}
+
+
 def crew_label(name: str, name_en: str | None) -> Label:
     """A crew by name: its Chinese name, and its English one where the roster has it."""
     return {"zh": name, "en": name_en or name}
@@ -104,3 +112,24 @@ def trail_note(action: str, detail: Mapping[str, Any]) -> Label | None:
         n = detail["new_incident"]
         return {"zh": f"拆出为事件{n}", "en": f"split off as incident {n}"}
     return None
+
+
+def review_label(reason: str, classification: Mapping[str, Any] | None) -> Label:
+    """Why a report waits for a dispatcher, in words: the category was unsure (with the
+    classifier's guess and cue words) or the place unknown; any other reason as written."""
+    if reason.startswith("category unsure") and classification:
+        guess = category_label(str(classification.get("category", "")))
+        confidence = float(classification.get("confidence") or 0)
+        cues = [str(w) for w in classification.get("words") or []]
+        return {
+            "zh": f"类别不确定：可能是{guess['zh']}，把握{confidence:.0%}"
+            + (f"（线索：{'、'.join(cues)}）" if cues else "（没有线索词）"),
+            "en": f"category unsure: perhaps {guess['en']}, {confidence:.0%} sure"
+            + (f" (cues: {', '.join(cues)})" if cues else " (no cue words)"),
+        }
+    if reason.startswith("location unknown"):
+        return {
+            "zh": "位置不明：没有坐标，也没有认得出的道路或地标",
+            "en": "location unknown: no coordinates and no known road or landmark",
+        }
+    return {"zh": reason, "en": reason}

@@ -396,6 +396,15 @@ WARNING_STATUSES: dict[str, tuple[str, str]] = {
     "cancelled": ("已撤回", "cancelled"),
 }
 
+# ---- refusals a dispatcher meets in the console (an API error's `code`) -------------
+ERRORS: dict[str, tuple[str, str]] = {
+    "role": ("当前角色无权执行此操作", "Your role may not do this"),
+    "two_person_rule": (
+        "两人规则：起草人不能审批自己起草的预警，请另一位调度员审批",
+        "Two-person rule: the drafter cannot approve their own warning; another dispatcher must",
+    ),
+}
+
 # ---- the console's people and the system's parts -----------------------------------
 ROLES: dict[str, tuple[str, str]] = {
     "viewer": ("查看员", "viewer"),

@@ -26,6 +26,7 @@ from pingan.labels import (
     assignment_labels,
     crew_label,
     incident_labels,
+    segment_label,
     trail_note,
 )
 from pingan.store import as_utc
@@ -46,9 +47,11 @@ from pingan.vocabulary import (
     COMPONENT_STATES,
     COMPONENTS,
     CREW_REASON_RULES,
+    ERRORS,
     LEVEL_ORDER,
     MESSAGE_KINDS,
     MESSAGE_STATUSES,
+    METRICS,
     ROLES,
     SKILLS,
     STATUSES,
@@ -59,6 +62,7 @@ from pingan.vocabulary import (
     IncidentStatus,
     WarningLevel,
     audit_label,
+    category_label,
     event_label,
     level_label,
     words,
@@ -129,6 +133,7 @@ def _vocabulary() -> dict[str, Any]:
             for d in city.districts.values()
         ],
         "channels": _choices(CHANNELS, WARNING_CHANNELS),
+        "categories": {c: category_label(c) for c in (*CATEGORIES, *WARNING_EVENTS, *METRICS)},
         "statuses": words(STATUSES),
         "warning_statuses": words(WARNING_STATUSES),
         "message_channels": words(CHANNELS),
@@ -139,6 +144,7 @@ def _vocabulary() -> dict[str, Any]:
         "reasons": words(CREW_REASON_RULES),
         "skills": words(SKILLS),
         "roles": words(ROLES),
+        "errors": words(ERRORS),
         "components": words(COMPONENTS),
         "component_states": words(COMPONENT_STATES),
     }
@@ -197,7 +203,10 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
         if ids
         else []
     )
-    names = queries.segment_names(conn, [(a.reason or {}).get("segment") for a in tasks])
+    segments = {r.id: getattr(per_incident.get(r.id), "segment", None) for r in rows}
+    names = queries.segment_names(
+        conn, [*segments.values(), *((a.reason or {}).get("segment") for a in tasks)]
+    )
     for a in tasks:
         due = as_utc(a.ack_due_at)
         crews_of.setdefault(a.incident_id, []).append(
@@ -234,7 +243,8 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
                     r.category,
                     r.district or getattr(per_incident.get(r.id), "district", None),
                     r.level,
-                ),
+                )
+                | {"segment": segment_label(segments[r.id], names)},
             }
             for r in rows
         ],
