@@ -278,6 +278,7 @@ function translate() {
   $("#lang").lang = lang === "zh" ? "en" : "zh-CN";
   document.documentElement.lang = LOCALES[lang];
   document.title = t("title");
+  $("#handover").href = `/console/handover?lang=${lang}`;
   $("#live").title = t("live");
   const role = $("#role").dataset.role;
   const roleWord = V?.roles?.[role]?.[lang];

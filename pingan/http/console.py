@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from pingan import queries
 from pingan.city import city_geojson, load_city
 from pingan.clock import utcnow
+from pingan.crews import CITY_TZ
 from pingan.dispatch import commands
 from pingan.http.context import actor_of, ctx, json_error, json_response
 from pingan.http.validation import is_id
@@ -65,6 +66,7 @@ from pingan.vocabulary import (
     category_label,
     event_label,
     level_label,
+    status_label,
     words,
 )
 
@@ -398,9 +400,30 @@ async def audit_trail(request: web.Request) -> web.Response:
     )
 
 
+# The handover page's own words; everything else on it comes from the labels.
+HANDOVER_WORDS: dict[str, tuple[str, str]] = {
+    "title": ("交接班", "Shift handover"),
+    "open": ("未结事件", "Open incidents"),
+    "category": ("类别", "Category"),
+    "level": ("级别", "Level"),
+    "where": ("区域/路段", "District/segment"),
+    "status": ("状态", "Status"),
+    "reports": ("报告", "Reports"),
+    "pending": ("待确认", "Pending acknowledgements"),
+    "approvals": ("待审批预警", "Pending approvals"),
+    "in_force": ("生效预警", "Warnings in force"),
+    "task": ("任务{id}：{crew}（事件{incident}）", "task {id}: {crew} (incident {incident})"),
+    "overdue": ("，已超时", ", overdue"),
+    "draft": ("#{id} {signal}：{n}人，起草", "#{id} {signal}: {n} recipients, drafted by"),
+    "warning": ("{signal}：", "{signal}: "),
+    "signal": ("{event}{level}", "{event} {level}"),
+}
+
+
 async def handover(request: web.Request) -> web.Response:
-    """The shift handover on one printable page: open incidents, pending acks,
-    pending approvals, warnings in force."""
+    """The shift handover on one printable page, in one language (?lang=zh, the
+    default, or en): open incidents, pending acks, pending approvals, warnings in
+    force. ?format=json exports the same data."""
     now = utcnow()
     with ctx(request).store.read() as conn:
         data = board(conn, now)
@@ -410,40 +433,6 @@ async def handover(request: web.Request) -> web.Response:
         ).all()
     open_rows = [i for i in data["incidents"] if i["status"] != "resolved"]
     pending = [(i, a) for i in open_rows for a in i["assignments"] if a["state"] == "assigned"]
-    esc = html.escape
-    body = [
-        f"<h1>交接班 Shift handover</h1><p>{esc(now.isoformat(timespec='minutes'))} · "
-        f"{esc(actor_of(request))}</p>",
-        f"<h2>未结事件 Open incidents ({len(open_rows)})</h2><table><tr><th>#</th>"
-        "<th>类别</th><th>级别</th><th>区域</th><th>状态</th><th>报告</th></tr>",
-    ]
-    body += [
-        f"<tr><td>{i['id']}</td><td>{esc(i['labels']['category']['zh'])}</td>"
-        f"<td>{esc(i['labels']['level']['zh'])}</td>"
-        f"<td>{esc((i['labels']['district'] or {}).get('zh', ''))} {esc(i['segment'] or '')}</td>"
-        f"<td>{esc(i['status'])}</td>"
-        f"<td>{i['reports']}</td></tr>"
-        for i in open_rows
-    ]
-    body.append(f"</table><h2>待确认 Pending acknowledgements ({len(pending)})</h2><ul>")
-    body += [
-        f"<li>任务{a['id']} {esc(a['crew'])}（事件{i['id']}）"
-        f"{'，已超时 OVERDUE' if a['overdue'] else ''}</li>"
-        for i, a in pending
-    ]
-    body.append(f"</ul><h2>待审批预警 Pending approvals ({len(drafts)})</h2><ul>")
-    body += [
-        f"<li>#{d.id} {esc(d.event)} {esc(d.level)}：{d.recipients}人，"
-        f"起草 {esc(d.drafted_by)}</li>"
-        for d in drafts
-    ]
-    body.append(f"</ul><h2>生效预警 Warnings in force ({len(in_force)})</h2><ul>")
-    body += [
-        f"<li>{esc(w['id'])} {esc(w['event'])} {esc(w['level'])} "
-        f"{esc(', '.join(w['districts']))}</li>"
-        for w in in_force
-    ]
-    body.append("</ul>")
     if request.query.get("format") == "json":
         return json_response(
             {
@@ -453,8 +442,68 @@ async def handover(request: web.Request) -> web.Response:
                 "warnings": in_force,
             }
         )
+    lang = "en" if request.query.get("lang") == "en" else "zh"
+    n = 0 if lang == "zh" else 1
+    sep = "、" if lang == "zh" else ", "
+
+    def w(key: str, **values: Any) -> str:
+        return html.escape(HANDOVER_WORDS[key][n].format(**values))
+
+    def said(label: Any) -> str:
+        return html.escape((label or {}).get(lang, ""))
+
+    def as_written(value: str) -> str:
+        return f'<span translate="no">{html.escape(value)}</span>'
+
+    def signal(event: str, level: str) -> str:
+        return HANDOVER_WORDS["signal"][n].format(
+            event=event_label(event)[lang], level=level_label(level)[lang]
+        )
+
+    def districts(codes: Any) -> str:
+        city = load_city().districts
+        return sep.join(
+            html.escape(getattr(city[c], lang)) if c in city else as_written(c) for c in codes
+        )
+
+    body = [
+        f"<h1>{w('title')}</h1><p>{now.astimezone(CITY_TZ):%Y-%m-%d %H:%M} · "
+        f"{as_written(actor_of(request))}</p>",
+        f"<h2>{w('open')} ({len(open_rows)})</h2><table><tr><th>#</th><th>{w('category')}</th>"
+        f"<th>{w('level')}</th><th>{w('where')}</th><th>{w('status')}</th>"
+        f"<th>{w('reports')}</th></tr>",
+    ]
+    body += [
+        f"<tr><td>{i['id']}</td><td>{said(i['labels']['category'])}</td>"
+        f"<td>{said(i['labels']['level'])}</td>"
+        f"<td>{said(i['labels']['district'])} "
+        f"{said(i['labels']['segment']) or as_written(i['segment'] or '')}</td>"
+        f"<td>{said(status_label(i['status']))}</td><td>{i['reports']}</td></tr>"
+        for i in open_rows
+    ]
+    body.append(f"</table><h2>{w('pending')} ({len(pending)})</h2><ul>")
+    body += [
+        f"<li>{w('task', id=a['id'], crew=a['labels']['crew'][lang], incident=i['id'])}"
+        f"{w('overdue') if a['overdue'] else ''}</li>"
+        for i, a in pending
+    ]
+    body.append(f"</ul><h2>{w('approvals')} ({len(drafts)})</h2><ul>")
+    body += [
+        f"<li>{w('draft', id=d.id, signal=signal(d.event, d.level), n=d.recipients)} "
+        f"{as_written(d.drafted_by)}</li>"
+        for d in drafts
+    ]
+    body.append(f"</ul><h2>{w('in_force')} ({len(in_force)})</h2><ul>")
+    body += [
+        f"<li>{as_written(str(x['id']))} "
+        f"{w('warning', signal=signal(x['event'], x['level']))}"
+        f"{districts(x['districts'])}</li>"
+        for x in in_force
+    ]
+    body.append("</ul>")
     text = (
-        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>交接班</title>"
+        f"<!doctype html><html lang='{'zh-CN' if lang == 'zh' else 'en'}'><head>"
+        f"<meta charset='utf-8'><title>{w('title')}</title>"
         "<link rel='stylesheet' href='/console/static/style.css'></head>"
         f"<body class='handover'>{''.join(body)}</body></html>"
     )
