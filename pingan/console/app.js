@@ -189,12 +189,20 @@ async function request(path, options = {}) {
   return data;
 }
 
-// For reads and one-click actions: a refusal is shown in the notice dialog.
+// For reads and one-click actions. A refused action is shown in the notice dialog; a
+// failed read (refetched on every change) only dims the live mark, with the reason
+// as its tooltip, rather than stacking dialogs.
 async function api(path, options = {}) {
   try {
     return await request(path, options);
   } catch (err) {
-    if (err instanceof Refused && err.status !== 401) notice(err.html());
+    if (!(err instanceof Refused) || err.status === 401) return null;
+    if (options.method && options.method !== "GET") {
+      notice(err.html());
+    } else {
+      $("#live").classList.remove("on");
+      $("#live").title = err.detail || t("eNet");
+    }
     return null;
   }
 }
@@ -350,13 +358,18 @@ function renderBoard() {
     </tr>`).join("");
 }
 
-async function loadBoard() {
+// The board is fetched on every change whichever tab is shown: the alarms watch it.
+async function refreshBoard() {
   const data = await api("/api/board");
-  if (!data) return;
+  if (!data) return false;
   boardData = data;
   renderBoard();
   watch(boardData);
-  if (selected) showDetail(selected, false);
+  return true;
+}
+
+async function loadBoard() {
+  if ((await refreshBoard()) && selected) showDetail(selected, false);
 }
 
 function actorHtml(actor) {
@@ -612,7 +625,7 @@ async function loadMap() {
       title: `#${i.id} ${lbl(i.labels.category)} · ${lbl(i.labels.level)} · ${V?.statuses?.[i.status]?.[lang] ?? i.status}`})),
     crews: (crews?.crews || []).filter((c) => c.home).map((c) => ({id: c.id, lat: c.home[0],
       lon: c.home[1], busy: c.current.length > 0,
-      title: `${lbl(c.labels?.name) || c.name} (${t("base")})${c.current.map((a) =>
+      title: `${lbl(c.labels?.name) || c.name}${lang === "zh" ? `（${t("base")}）` : ` (${t("base")})`}${c.current.map((a) =>
         ` · #${a.incident_id} ${V?.statuses?.[a.state]?.[lang] ?? a.state}`).join("")}`,
       targets: c.current.map((a) => at[a.incident_id]).filter(Boolean)})),
     warnings: (areas?.warnings || []).map((w) => ({level: w.level,
@@ -862,6 +875,11 @@ document.querySelector("#tabs [data-tab=messages]").hidden = $("#role").dataset.
   translate();
   show("board");
   const events = new EventSource("/api/stream");
-  events.addEventListener("change", () => { $("#live").classList.add("on"); loaders[current](); });
+  events.addEventListener("change", () => {
+    $("#live").classList.add("on");
+    $("#live").title = t("live");
+    if (current !== "board") refreshBoard();
+    loaders[current]();
+  });
   events.onerror = () => $("#live").classList.remove("on");
 })();

@@ -218,7 +218,9 @@ def test_a_new_red_incident_and_an_overdue_ack_sound_and_notify(
     stack: Stack, browser: Browser
 ) -> None:
     page = open_console(browser, stack, permissions=["notifications"])
-    page.click("button[data-tab=board]")  # the person has used the page: sound may play
+    # The person has used the page (sound may play) and looks at another tab: the
+    # board is watched all the same.
+    page.click("button[data-tab=crews]")
     expect(page.locator("#mute")).to_have_text("声音：开")
     expires = (datetime.now(UTC) + timedelta(hours=6)).isoformat()
     warning = stack.http.post(
@@ -241,6 +243,9 @@ def test_a_new_red_incident_and_an_overdue_ack_sound_and_notify(
     assert alert["sound"] == "played" and alert["notification"] == "shown", alert
     assert alert["text"].startswith("新的红色事件 #") and "源汇区" in alert["text"], alert
     expect(page.locator("#alertbar")).to_contain_text("新的红色事件")
+    expect(page.locator("#crews")).to_be_visible()
+    page.click("#alertopen")  # the bar opens the incident
+    expect(page.locator("#detail h3")).to_contain_text(f"#{alert['incident']} 大风预警 · 红色")
     assert page.evaluate("window.__alertEvents.length") == 1  # the event, as well
     shot(page, "24-red-incident-alarm")
 
