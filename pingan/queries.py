@@ -61,20 +61,12 @@ def list_incidents(conn: Connection, status: str | None = None, limit: int = 500
 
 
 def segment_names(conn: Connection, ids: Iterable[str | None]) -> dict[str, str]:
-    """Road segment id -> its name (人民路): the roster's, else the gazetteer's places
-    on it (解放路、交通路); an id neither names is left out."""
-    from pingan.intake.location import load_gazetteer
-
+    """Road segment id -> its name (人民路), for those of `ids` the roster names."""
     wanted = {i for i in ids if i}
     if not wanted:
         return {}
     found = select(road_segments.c.id, road_segments.c.name).where(road_segments.c.id.in_(wanted))
-    names = {r.id: r.name for r in conn.execute(found)}
-    places: dict[str, list[str]] = {}
-    for place in load_gazetteer():
-        if place.segment in wanted - set(names) and place.name not in places.get(place.segment, []):
-            places.setdefault(place.segment, []).append(place.name)
-    return names | {segment: "、".join(found) for segment, found in places.items()}
+    return {r.id: r.name for r in conn.execute(found)}
 
 
 def report_view(row: Any, reveal: bool = False) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pingan.crews import CITY_TZ
 from pingan.dispatch import commands
 from pingan.http.context import actor_of, ctx, json_error, json_response
 from pingan.http.validation import is_id
+from pingan.intake.location import load_gazetteer
 from pingan.labels import (
     actor_label,
     assignment_labels,
@@ -166,6 +167,15 @@ async def warning_areas(request: web.Request) -> web.Response:
         return json_response({"warnings": queries.warning_areas(conn, utcnow())})
 
 
+def gazetteer_names(ids: set[str | None]) -> dict[str, str]:
+    """A segment the roster does not name, by the gazetteer's places on it (解放路、交通路)."""
+    places: dict[str, list[str]] = {}
+    for place in load_gazetteer():
+        if place.segment in ids and place.name not in places.get(place.segment, []):
+            places.setdefault(place.segment, []).append(place.name)
+    return {segment: "、".join(names) for segment, names in places.items()}
+
+
 def board(conn: Any, now: Any) -> dict[str, Any]:
     recent = now - timedelta(hours=2)
     rows = conn.execute(
@@ -209,6 +219,7 @@ def board(conn: Any, now: Any) -> dict[str, Any]:
     names = queries.segment_names(
         conn, [*segments.values(), *((a.reason or {}).get("segment") for a in tasks)]
     )
+    names = gazetteer_names(set(segments.values()) - set(names)) | names
     for a in tasks:
         due = as_utc(a.ack_due_at)
         crews_of.setdefault(a.incident_id, []).append(
