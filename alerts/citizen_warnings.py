@@ -22,6 +22,7 @@ from pingan.intake.feeds.cap import CapArea
 from pingan.intake.feeds.normalize import area_districts
 from pingan.store import Store, as_utc, emit, record_audit
 from pingan.store.schema import citizen_warnings, sends, subscribers
+from pingan.vocabulary import WARNING_CHANNELS
 from playbooks.templates import load_templates
 
 APPROVAL_THRESHOLD = 1000  # recipients; above it a second dispatcher must approve
@@ -239,8 +240,8 @@ def create_draft(
         raise WarningRefused(
             f"districts: unknown {unknown}" if unknown else "districts: at least one"
         )
-    if not channels or set(channels) - {"sms", "wechat"}:
-        raise WarningRefused("channels: sms and/or wechat")
+    if not channels or set(channels) - set(WARNING_CHANNELS):
+        raise WarningRefused(f"channels: one or more of {', '.join(WARNING_CHANNELS)}")
     draft = draft_texts(template, districts)
     with store.transaction() as conn:
         warning_id = _insert(

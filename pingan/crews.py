@@ -4,14 +4,15 @@ is pure: (need, crews, their load, now) -> ranked choices, each with the reason.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from pingan.geo import distance_m
-from pingan.vocabulary import SEGMENT_KINDS
+from pingan.vocabulary import SEGMENT_KINDS, crew_reason
 
 CITY_TZ = timezone(timedelta(hours=8))  # shifts are written in local (Beijing) time
 
@@ -45,7 +46,7 @@ class Override:
 @dataclass(frozen=True)
 class Crew:
     id: str
-    name: str
+    name: str  # in Chinese: a crew's and a supervisor's texts name it so
     leader: str
     phone: str
     skills: tuple[str, ...]
@@ -57,6 +58,7 @@ class Crew:
     segments: tuple[str, ...] = ()  # road segments this crew owns (包路段)
     shift: Shift = Shift()
     overrides: tuple[Override, ...] = ()
+    name_en: str = ""  # its English name for the console; "" when it has none
 
     def on_shift(self, at: datetime) -> bool:
         for override in self.overrides:
@@ -90,9 +92,35 @@ class Roster:
 
 
 @dataclass(frozen=True)
+class CrewReason:
+    """Why a crew was chosen, as data: the rule that picked it (one of
+    pingan.vocabulary.CREW_REASON_RULES), where it is and how busy. The console words it
+    in the dispatcher's language; `text` is the English the audit trail and logs keep."""
+
+    rule: str  # segment_owner, owner_unit or nearest
+    skill: str
+    segment: str | None = None  # the incident's road segment, when known
+    unit: str = ""  # the crew's unit
+    km: float | None = None  # from the crew's base, to 0.1 km; None: no location given
+    load: int = 0  # active tasks
+    recent: int = 0  # tasks in the last 24 h
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def text(self) -> str:
+        return crew_reason(self.params(), "en")
+
+
+@dataclass(frozen=True)
 class CrewChoice:
     crew: Crew
-    why: str
+    reason: CrewReason
+
+    @property
+    def why(self) -> str:
+        return self.reason.text
 
 
 class RosterError(ValueError):
@@ -126,6 +154,22 @@ def _overrides(raw: object, where: str) -> tuple[Override, ...]:
     return tuple(out)
 
 
+def _name(raw: object, where: str) -> tuple[str, str]:
+    """A crew's name: one text, or {zh: ..., en: ...} (the console shows the one of the
+    dispatcher's language; texts to phones use zh)."""
+    if isinstance(raw, dict):
+        unknown = set(raw) - {"zh", "en"}
+        zh, en = raw.get("zh"), raw.get("en", "")
+        if unknown or not isinstance(zh, str) or not zh.strip() or not isinstance(en, str):
+            raise RosterError(
+                f"{where}.name: expected text or {{zh: ..., en: ...}} with zh required, got {raw!r}"
+            )
+        return zh.strip(), en.strip()
+    if not isinstance(raw, str | int) or not str(raw).strip():
+        raise RosterError(f"{where}.name: expected text or {{zh: ..., en: ...}}, got {raw!r}")
+    return str(raw).strip(), ""
+
+
 def parse_roster(text: str, file: str) -> Roster:
     try:
         data = yaml.safe_load(text)
@@ -148,11 +192,13 @@ def parse_roster(text: str, file: str) -> Roster:
         if row["id"] in seen:
             raise RosterError(f"{where}.id: duplicate crew id {row['id']!r}")
         seen.add(row["id"])
+        name, name_en = _name(row["name"], where)
         try:
             crews.append(
                 Crew(
                     id=str(row["id"]),
-                    name=str(row["name"]),
+                    name=name,
+                    name_en=name_en,
                     leader=str(row.get("leader", "")),
                     phone=str(row["phone"]),
                     skills=tuple(str(s) for s in row["skills"]),
@@ -263,20 +309,17 @@ def choose_crews(
     candidates.sort(key=lambda c: c[0])
     choices = []
     for rank, crew, dist, load in candidates[:count]:
-        where = f"{dist / 1000:.1f} km from base" if dist is not None else "no location given"
-        if rank[0] == 0:
-            reason = f"owns road segment {segment}"
-        elif rank[0] == 1:
-            reason = f"same unit {crew.unit} as the segment owner (owner busy or off shift)"
-        else:
-            reason = f"nearest available with skill {skill!r}"
-        choices.append(
-            CrewChoice(
-                crew,
-                f"{reason}: {where}, {load} active task(s), "
-                f"{recent.get(crew.id, 0)} in the last 24 h",
-            )
+        rule = ("segment_owner", "owner_unit", "nearest")[rank[0]]
+        reason = CrewReason(
+            rule,
+            skill,
+            segment=segment if rule != "nearest" else None,
+            unit=crew.unit,
+            km=round(dist / 1000, 1) if dist is not None else None,
+            load=load,
+            recent=recent.get(crew.id, 0),
         )
+        choices.append(CrewChoice(crew, reason))
     return choices
 
 
@@ -284,6 +327,7 @@ def crew_to_row(crew: Crew) -> dict[str, object]:
     """The crews table's columns for this crew (the table stores the roster as read)."""
     return {
         "name": crew.name,
+        "name_en": crew.name_en,
         "leader": crew.leader,
         "phone": crew.phone,
         "skills": list(crew.skills),
@@ -306,6 +350,7 @@ def crew_from_row(row: object) -> Crew:
     return Crew(
         id=get["id"],
         name=get["name"],
+        name_en=get["name_en"] or "",
         leader=get["leader"],
         phone=get["phone"],
         skills=tuple(get["skills"]),

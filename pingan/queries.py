@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from pingan.labels import incident_labels
+from pingan.labels import assignment_labels, crew_label, incident_labels
 from pingan.privacy import mask_phone
 from pingan.store import as_utc
 from pingan.store.schema import (
@@ -21,10 +22,11 @@ from pingan.store.schema import (
     outbox,
     processed_events,
     reports,
+    road_segments,
     sends,
     warning_messages,
 )
-from pingan.vocabulary import AssignmentState, IncidentStatus
+from pingan.vocabulary import AssignmentState, IncidentStatus, skill_label
 
 LAG_HORIZON = timedelta(days=1)  # events older than this are the relay's sweep's business
 
@@ -58,6 +60,15 @@ def list_incidents(conn: Connection, status: str | None = None, limit: int = 500
     return [_incident_summary(r) for r in conn.execute(query).all()]
 
 
+def segment_names(conn: Connection, ids: Iterable[str | None]) -> dict[str, str]:
+    """Road segment id -> its name (人民路), for those of `ids` the roster names."""
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    found = select(road_segments.c.id, road_segments.c.name).where(road_segments.c.id.in_(wanted))
+    return {r.id: r.name for r in conn.execute(found)}
+
+
 def report_view(row: Any, reveal: bool = False) -> dict[str, Any]:
     """A report as the API shows it: the caller's phone masked, unless a dispatcher
     (who may need to call back) is asking."""
@@ -83,12 +94,25 @@ def get_incident(conn: Connection, incident_id: int, reveal: bool = False) -> di
     if row is None:
         return None
     out = _incident_summary(row)
+    name = (row.playbook_snapshot or {}).get("name") or {}
+    out["labels"]["playbook"] = {
+        "zh": name.get("zh", row.playbook_id),
+        "en": name.get("en", row.playbook_id),
+    }
+    out["held"] = bool(row.held)
     out["reports"] = [
         report_view(r, reveal)
         for r in conn.execute(
             select(reports).where(reports.c.incident_id == incident_id).order_by(reports.c.id)
         ).all()
     ]
+    rows = conn.execute(
+        select(assignments, crews.c.name, crews.c.name_en)
+        .join(crews, crews.c.id == assignments.c.crew_id)
+        .where(assignments.c.incident_id == incident_id)
+        .order_by(assignments.c.id)
+    ).all()
+    names = segment_names(conn, [(a.reason or {}).get("segment") for a in rows])
     out["assignments"] = [
         {
             "id": a.id,
@@ -96,17 +120,16 @@ def get_incident(conn: Connection, incident_id: int, reveal: bool = False) -> di
             "skill": a.skill,
             "state": a.state,
             "why": a.why,
+            "reason": a.reason,
+            "labels": assignment_labels(
+                crew_label(a.name, a.name_en), a.state, a.reason, a.why, names
+            ),
             "ack_due_at": _iso(a.ack_due_at),
             "created_at": _iso(a.created_at),
             "acknowledged_at": _iso(a.acknowledged_at),
             "done_at": _iso(a.done_at),
         }
-        for a in conn.execute(
-            select(assignments, crews.c.name)
-            .join(crews, crews.c.id == assignments.c.crew_id)
-            .where(assignments.c.incident_id == incident_id)
-            .order_by(assignments.c.id)
-        ).all()
+        for a in rows
     ]
     out["history"] = [
         {"at": _iso(h.at), "from": h.from_status, "to": h.to_status, "reason": h.reason}
@@ -274,6 +297,10 @@ def crew_board(conn: Connection, now: datetime) -> list[dict[str, Any]]:
             "shift": f"{c.shift.start:%H:%M}-{c.shift.end:%H:%M}",
             "current": active.get(c.id, []),
             "last_contact": _iso(last.get(c.id)),
+            "labels": {
+                "name": crew_label(c.name, c.name_en),
+                "skills": [skill_label(s) for s in c.skills],
+            },
         }
         for c in load_crews(conn)
         if c.skills

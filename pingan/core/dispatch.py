@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pingan.core.assignments import ACTIVE_STATES, LIVE_STATES
-from pingan.crews import Crew, CrewChoice, choose_crews
+from pingan.crews import Crew, CrewChoice, CrewReason, choose_crews
 from pingan.vocabulary import AssignmentState, IncidentStatus
 from playbooks.model import DispatchAction, Playbook, WarningTrigger
 
@@ -72,9 +72,13 @@ class DispatchState:
 @dataclass(frozen=True)
 class Assign:
     crew: Crew
-    why: str
+    reason: CrewReason
     skill: str
     ack_due_at: datetime
+
+    @property
+    def why(self) -> str:
+        return self.reason.text
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,7 @@ def plan_dispatch(
             batches.append(
                 Batch(
                     action.skill,
-                    tuple(Assign(c.crew, c.why, action.skill, due) for c in choices),
+                    tuple(Assign(c.crew, c.reason, action.skill, due) for c in choices),
                     escalation_steps(state.playbook, incident.level, action.skill),
                 )
             )

@@ -209,6 +209,7 @@ def write_dispatch_plan(
                 incident.level,
                 assign.ack_due_at,
                 now,
+                reason=assign.reason.params(),
             )
             first_new = first_new or assignment_id
             _count_assignment(conn, assign.crew.id)

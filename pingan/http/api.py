@@ -201,7 +201,12 @@ async def resolve_incident(request: web.Request) -> web.Response:
         return json_error(400, "reason: required (why the incident is over), at most 500 chars")
     try:
         await asyncio.to_thread(
-            resolve_by_dispatcher, ctx(request).store, incident_id, reason, "api", utcnow()
+            resolve_by_dispatcher,
+            ctx(request).store,
+            incident_id,
+            reason,
+            actor_of(request),
+            utcnow(),
         )
     except NotFound as exc:
         return json_error(404, str(exc))
@@ -215,11 +220,11 @@ async def release_incident(request: web.Request) -> web.Response:
     from pingan.dispatch.staffing import release_incident as release
 
     incident_id = _int_id(request, "id")
-    store = ctx(request).store
+    store, actor = ctx(request).store, actor_of(request)
 
     def run() -> bool:
         with store.transaction() as conn:
-            return release(conn, incident_id, "api", utcnow())
+            return release(conn, incident_id, actor, utcnow())
 
     if not await asyncio.to_thread(run):
         return json_error(409, f"incident {incident_id} is not held")

@@ -153,7 +153,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return json_error(403, "missing or wrong X-CSRF-Token for this session")
     needed = required_role(request.method, _route_of(request))
     if not role_at_least(role, needed):
-        return json_error(403, f"role {role} may not do this (needs {needed})")
+        return json_error(403, f"role {role} may not do this (needs {needed})", code="role")
     request["actor"], request["role"], request["csrf"] = username, role, csrf
     request["named"] = True
     return await handler(request)

@@ -53,8 +53,10 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def json_error(status: int, message: str) -> web.Response:
-    return json_response({"error": message}, status=status)
+def json_error(status: int, message: str, code: str | None = None) -> web.Response:
+    """{"error": message}; a refusal a dispatcher meets in the console also names its
+    `code`, whose words the console shows (pingan.vocabulary.ERRORS)."""
+    return json_response({"error": message} | ({"code": code} if code else {}), status=status)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from pingan.http.validation import (
     read_form,
     read_json,
 )
+from pingan.labels import review_label
 from pingan.phones import PhoneInvalid, e164, e164_or_raw
 from pingan.privacy import mask_phone
 from pingan.queries import report_view
@@ -280,6 +281,7 @@ async def review_queue(request: web.Request) -> web.Response:
                     **report_view(r, may_see_phones(request)),
                     "review_reason": r.review_reason,
                     "classification": r.classification,
+                    "labels": {"review": review_label(r.review_reason, r.classification)},
                 }
                 for r in rows
             ]

@@ -127,8 +127,9 @@ async def approve(request: web.Request) -> web.Response:
             threshold=ctx(request).settings.approval_threshold,
         )
     except cw.WarningRefused as exc:
-        status = 403 if "two-person rule" in str(exc) else 409
-        return json_error(status, str(exc))
+        if "two-person rule" in str(exc):
+            return json_error(403, str(exc), code="two_person_rule")
+        return json_error(409, str(exc))
     return json_response({"id": _id(request), "status": "sending", "chunks": chunks})
 
 
@@ -333,6 +334,7 @@ async def listing(request: web.Request) -> web.Response:
                 "event": r.event,
                 "level": r.level,
                 "districts": r.districts,
+                "channels": r.channels,
                 "status": r.status,
                 "msg_type": r.msg_type,
                 "recipients": r.recipients,

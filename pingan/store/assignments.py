@@ -4,8 +4,9 @@ writes, and a move from a state the row is no longer in does nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, update
 
@@ -31,7 +32,10 @@ def insert_assignment(
     level: str,
     ack_due_at: datetime | None,
     now: datetime,
+    reason: Mapping[str, Any] | None = None,
 ) -> int:
+    """A new task, waiting for the crew's answer. `why` is the choice in English,
+    `reason` the same as data (a CrewReason's fields) for the console to word."""
     created = conn.execute(
         assignments.insert(),
         dict(
@@ -40,6 +44,7 @@ def insert_assignment(
             skill=skill,
             state=AssignmentState.ASSIGNED,
             why=why,
+            reason=dict(reason) if reason is not None else None,
             level=level,
             ack_due_at=ack_due_at,
             created_at=now,

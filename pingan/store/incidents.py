@@ -531,6 +531,9 @@ def resolve_incident(
         "incident.resolved",
         "incident",
         incident_id,
-        {"from": old, "reason": reason, "assignments_cancelled": cancelled},
+        # note: what a dispatcher wrote, as written (the trail shows it; `reason` is
+        # the history's sentence around it)
+        {"from": old, "reason": reason, "assignments_cancelled": cancelled}
+        | ({"note": outcome} if outcome else {}),
     )
     log.info("incident resolved incident=%s reason=%s", incident_id, reason)

@@ -127,7 +127,8 @@ crews = Table(
     "crews",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("name", String(128), nullable=False),
+    Column("name", String(128), nullable=False),  # in Chinese (texts use it)
+    Column("name_en", String(128), nullable=False, default=""),  # "" when it has none
     Column("leader", String(128), nullable=False, default=""),
     Column("phone", String(32), nullable=False, default=""),
     Column("skills", JSON, nullable=False),
@@ -184,7 +185,8 @@ assignments = Table(
     Column("crew_id", String(64), ForeignKey("crews.id"), nullable=False, index=True),
     Column("skill", String(64), nullable=False),
     Column("state", String(32), nullable=False),
-    Column("why", Text, nullable=False, default=""),
+    Column("why", Text, nullable=False, default=""),  # the choice in English
+    Column("reason", JSON),  # the same as data (pingan.crews.CrewReason), for the console
     Column("ack_due_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

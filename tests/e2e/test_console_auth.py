@@ -177,9 +177,9 @@ def test_passwords_are_stored_as_scrypt_hashes(stack: Stack) -> None:
 
 
 def test_shift_handover_page_and_export(stack: Stack) -> None:
-    """The handover names open incidents the way the board does (in Chinese), with the
-    crews still to acknowledge and the drafts still to approve; `?format=json` exports
-    the same. Viewers may read it."""
+    """The handover names open incidents the way the board does, in one language
+    (Chinese, or English with ?lang=en), with the crews still to acknowledge and the
+    drafts still to approve; `?format=json` exports the same. Viewers may read it."""
     from tests.e2e.harness import wait_for
 
     assert stack.report(lat=33.5880, long=114.0070, description="大树倒在路上").status_code == 200
@@ -209,6 +209,11 @@ def test_shift_handover_page_and_export(stack: Stack) -> None:
     vera, _ = session(stack, "vera")
     page = vera.get("/console/handover")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for words in ("交接班", "未结事件", "倒伏树木", "待确认", "待审批预警", "gale yellow"):
+    for words in ("交接班", "未结事件", "倒伏树木", "待确认", "待审批预警", "大风黄色"):
         assert words in page.text, words
     assert "fallen_tree" not in page.text
+    shown = re.sub(r'<span translate="no">[^<]*</span>|<[^>]+>', " ", page.text)
+    assert re.findall(r"[A-Za-z]{2,}", shown) == []  # one language: Chinese, by default
+    english = vera.get("/console/handover?lang=en").text
+    for words in ("Shift handover", "Open incidents", "Fallen tree", "Gale yellow"):
+        assert words in english, words

@@ -87,15 +87,15 @@ def test_the_duty_room_flow(stack: Stack, browser: Browser) -> None:
 
     assert stack.report(lat=33.5712, long=114.0153, description="人民路大树倒了").status_code == 200
     row = alice.locator("tr[data-incident]").first
-    expect(row).to_contain_text("tree-near:待确认", timeout=20_000)
+    expect(row).to_contain_text("园林抢险近班：待接单", timeout=20_000)
     assert alice.evaluate("window.__sameDocument") is True  # no reload happened
     shot(alice, "02-report-on-the-board")
 
     row.click()
-    expect(alice.locator("#detail")).to_contain_text("owns road segment yuanhui-01")
+    expect(alice.locator("#detail")).to_contain_text("选派理由：负责该路段（人民路）")
     alice.click("#detail button[data-do=reassign]")
-    expect(row).to_contain_text("tree-far:待确认", timeout=20_000)
-    expect(row).to_contain_text("tree-near:已取消")
+    expect(row).to_contain_text("园林抢险远班：待接单", timeout=20_000)
+    expect(row).to_contain_text("园林抢险近班：已取消")
     shot(alice, "03-crew-dispatched")
 
     def far_link() -> str | None:
@@ -136,19 +136,23 @@ def test_the_duty_room_flow(stack: Stack, browser: Browser) -> None:
     alice.click("button[data-tab=warnings]")
     alice.select_option("#draftform select[name=event]", "blizzard")
     alice.select_option("#draftform select[name=level]", "orange")
-    alice.fill("#draftform input[name=districts]", "yuanhui")
+    alice.click("#draftform button[type=submit]")  # no district ticked: said, not sent
+    expect(alice.locator("#drafterror")).to_have_text("请至少选一个区域")
+    alice.check("#draftform input[name=districts][value=yuanhui]")
+    expect(alice.locator("#draftform input[name=channels][value=sms]")).to_be_checked()
     alice.click("#draftform button[type=submit]")
     draft = alice.locator("tr[data-warning]").first
-    expect(draft.locator(".wstatus")).to_have_text("draft")
-    alice.once("dialog", lambda dialog: dialog.accept())  # the two-person rule refuses
-    draft.locator("button[data-approve]").click()
-    expect(draft.locator(".wstatus")).to_have_text("draft")
+    expect(draft.locator(".wstatus")).to_have_text("待审批")
+    draft.locator("button[data-approve]").click()  # the two-person rule refuses, in words
+    expect(alice.locator("#dialog")).to_contain_text("两人规则：起草人不能审批自己起草的预警")
+    alice.click("#dialogcancel")
+    expect(draft.locator(".wstatus")).to_have_attribute("data-status", "draft")
     shot(alice, "07-warning-drafted")
 
     bob = login(browser, stack, "bob")
     bob.click("button[data-tab=warnings]")
     bob.locator("tr[data-warning] button[data-approve]").first.click()
-    expect(bob.locator("tr[data-warning] .wstatus").first).to_have_text("sent")
+    expect(bob.locator("tr[data-warning] .wstatus").first).to_have_text("已发送")
     expect(draft.locator(".wsent")).to_have_text("3", timeout=30_000)  # stats move, live
     shot(alice, "08-warning-approved-and-sent")
     shot(bob, "09-approver-view")
@@ -159,14 +163,14 @@ def test_the_duty_room_flow(stack: Stack, browser: Browser) -> None:
 def test_viewer_sees_but_cannot_act(stack: Stack, browser: Browser) -> None:
     vera = login(browser, stack, "vera")
     vera.locator("tr[data-incident]").first.click()
-    messages: list[str] = []
-    vera.on("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
     vera.click("#detail button[data-do=dispatch]")
-    vera.wait_for_timeout(500)
-    assert any("role viewer may not do this" in m for m in messages)
+    refusal = vera.locator("#dialog")
+    expect(refusal).to_contain_text("当前角色无权执行此操作")  # the page's dialog, in words
+    expect(refusal.locator("details")).to_contain_text("role viewer may not do this")
+    vera.click("#dialogcancel")
     expect(vera.locator("button[data-tab=messages]")).to_be_hidden()  # not for viewers
     vera.click("button[data-tab=health]")
-    expect(vera.locator("#healthtable")).to_contain_text("worker")
+    expect(vera.locator("#healthtable")).to_contain_text("流处理进程")  # the worker
     # Backpressure a dispatcher can read in a storm: what waits, and for how long.
     expect(vera.locator("#healthtable tr.backlog")).to_have_count(4)
     expect(vera.locator("#healthtable")).to_contain_text("未归案报告")

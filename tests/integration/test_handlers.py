@@ -352,7 +352,7 @@ def test_a_message_the_provider_keeps_refusing_is_not_dropped(staffed_store: Sto
         told = conn.execute(select(staff_alerts.c.text)).scalars().all()
     assert ledger["sms"].status == "pending" and ledger["sms"].attempts > 30
     assert ledger["supervisor"].status == "sent"
-    assert told == ["任务1：Tree crew near的派单短信多次发送失败，仍在重试，请电话联系班组"]
+    assert told == ["任务1：园林抢险近班的派单短信多次发送失败，仍在重试，请电话联系班组"]
     back = FlakyChannel(failures=0)
     restarted = Sender(staffed_store, {"sms": back})
     for _ in range(3):
