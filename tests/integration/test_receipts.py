@@ -250,3 +250,29 @@ def test_a_receipt_for_no_message_of_ours_waits_and_is_pruned(app: LiveApp, stor
     assert [tuple(r) for r in held] == [(stranger, "delivered")]
     later = datetime.now(UTC) + timedelta(days=31)
     assert retention.prune(store, later, keep_days=30).held_receipts == 1
+
+
+def test_a_receipt_whose_effect_failed_is_applied_when_it_comes_again(
+    app: LiveApp, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay guard and the receipt's effect are one transaction: in the compose
+    rehearsal an `http` killed between the two had claimed receipts it never applied,
+    and their retries, through the other `http`, were taken for replays."""
+    import pingan.http.warnings_api as route
+
+    sent_row(store, "once", "SM" + "3" * 32)
+    real, calls = route.apply_receipt, []
+
+    def dies_first(*args: Any) -> int:
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("the process died here")
+        return real(*args)
+
+    monkeypatch.setattr(route, "apply_receipt", dies_first)
+    assert signed(app, receipt("SM" + "3" * 32, "delivered")).status_code == 500
+    assert ledger(store)["once"] == ("sent", None)
+    assert signed(app, receipt("SM" + "3" * 32, "delivered")).status_code == 204  # retried
+    assert ledger(store)["once"] == ("delivered", None)
+    assert signed(app, receipt("SM" + "3" * 32, "delivered")).status_code == 204  # a replay
+    assert len(calls) == 2
