@@ -276,3 +276,36 @@ def test_a_receipt_whose_effect_failed_is_applied_when_it_comes_again(
     assert ledger(store)["once"] == ("delivered", None)
     assert signed(app, receipt("SM" + "3" * 32, "delivered")).status_code == 204  # a replay
     assert len(calls) == 2
+
+
+def test_a_receipt_racing_the_record_of_its_send_is_not_lost(store: Store) -> None:
+    """Twilio reports 'delivered' while the sender is writing the provider id: the
+    receipt's transaction finds no row with that id and holds the receipt, the sender's
+    finds nothing held yet; on PostgreSQL both committed and the receipt stayed held for
+    good. Now they take turns on the provider id."""
+    import threading
+
+    from alerts.ledger import apply_receipt
+    from alerts.pipeline import Attempted, Outgoing, claim, queue, record
+
+    sid = "SM" + "5" * 32
+    with store.transaction() as conn:
+        queue(conn, [Outgoing(Message("race", "+8613800000001", "任务"), "sms")], NOW)
+        [due] = claim(conn, NOW, {("sms", True): 10})
+    recorded = threading.Event()
+
+    def sender_records() -> None:
+        with store.transaction() as conn:
+            record(conn, [Attempted(due, provider_id=sid, at=NOW)], {"sms"}, NOW)
+        recorded.set()
+
+    with store.transaction() as conn:  # the receipt, not yet committed
+        apply_receipt(conn, sid, "delivered", None, NOW)
+        thread = threading.Thread(target=sender_records)
+        thread.start()
+        recorded.wait(1.0)  # on PostgreSQL it used to finish here, seeing nothing held
+    thread.join(30)
+    assert recorded.is_set()
+    with store.read() as conn:
+        assert conn.execute(select(sends.c.status)).scalar_one() == "delivered"
+        assert conn.execute(select(held_receipts)).all() == []
