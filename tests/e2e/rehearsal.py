@@ -143,6 +143,11 @@ class Service:
             self.proc.wait(10)
             return None
 
+    def output(self) -> str:
+        if not self.log.exists():
+            return "(never started)"
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
 
 def stop_all(services: list[Service], timeout: float = 40) -> dict[str, int | None]:
     """`docker compose stop`: SIGTERM to every container at once, SIGKILL to those still
@@ -150,11 +155,6 @@ def stop_all(services: list[Service], timeout: float = 40) -> dict[str, int | No
     for service in services:
         service.terminate()
     return {service.name: service.stopped(timeout) for service in services}
-
-    def output(self) -> str:
-        if not self.log.exists():
-            return "(never started)"
-        return self.log.read_text(encoding="utf-8", errors="replace")
 
 
 # ---- servers on their own thread and event loop -------------------------------------
