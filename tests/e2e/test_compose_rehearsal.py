@@ -50,7 +50,7 @@ from pingan.store.schema import (
     staff_alerts,
     timers,
 )
-from tests.conftest import fresh_postgres_database
+from tests.conftest import fresh_postgres_database, require_postgres
 from tests.e2e.harness import free_port
 from tests.e2e.rehearsal import (
     CountingTwilio,
@@ -296,6 +296,7 @@ def _unlinked(store: Store, ids: list[int]) -> list[int]:
 
 @pytest.mark.timeout(900)
 def test_compose_deployment_rehearsed_on_one_machine(tmp_path: Path) -> None:
+    require_postgres()  # compose runs PostgreSQL: skipped (failed in CI) without one
     started = time.monotonic()
     clock_file = tmp_path / "drill-clock"
     clock_file.write_text("0")
