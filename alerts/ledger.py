@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select, text, update
 
 from pingan.store import insert_or_ignore
 from pingan.store.schema import held_receipts, sends
@@ -110,6 +110,7 @@ def apply_receipt(
     receipt for an id the ledger does not hold yet (a warning chunk writes its ids when
     the chunk is done) is held until it does (`release_held_receipts`). Returns the rows
     moved (0: already as far, not yet known, or not a message of ours)."""
+    _take_turns(conn, [provider_id])
     moved = int(
         conn.execute(
             update(sends)
@@ -136,10 +137,12 @@ def apply_receipt(
 
 
 def release_held_receipts(conn: Connection, provider_ids: Sequence[str], now: datetime) -> int:
-    """Apply, and forget, the receipts that came before these ids were written."""
+    """Apply, and forget, the receipts that came before these ids were written (call it
+    after writing them, in the same transaction)."""
     moved = 0
     for start in range(0, len(provider_ids), 900):  # stay under SQLite's parameter limit
         batch = list(provider_ids[start : start + 900])
+        _take_turns(conn, batch)
         held = conn.execute(
             select(held_receipts).where(held_receipts.c.provider_id.in_(batch))
         ).all()
@@ -152,3 +155,20 @@ def release_held_receipts(conn: Connection, provider_ids: Sequence[str], now: da
                 )
             )
     return moved
+
+
+def _take_turns(conn: Connection, provider_ids: Sequence[str]) -> None:
+    """A receipt holding itself for an id not yet written, and the sender writing that
+    id and looking for held receipts, must not both run at once: under PostgreSQL's
+    read committed, each missed the other's uncommitted row and the receipt stayed held
+    for good. A transaction-scoped advisory lock per provider id makes them take turns
+    (SQLite's writers already do)."""
+    if conn.dialect.name != "postgresql" or not provider_ids:
+        return
+    conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(hashtext('pingan:receipt:' || id)) "
+            "FROM (SELECT unnest(CAST(:ids AS text[])) AS id ORDER BY 1) AS ids"
+        ),
+        {"ids": sorted(set(provider_ids))},
+    )

@@ -185,13 +185,14 @@ def claim(
     """Pending rows due by `now`, oldest due first, at most `budget[(channel, person)]`
     of one person's messages (crews, staff, callers: person=True) and of a warning's
     on each channel, so a long warning never holds a crew's message back; each marked
-    as being attempted (and due again after LEASE, should we die before recording)."""
+    as being attempted (and due again after LEASE, should we die before recording).
+    A row is taken only if it is still due when marked: two senders claiming at once
+    (the one that lost the sender lease has not noticed yet) never both get it."""
     found: list[Due] = []
     for (channel, person), left in budget.items():
         if left > 0:
             where = and_(
-                sends.c.status == "pending",
-                or_(sends.c.next_attempt_at <= now, sends.c.next_attempt_at.is_(None)),
+                _due_by(now),
                 sends.c.channel == channel,
                 sends.c.warning_id.is_(None) if person else sends.c.warning_id.is_not(None),
             )
@@ -208,13 +209,28 @@ def claim(
             found.extend(_due(r) for r in rows)
     if found:
         ids = [d.id for d in found]
+        taken: set[int] = set()
         for start in range(0, len(ids), 900):
-            conn.execute(
-                update(sends)
-                .where(sends.c.id.in_(ids[start : start + 900]))
-                .values(attempt_started_at=now, next_attempt_at=now + LEASE)
+            # Conditional: on PostgreSQL a concurrent claimer's UPDATE waits for ours,
+            # then finds these rows no longer due and skips them (SQLite's writers take
+            # turns anyway).
+            taken.update(
+                conn.execute(
+                    update(sends)
+                    .where(sends.c.id.in_(ids[start : start + 900]), _due_by(now))
+                    .values(attempt_started_at=now, next_attempt_at=now + LEASE)
+                    .returning(sends.c.id)
+                ).scalars()
             )
+        found = [d for d in found if d.id in taken]
     return found
+
+
+def _due_by(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        sends.c.status == "pending",
+        or_(sends.c.next_attempt_at <= now, sends.c.next_attempt_at.is_(None)),
+    )
 
 
 # ---- send -----------------------------------------------------------------------------

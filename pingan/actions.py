@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from pingan.core import topics
 from pingan.core.assignments import CrewAction, TransitionRefused, next_state
@@ -126,9 +126,14 @@ def apply_crew_action(
 
 def sync_roster(store: Store, roster: Roster, now: datetime) -> int:
     """Make the crews and staff tables match the roster file; changes are audited.
-    Crews no longer in the file stay (assignments point at them) but lose their skills."""
+    Crews no longer in the file stay (assignments point at them) but lose their skills.
+    Processes starting together (compose's scaled `http`) take turns: on PostgreSQL an
+    advisory lock (SQLite's BEGIN IMMEDIATE already does), so the second one finds the
+    crews the first wrote instead of inserting them again."""
     changed = 0
     with store.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('pingan:roster'))"))
         current = {row.id: row for row in conn.execute(select(crews)).all()}
         listed = set()
         for crew in roster.crews:

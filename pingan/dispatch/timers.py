@@ -200,10 +200,15 @@ def _fire(conn: Connection, timer: Any, now: datetime, calls: bool = False) -> N
 
 def _escalate(conn: Connection, timer: Any, now: datetime, calls: bool = False) -> None:
     p = timer.payload
+    # The task's rows are locked while the step decides: a crew's 接单 being written at
+    # this moment is either seen (the step stops) or waits and finds the task passed on,
+    # never both an acknowledgement and a time-out with its alert and replacement.
     rows = conn.execute(
         select(assignments.c.id, assignments.c.state, assignments.c.crew_id, crews.c.unit)
         .join(crews, crews.c.id == assignments.c.crew_id)
         .where(assignments.c.incident_id == timer.incident_id, assignments.c.skill == p["skill"])
+        .order_by(assignments.c.id)
+        .with_for_update(of=assignments)
     ).all()
     decision = escalation_step(
         p["notify"],

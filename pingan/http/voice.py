@@ -23,9 +23,10 @@ from pingan.clock import utcnow
 from pingan.core.assignments import CrewAction, call_answer
 from pingan.http.context import ctx, json_error
 from pingan.http.crew import crew_answer
-from pingan.http.hotline import _public_url, first_delivery, twilio_signed
+from pingan.http.hotline import _public_url, twilio_signed
 from pingan.http.validation import is_id, read_form
 from pingan.privacy import mask_phone
+from pingan.store import claim_event
 from pingan.store.schema import assignments
 
 log = logging.getLogger("pingan.http.voice")
@@ -87,12 +88,13 @@ async def call_status(request: web.Request) -> web.Response:
         return json_error(400, f"CallStatus: {status[:40]!r} is not one of {known}")
     if not sid or len(sid) > 40:
         return json_error(400, f"CallSid: {sid[:40]!r} is not a call SID (1-40 characters)")
-    if not await asyncio.to_thread(first_delivery, c.store, STATUS_CONSUMER, f"{sid}:{status}"):
-        return web.Response(status=204)  # applied before: Twilio retrying, or a replay
     receipt = CALL_RECEIPTS[status]
     error = f"call {status}" if receipt in ("undelivered", "failed", "canceled") else None
-    with c.store.transaction() as conn:
-        apply_receipt(conn, sid, receipt, error, utcnow())
+    now = utcnow()
+    with c.store.transaction() as conn:  # claimed with its effect, as SMS receipts are
+        if not claim_event(conn, STATUS_CONSUMER, f"{sid}:{status}", now):
+            return web.Response(status=204)  # applied before: Twilio retrying, or a replay
+        apply_receipt(conn, sid, receipt, error, now)
     log.info(
         "call status sid=%s to=%s status=%s", sid, mask_phone(params.get("To", "")[:40]), status
     )

@@ -20,7 +20,7 @@ from alerts.render import CARD_LEVEL_SUFFIX, local_time
 from pingan.city import load_city
 from pingan.clock import utcnow
 from pingan.http.context import actor_of, acts_as_person, ctx, json_error, json_response
-from pingan.http.hotline import first_delivery, twilio_signed
+from pingan.http.hotline import twilio_signed
 from pingan.http.pages import mobile_page
 from pingan.http.validation import (
     clean_text,
@@ -33,7 +33,7 @@ from pingan.http.validation import (
 )
 from pingan.intake.feeds.cap import CapArea, cap_bytes, parse_circle, parse_polygon, write_cap
 from pingan.phones import e164_or_raw
-from pingan.store import as_utc, mark_component
+from pingan.store import as_utc, claim_event, mark_component
 from pingan.store.schema import citizen_warnings, subscribers
 from pingan.vocabulary import WARNING_EVENTS, level_label
 
@@ -196,10 +196,13 @@ async def status_callback(request: web.Request) -> web.Response:
     if len(sid) > 40:
         return json_error(400, "MessageSid: longer than 40 characters")
     receipt = f"{sid}:{status}"
-    if sid and not await asyncio.to_thread(first_delivery, c.store, RECEIPT_CONSUMER, receipt):
-        return web.Response(status=204)  # this receipt was applied before: a replay
     now = utcnow()
+    # The replay guard is claimed in the transaction that applies the receipt: claimed
+    # alone first, a process dying before the effect left it claimed and never applied,
+    # and Twilio's retry (through another `http`) was taken for a replay.
     with c.store.transaction() as conn:
+        if sid and not claim_event(conn, RECEIPT_CONSUMER, receipt, now):
+            return web.Response(status=204)  # this receipt was applied before: a replay
         apply_receipt(conn, sid, status, params.get("ErrorCode", "")[:40] or None, now)
         if params.get("ErrorCode") == "21610":  # the recipient has opted out at Twilio
             conn.execute(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import httpx
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
 from pingan.actions import sync_roster
 from pingan.clock import utcnow
@@ -403,11 +404,9 @@ def _print_ready(
     new_key: str | None,
 ) -> None:
     where = "embedded" if embedded else "external"
-    print(
-        f"ready: {base_url}  (broker {bootstrap} {where}, database "
-        f"{settings.effective_database_url})",
-        flush=True,
-    )
+    # The line goes to the container's log: never the database password.
+    database = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    print(f"ready: {base_url}  (broker {bootstrap} {where}, database {database})", flush=True)
     if new_token:
         print(f"  API token (Authorization: Bearer …): {new_token}", flush=True)
     if new_key:

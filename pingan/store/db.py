@@ -19,7 +19,6 @@ from sqlalchemy import (
     Engine,
     Row,
     create_engine,
-    delete,
     event,
     insert,
     select,
@@ -314,10 +313,17 @@ def mark_component(
 
 
 def _write_component(conn: Connection, name: str, state: str, detail: str, at: datetime) -> None:
-    conn.execute(delete(schema.components).where(schema.components.c.name == name))
+    """One upsert: the workers of a scaled deployment write the same row at the same
+    moment (ready after a rebalance, heartbeats), and a delete then insert from two of
+    them at once collided on the primary key."""
+    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+    upsert = dialect_insert(schema.components).values(
+        name=name, pid=os.getpid(), state=state, detail=detail, updated_at=at
+    )
     conn.execute(
-        insert(schema.components).values(
-            name=name, pid=os.getpid(), state=state, detail=detail, updated_at=at
+        upsert.on_conflict_do_update(
+            index_elements=["name"],
+            set_={c: upsert.excluded[c] for c in ("pid", "state", "detail", "updated_at")},
         )
     )
 

@@ -231,3 +231,43 @@ def test_silent_crew_is_replaced_through_a_dispatch_request(staffed_store: Store
     with staffed_store.read() as conn:
         rows = conn.execute(select(assignments.c.id, assignments.c.state)).all()
     assert [tuple(r) for r in rows] == [(first, "timed_out"), (first + 1, "assigned")]
+
+
+def test_an_acknowledgement_at_the_deadline_is_not_also_a_time_out(
+    staffed_store: Store, index
+) -> None:
+    """The crew presses 接单 just as its deadline fires. Whichever commits first wins,
+    and only its consequences follow: the step used to read the crew as silent while the
+    acknowledgement was being written, then find it could not time the task out, and
+    tell the supervisor and ask for the next crew all the same (PostgreSQL)."""
+    import threading
+
+    from sqlalchemy import update
+
+    from pingan.store.schema import audit
+
+    assignment = _dispatched(staffed_store, index)
+    done = threading.Event()
+
+    def deadline() -> None:
+        fire_due_timers(staffed_store, NOW + timedelta(minutes=11))
+        done.set()
+
+    with staffed_store.transaction() as conn:  # the acknowledgement, being written
+        conn.execute(
+            update(assignments)
+            .where(assignments.c.id == assignment)
+            .values(state="acknowledged", acknowledged_at=NOW + timedelta(minutes=10))
+        )
+        timer = threading.Thread(target=deadline)
+        timer.start()
+        done.wait(1.0)
+    timer.join(30)
+    assert done.is_set()
+    with staffed_store.read() as conn:
+        actions = conn.execute(select(audit.c.action)).scalars().all()
+        states = conn.execute(select(assignments.c.state)).scalars().all()
+        alerts = conn.execute(select(staff_alerts)).all()
+    assert "assignment.timed_out" not in actions
+    assert states == ["acknowledged"] and alerts == []
+    assert "incident.dispatch" not in _types(staffed_store, topics.INCIDENTS)

@@ -99,3 +99,35 @@ def test_concurrent_takers_one_wins(store: Store, monkeypatch: pytest.MonkeyPatc
         thread.join(30)
     assert errors == []
     assert len(wins) == 1 and holder(store) == wins[0]
+
+
+def test_workers_reporting_their_state_at_once_never_collide(store: Store) -> None:
+    """Every worker of a scaled deployment marks `worker` ready when a rebalance ends,
+    all at the same moment, and writes its heartbeat there: on PostgreSQL two of them
+    deleting and inserting the row together failed on its primary key and the worker
+    crashed (found by the compose rehearsal, three workers)."""
+    from pingan.store import mark_component
+
+    stores = [Store(store.url) for _ in range(4)]
+    start = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def report(each: Store) -> None:
+        try:
+            start.wait(10)
+            for n in range(40):
+                mark_component(each, "worker", "ready", f"round {n}")
+        except BaseException as exc:  # reported below, with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=report, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for each in stores:
+        each.dispose()
+    assert errors == []
+    with store.read() as conn:
+        rows = conn.execute(select(components).where(components.c.name == "worker")).all()
+    assert [(r.state, r.detail) for r in rows] == [("ready", "round 39")]

@@ -250,3 +250,62 @@ def test_a_receipt_for_no_message_of_ours_waits_and_is_pruned(app: LiveApp, stor
     assert [tuple(r) for r in held] == [(stranger, "delivered")]
     later = datetime.now(UTC) + timedelta(days=31)
     assert retention.prune(store, later, keep_days=30).held_receipts == 1
+
+
+def test_a_receipt_whose_effect_failed_is_applied_when_it_comes_again(
+    app: LiveApp, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay guard and the receipt's effect are one transaction: in the compose
+    rehearsal an `http` killed between the two had claimed receipts it never applied,
+    and their retries, through the other `http`, were taken for replays."""
+    import pingan.http.warnings_api as route
+
+    sent_row(store, "once", "SM" + "3" * 32)
+    real, calls = route.apply_receipt, []
+
+    def dies_first(*args: Any) -> int:
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("the process died here")
+        return real(*args)
+
+    monkeypatch.setattr(route, "apply_receipt", dies_first)
+    assert signed(app, receipt("SM" + "3" * 32, "delivered")).status_code == 500
+    assert ledger(store)["once"] == ("sent", None)
+    assert signed(app, receipt("SM" + "3" * 32, "delivered")).status_code == 204  # retried
+    assert ledger(store)["once"] == ("delivered", None)
+    assert signed(app, receipt("SM" + "3" * 32, "delivered")).status_code == 204  # a replay
+    assert len(calls) == 2
+
+
+def test_a_receipt_racing_the_record_of_its_send_is_not_lost(store: Store) -> None:
+    """Twilio reports 'delivered' while the sender is writing the provider id: the
+    receipt's transaction finds no row with that id and holds the receipt, the sender's
+    finds nothing held yet; on PostgreSQL both committed and the receipt stayed held for
+    good. Now they take turns on the provider id."""
+    import threading
+
+    from alerts.ledger import apply_receipt
+    from alerts.pipeline import Attempted, Outgoing, claim, queue, record
+
+    sid = "SM" + "5" * 32
+    with store.transaction() as conn:
+        queue(conn, [Outgoing(Message("race", "+8613800000001", "任务"), "sms")], NOW)
+        [due] = claim(conn, NOW, {("sms", True): 10})
+    recorded = threading.Event()
+
+    def sender_records() -> None:
+        with store.transaction() as conn:
+            record(conn, [Attempted(due, provider_id=sid, at=NOW)], {"sms"}, NOW)
+        recorded.set()
+
+    with store.transaction() as conn:  # the receipt, not yet committed
+        apply_receipt(conn, sid, "delivered", None, NOW)
+        thread = threading.Thread(target=sender_records)
+        thread.start()
+        recorded.wait(1.0)  # on PostgreSQL it used to finish here, seeing nothing held
+    thread.join(30)
+    assert recorded.is_set()
+    with store.read() as conn:
+        assert conn.execute(select(sends.c.status)).scalar_one() == "delivered"
+        assert conn.execute(select(held_receipts)).all() == []

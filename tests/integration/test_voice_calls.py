@@ -411,3 +411,41 @@ def test_the_voice_channel_is_built_from_settings(tmp_path: Path, store: Store) 
     assert isinstance(twilio, TwilioVoiceChannel) and twilio.from_number == "+15005550006"
     with pytest.raises(SettingsError, match="twilio_voice_from"):
         load_settings({"PINGAN_TWILIO_VOICE_FROM": "not a number"}, tmp_path / "none.toml")
+
+
+def test_a_call_status_whose_effect_failed_is_applied_when_it_comes_again(
+    staffed_store: Store, app: LiveApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for SMS receipts: claimed and applied in one transaction, so a retry after a
+    failure (or a process killed) in between is not taken for a replay."""
+    import pingan.http.voice as route
+
+    sid = "CA" + "4" * 32
+    with staffed_store.transaction() as conn:
+        conn.execute(
+            sends.insert().values(
+                dedup_key="call:assignment:1",
+                channel="voice",
+                recipient="+8610000000101",
+                body="平安派单",
+                status="sent",
+                provider_id=sid,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+    real, calls = route.apply_receipt, []
+
+    def dies_first(*args: Any) -> int:
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("the process died here")
+        return real(*args)
+
+    monkeypatch.setattr(route, "apply_receipt", dies_first)
+    assert post_signed(app, STATUS_URL, status(sid, "completed")).status_code == 500
+    assert voice_rows(staffed_store)[0].status == "sent"
+    assert post_signed(app, STATUS_URL, status(sid, "completed")).status_code == 204
+    assert voice_rows(staffed_store)[0].status == "delivered"
+    assert post_signed(app, STATUS_URL, status(sid, "completed")).status_code == 204
+    assert len(calls) == 2

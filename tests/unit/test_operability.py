@@ -84,3 +84,18 @@ def test_an_unknown_log_format_is_refused(tmp_path: Path) -> None:
     assert load_settings({"PINGAN_LOG_FORMAT": "json"}, tmp_path / "absent.toml").log_format == (
         "json"
     )
+
+
+def test_the_ready_line_never_prints_the_database_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It lands in every container's log (the compose rehearsal read it there)."""
+    from pingan.runtime.supervisor import _print_ready
+
+    settings = load_settings(
+        {"PINGAN_DATABASE_URL": "postgresql+psycopg://pingan:s3cret-pw@postgres:5432/pingan"}
+    )
+    _print_ready(settings, "http://0.0.0.0:8080", "kafka:9092", False, None, None)
+    line = capsys.readouterr().out
+    assert "s3cret-pw" not in line
+    assert "database postgresql+psycopg://pingan:***@postgres:5432/pingan" in line
