@@ -60,7 +60,12 @@ log = logging.getLogger("pingan.alerts.pipeline")
 CONCURRENCY = 500  # sends in flight at once (each still waits for its sender's pace)
 PASS_MOST = 1000  # rows one pass claims, at most
 AHEAD_S = 2.0  # a paced channel is given this many seconds of its pace per pass
-LEASE = timedelta(minutes=5)  # a claimed row is due again after this if we die mid-send
+# A claimed row is due again after this if its sender dies mid-send (the next sender
+# asks the provider first). A live sender never holds one this long: a request is
+# abandoned after 30 s (twilio_sms.DEADLINE_FACTOR × its timeout) and a pass claims only
+# AHEAD_S of its pace; five minutes left a killed worker's crew SMS late for 5-minute
+# escalation steps.
+LEASE = timedelta(seconds=60)
 SUPERVISOR = "supervisor"  # the last step of a crew's chain: not a provider
 
 

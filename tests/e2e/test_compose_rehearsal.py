@@ -493,10 +493,10 @@ def test_compose_deployment_rehearsed_on_one_machine(tmp_path: Path) -> None:
             wait_until(settled, 180, "the storm settled", every=1)
             timings["settled_s"] = time.monotonic() - storm_started
 
-            # Past the claim the dead sender held (5 min: its messages go out, after
-            # asking Twilio; the manhole crews' 5-minute step), the fallen trees' and the
-            # blizzard's acknowledgement deadline (10 min), then the second step (20) and
-            # the replacements' first: each step must fire, once.
+            # Past the claim the dead sender held (alerts/pipeline.py:LEASE: its messages
+            # go out, after asking Twilio) and the manhole crews' 5-minute step, the
+            # fallen trees' and the blizzard's acknowledgement deadline (10 min), then
+            # the second step (20) and the replacements' first: each must fire, once.
             for minutes in (6, 11, 25):
                 print(f"drill clock +{minutes} min at {datetime.now(UTC).isoformat()}")
                 clock_file.write_text(str(minutes * 60))
@@ -516,7 +516,7 @@ def test_compose_deployment_rehearsed_on_one_machine(tmp_path: Path) -> None:
             _assert_links_accepted_everywhere(crews, backends)
             fired, timed_out = _assert_escalations_fired_once(store, crews, clock())
             # A crew told too late had its message in the dead sender's hand: it went out
-            # only when that claim lapsed, with the 5-minute steps (a known limit).
+            # only when that claim lapsed (a known limit).
             assert crews.late <= orphan_tasks, (crews.late, orphan_tasks)
             _assert_no_refusals(store, twilio)
 
