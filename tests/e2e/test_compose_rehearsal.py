@@ -93,6 +93,11 @@ def rehearsal_dotenv(public_url: str) -> dict[str, str]:
         "PINGAN_TWILIO_FROM": "+15005550006",
         "PINGAN_TWILIO_MESSAGING_SERVICE_SID": "MG" + "5eed" * 8,
         "PINGAN_SMS_RATE_PER_S": "",
+        # No WeChat account in the rehearsal: those messages stay in the local outbox.
+        "PINGAN_WECHAT_APPID": "",
+        "PINGAN_WECHAT_SECRET": "",
+        "PINGAN_WECHAT_TEMPLATE_ID": "",
+        "PINGAN_WECOM_ROBOT_KEYS": "",
         "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
     }
     example = (PROJECT_ROOT / ".env.example").read_text(encoding="utf-8")
