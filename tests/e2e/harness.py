@@ -3,6 +3,7 @@ subprocess, the way an operator does, and talk to it over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -11,11 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from aiohttp import web
 
 from pingan.store import Store
 
@@ -31,14 +34,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 30, what: str = "condition") -> T:
+def wait_for(
+    predicate: Callable[[], T], timeout: float = 30, what: str = "condition", every: float = 0.2
+) -> T:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         last = predicate()
         if last:
             return last
-        time.sleep(0.2)
+        time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
@@ -155,3 +160,50 @@ class Stack:
 
     def output(self) -> str:
         return "".join(self.lines)
+
+
+@contextmanager
+def serving(app: web.Application, port: int | None = None) -> Iterator[str]:
+    """`app` on 127.0.0.1 in a thread and event loop of its own, as a separate machine
+    (a provider, a load balancer, the HTTP edge under test) would be: the caller's load
+    never starves its answers, nor the other way round."""
+    port = port or free_port()
+    loop, ready = asyncio.new_event_loop(), threading.Event()
+    runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def twilio_message_page(found: list[dict[str, Any]], request: web.Request) -> web.Response:
+    """A page of Twilio's Messages list (GET .../Messages.json), newest first, as the
+    fakes standing in for Twilio answer the SDK's lookups."""
+    size = int(request.query.get("PageSize", 50))
+    return web.json_response(
+        {
+            "messages": found[:size],
+            "end": max(min(len(found), size) - 1, 0),
+            "first_page_uri": request.path_qs,
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": size,
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": request.path_qs,
+        }
+    )

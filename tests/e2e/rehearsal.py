@@ -13,10 +13,7 @@ import re
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -28,7 +25,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from pingan.settings import PROJECT_ROOT
-from tests.e2e.harness import free_port
+from tests.e2e.harness import twilio_message_page
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 
@@ -158,32 +155,6 @@ def stop_all(services: list[Service], timeout: float = 40) -> dict[str, int | No
 
 
 # ---- servers on their own thread and event loop -------------------------------------
-
-
-@contextmanager
-def serving(app: web.Application, port: int | None = None) -> Iterator[str]:
-    """`app` on 127.0.0.1 in a thread of its own, as a separate machine would be."""
-    port = port or free_port()
-    loop, ready = asyncio.new_event_loop(), threading.Event()
-    runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 # ---- the load balancer in front of `http` -------------------------------------------
@@ -326,20 +297,7 @@ class CountingTwilio:
             return web.json_response({"code": 20003, "status": 401}, status=401)
         to = request.query.get("To")
         found = [m for m in reversed(self.taken) if to is None or m["to"] == to]
-        size = int(request.query.get("PageSize", 50))
-        return web.json_response(
-            {
-                "messages": found[:size],
-                "end": max(min(len(found), size) - 1, 0),
-                "first_page_uri": request.path_qs,
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": size,
-                "previous_page_uri": None,
-                "start": 0,
-                "uri": request.path_qs,
-            }
-        )
+        return twilio_message_page(found, request)
 
     async def _report(self, url: str, record: dict[str, Any]) -> None:
         validator = RequestValidator(self.token)
@@ -382,14 +340,3 @@ def offset_clock(path: Path) -> Callable[[], datetime]:
         return datetime.now(UTC) + timedelta(seconds=offset)
 
     return now
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")

@@ -51,7 +51,7 @@ from pingan.store.schema import (
     timers,
 )
 from tests.conftest import fresh_postgres_database, require_postgres
-from tests.e2e.harness import free_port
+from tests.e2e.harness import free_port, serving, wait_for
 from tests.e2e.rehearsal import (
     CountingTwilio,
     RoundRobinProxy,
@@ -59,9 +59,7 @@ from tests.e2e.rehearsal import (
     compose_command,
     compose_environment,
     offset_clock,
-    serving,
     stop_all,
-    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -382,17 +380,17 @@ def test_compose_deployment_rehearsed_on_one_machine(tmp_path: Path) -> None:
             for service in https:
                 service.start()
             for service, base in zip(https, backends, strict=True):
-                wait_until(lambda b=base: _answers(f"{b}/healthz"), 90, f"{service.name} healthy")
+                wait_for(lambda b=base: _answers(f"{b}/healthz"), 90, f"{service.name} healthy")
             for service in workers:
                 service.start()
             for service in workers:
                 port = service.env["PINGAN_WORKER_METRICS_PORT"]
-                wait_until(
+                wait_for(
                     lambda p=port: _answers(f"http://127.0.0.1:{p}/metrics"),
                     90,
                     f"{service.name} healthy",
                 )
-            wait_until(lambda: _answers(f"{public_url}/readyz"), 120, "the deployment ready")
+            wait_for(lambda: _answers(f"{public_url}/readyz"), 120, "the deployment ready")
             timings["up_s"] = time.monotonic() - started
 
             api = httpx.Client(
@@ -420,8 +418,8 @@ def test_compose_deployment_rehearsed_on_one_machine(tmp_path: Path) -> None:
             storm_started = time.monotonic()
 
             # A third in: the worker that sends messages dies mid-pass.
-            wait_until(lambda: len(storm.accepted) >= REPORTS // 3, 120, "a third of the storm")
-            holder = wait_until(lambda: _lease_holder(store, "sender"), 30, "a sender")
+            wait_for(lambda: len(storm.accepted) >= REPORTS // 3, 120, "a third of the storm")
+            holder = wait_for(lambda: _lease_holder(store, "sender"), 30, "a sender")
             [victim] = [w for w in workers if w.pid == holder]
             catch = time.monotonic() + 10  # with messages in hand, if it can be caught so
             while time.monotonic() < catch and not _in_flight(store):
@@ -451,8 +449,8 @@ def test_compose_deployment_rehearsed_on_one_machine(tmp_path: Path) -> None:
             victim.start()  # restart: unless-stopped
 
             # Two thirds in: the http that relays the outbox dies.
-            wait_until(lambda: len(storm.accepted) >= 2 * REPORTS // 3, 120, "two thirds")
-            holder = wait_until(lambda: _lease_holder(store, "relay"), 30, "a relay")
+            wait_for(lambda: len(storm.accepted) >= 2 * REPORTS // 3, 120, "two thirds")
+            holder = wait_for(lambda: _lease_holder(store, "relay"), 30, "a relay")
             [victim] = [h for h in https if h.pid == holder]
             victim.kill()
             killed_http = victim.name
@@ -493,9 +491,9 @@ def test_compose_deployment_rehearsed_on_one_machine(tmp_path: Path) -> None:
                     and not crews.pending()
                 )
 
-            wait_until(lambda: not _unlinked(store, storm.accepted), 240, "every report linked")
+            wait_for(lambda: not _unlinked(store, storm.accepted), 240, "every report linked")
             timings["all_linked_s"] = time.monotonic() - storm_started
-            wait_until(settled, 180, "the storm settled", every=1)
+            wait_for(settled, 180, "the storm settled", every=1)
             timings["settled_s"] = time.monotonic() - storm_started
 
             # Past the claim the dead sender held (alerts/pipeline.py:LEASE: its messages
@@ -505,11 +503,11 @@ def test_compose_deployment_rehearsed_on_one_machine(tmp_path: Path) -> None:
             for minutes in (6, 11, 25):
                 print(f"drill clock +{minutes} min at {datetime.now(UTC).isoformat()}")
                 clock_file.write_text(str(minutes * 60))
-                wait_until(settled, 180, f"everything due by +{minutes} min done", every=1)
+                wait_for(settled, 180, f"everything due by +{minutes} min done", every=1)
             timings["drill_s"] = time.monotonic() - storm_started
             crews.stop.set()
             threads[0].join(10)
-            wait_until(
+            wait_for(
                 lambda: all(m["status"] == "delivered" for m in twilio.messages()),
                 60,
                 "Twilio's delivery receipts accepted",

@@ -4,8 +4,6 @@ paging) but no broker or worker. Requests go through the real middlewares."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiohttp import web
 
 from pingan.http.app import build_http_app
 from pingan.http.context import Context
 from pingan.settings import Settings
 from pingan.store import Store
 from playbooks.registry import PlaybookRegistry
-from tests.e2e.harness import free_port
+from tests.e2e.harness import free_port, serving
 
 API_TOKEN = "http-test-token"
 TWILIO_TOKEN = "http-test-twilio"
@@ -48,25 +45,8 @@ def live_app(
         twilio_auth_token=TWILIO_TOKEN,
         link_secret="http-test-link-secret",
     )
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    runner = web.AppRunner(build_http_app(context))
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert started.wait(10), "the HTTP app did not start"
-    try:
-        with httpx.Client(base_url=base_url, timeout=10) as http:
-            yield LiveApp(base_url, http, context)
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with (
+        serving(build_http_app(context), port),
+        httpx.Client(base_url=base_url, timeout=10) as http,
+    ):
+        yield LiveApp(base_url, http, context)

@@ -35,7 +35,7 @@ from alerts.render import warning_card
 from pingan.settings import PROJECT_ROOT, SettingsError, load_settings
 from pingan.store import Store
 from pingan.store.schema import sends
-from tests.e2e.harness import free_port
+from tests.e2e.harness import free_port, twilio_message_page
 
 SPEC = Path(__file__).parent.parent / "data" / "twilio" / "twilio_api_v2010.json"
 PRISM = PROJECT_ROOT / ".tools" / "node_modules" / ".bin" / "prism"
@@ -485,19 +485,7 @@ class TwilioMessages:
             return web.json_response(error, status=self.list_status)
         to = request.query.get("To")
         found = [m for m in reversed(self.created) if to is None or m["to"] == to]
-        size = int(request.query.get("PageSize", 50))
-        page = {
-            "messages": found[:size],
-            "end": min(len(found), size) - 1,
-            "first_page_uri": request.path_qs,
-            "next_page_uri": None,
-            "page": 0,
-            "page_size": size,
-            "previous_page_uri": None,
-            "start": 0,
-            "uri": request.path_qs,
-        }
-        return web.json_response(page)
+        return twilio_message_page(found, request)
 
 
 def test_pending_row_is_reconciled_not_sent_twice(store: Store) -> None:

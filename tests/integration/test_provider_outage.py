@@ -13,11 +13,8 @@ said 'sent' before the provider took it."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -42,7 +39,7 @@ from pingan.store.schema import outbox, sends, subscribers
 from playbooks.index import PlaybookIndex
 from streams import handlers
 from tests.conftest import ROSTER
-from tests.e2e.harness import free_port
+from tests.e2e.harness import serving, twilio_message_page
 from tests.integration.test_handlers import draft
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
@@ -131,46 +128,7 @@ class OutageTwilio:
             await asyncio.sleep(PHASE_S)
         to = request.query.get("To")
         found = [m for m in reversed(self.taken) if m["to"] == to]
-        size = int(request.query.get("PageSize", 50))
-        return web.json_response(
-            {
-                "messages": found[:size],
-                "end": max(min(len(found), size) - 1, 0),
-                "first_page_uri": request.path_qs,
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": size,
-                "previous_page_uri": None,
-                "start": 0,
-                "uri": request.path_qs,
-            }
-        )
-
-
-@contextmanager
-def serving(app: web.Application) -> Iterator[str]:
-    """The fake Twilio on its own thread and event loop, as a provider is: the
-    sender's load never starves its answers (nor the other way round)."""
-    port, loop, ready = free_port(), asyncio.new_event_loop(), threading.Event()
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+        return twilio_message_page(found, request)
 
 
 @pytest.fixture
