@@ -58,20 +58,28 @@ async def _apply_batch(
     the batch is undone and each event taken alone, so a malformed or failing event is
     rejected or left for redelivery without holding back the good ones beside it."""
     if len(events) > 1 and all(isinstance(e, dict) for e in events):
-        try:
-            with watchdog.handling(consumer):
-                await asyncio.to_thread(
-                    handlers.apply_batch, store, consumer, apply, events, utcnow()
+        for attempt in (1, 2):
+            try:
+                with watchdog.handling(consumer):
+                    await asyncio.to_thread(
+                        handlers.apply_batch, store, consumer, apply, events, utcnow()
+                    )
+                EVENTS_PROCESSED.labels(consumer).inc(len(events))
+                return
+            except Exception as exc:
+                # PostgreSQL chose this batch as a deadlock's victim (two agents or
+                # workers locking incidents in another order): the other has gone on,
+                # so the batch whole again, once, before it is taken apart.
+                if attempt == 1 and _lost_a_lock_race(exc):
+                    log.info("agent=%s batch of %d retried: %s", consumer, len(events), exc)
+                    continue
+                log.warning(
+                    "agent=%s batch of %d failed (%s); taking its events one at a time",
+                    consumer,
+                    len(events),
+                    exc,
                 )
-            EVENTS_PROCESSED.labels(consumer).inc(len(events))
-            return
-        except Exception as exc:
-            log.warning(
-                "agent=%s batch of %d failed (%s); taking its events one at a time",
-                consumer,
-                len(events),
-                exc,
-            )
+                break
     for event in events:
         await _apply(
             store,
@@ -80,6 +88,12 @@ async def _apply_batch(
             lambda e: handlers.in_transaction(store, apply, e, utcnow()),
             watchdog,
         )
+
+
+def _lost_a_lock_race(exc: Exception) -> bool:
+    """A deadlock or serialization failure: nothing wrong with the events themselves."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in ("40P01", "40001")
 
 
 async def _apply(

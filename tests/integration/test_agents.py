@@ -4,10 +4,14 @@ handlers, survive malformed events, and reject them once."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+import time
 import uuid
 from collections import Counter
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from alerts.channels.local_outbox import LocalOutboxChannel
 from pingan.core import topics
@@ -16,7 +20,7 @@ from pingan.settings import Settings
 from pingan.store import Store
 from pingan.store.schema import assignments, audit, incidents, outbox
 from streams.app import build_app
-from tests.conftest import NOW
+from tests.conftest import NOW, fresh_postgres_database
 from tests.integration.test_handlers import draft
 
 
@@ -181,3 +185,60 @@ def test_dispatch_in_one_batch_assigns_as_one_at_a_time_would(registry, tmp_path
     assert assigned(batched) == assigned(one_by_one)
     # The load mattered: the two crews ran out of capacity long before the incidents.
     assert Counter(crew for _, crew in assigned(batched)) == {"tree-near": 1, "tree-far": 1}
+
+
+def test_a_batch_chosen_as_a_deadlock_victim_is_retried_whole(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """On PostgreSQL two batches (two agents, or two workers) can lock incidents in
+    opposite orders; the one PostgreSQL aborts is applied whole again once the other
+    has gone on, not taken apart into a transaction per event."""
+    from pingan.store import claim_event, mark_component, record_audit
+    from streams.app import _apply_batch
+    from streams.watchdog import Watchdog
+
+    lock = text("SELECT name FROM components WHERE name = :n FOR UPDATE")
+    both_hold_one, attempts = threading.Barrier(2, timeout=10), []
+
+    def apply(conn, event, now) -> None:  # type: ignore[no-untyped-def]
+        if not claim_event(conn, "deadlock-test", event["event_id"], now):
+            return
+        if event["event_id"] == "e1":
+            attempts.append(1)
+            conn.execute(lock, {"n": "row-a"})
+            if len(attempts) == 1:  # the first attempt walks into the rival
+                both_hold_one.wait()
+                conn.execute(lock, {"n": "row-b"})
+        record_audit(conn, now, "test", "test.applied", "event", event["event_id"])
+
+    def rival(store: Store) -> None:
+        with store.transaction() as conn:
+            conn.execute(lock, {"n": "row-b"})
+            both_hold_one.wait()
+            time.sleep(0.5)  # the batch waits longer, so its deadlock check runs first
+            conn.execute(lock, {"n": "row-a"})
+
+    with fresh_postgres_database() as url:
+        store = Store(url)
+        store.create_schema()
+        for name in ("row-a", "row-b"):
+            mark_component(store, name, "test")
+        commits: list[int] = []
+        store.on_emit.append(lambda: commits.append(1))
+        other = threading.Thread(target=rival, args=(store,))
+        other.start()
+        watchdog = Watchdog(store, 60, exit_process=lambda code: None)
+        events = [{"event_id": "e1"}, {"event_id": "e2"}]
+        with caplog.at_level(logging.INFO, logger="pingan.streams"):
+            asyncio.run(_apply_batch(store, "deadlock-test", events, apply, watchdog))
+        other.join(10)
+        with store.read() as conn:
+            applied = conn.execute(
+                select(audit.c.entity_id).where(audit.c.action == "test.applied")
+            ).scalars()
+            applied = sorted(applied)
+        store.dispose()
+    assert attempts == [1, 1]  # deadlocked once, then applied whole
+    assert applied == ["e1", "e2"]
+    assert "batch of 2 retried" in caplog.text
+    assert "one at a time" not in caplog.text
