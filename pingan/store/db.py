@@ -258,15 +258,15 @@ def claim_event(conn: Connection, consumer: str, event_id: str, now: datetime) -
 
     Called inside the consumer's transaction, so the claim commits with the effects
     or not at all."""
-    # One statement: the insert that finds the claim already made does nothing (both
-    # SQLite and PostgreSQL speak ON CONFLICT DO NOTHING), instead of a look, a
-    # savepoint and an insert.
     asked, claimed_ahead = scratch(conn).get(_CLAIMED_AHEAD, {}).get(consumer, ((), set()))
     if event_id in asked:
         if event_id in claimed_ahead:
             claimed_ahead.remove(event_id)  # a second copy in the same batch: a redelivery
             return True
         return False
+    # One statement: the insert that finds the claim already made does nothing (both
+    # SQLite and PostgreSQL speak ON CONFLICT DO NOTHING), instead of a look, a
+    # savepoint and an insert.
     upsert = _CLAIM[conn.dialect.name]
     claimed = conn.execute(upsert, {"event_id": event_id, "consumer": consumer, "at": now})
     return claimed.first() is not None
@@ -285,11 +285,17 @@ def claim_events(conn: Connection, consumer: str, event_ids: list[str], now: dat
         memo.setdefault(_CLAIMED_AHEAD, {})[consumer] = (set(wanted), claimed)
 
 
+def _dialect_insert(conn: Connection) -> Any:
+    """The INSERT that speaks ON CONFLICT in this connection's dialect (SQLite and
+    PostgreSQL both do)."""
+    return sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+
+
 def insert_or_ignore(conn: Connection, table: Any, *conflict: str) -> Any:
-    """INSERT … ON CONFLICT (conflict columns) DO NOTHING, in this connection's dialect
-    (SQLite and PostgreSQL both speak it)."""
-    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
+    """INSERT … ON CONFLICT (conflict columns) DO NOTHING, in this connection's dialect."""
+    return _dialect_insert(conn)(table).on_conflict_do_nothing(
+        index_elements=list(conflict) or None
+    )
 
 
 def insert_or_ignore_prebuilt(table: Any, returning: Any) -> dict[str, Any]:
@@ -316,8 +322,7 @@ def _write_component(conn: Connection, name: str, state: str, detail: str, at: d
     """One upsert: the workers of a scaled deployment write the same row at the same
     moment (ready after a rebalance, heartbeats), and a delete then insert from two of
     them at once collided on the primary key."""
-    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-    upsert = dialect_insert(schema.components).values(
+    upsert = _dialect_insert(conn)(schema.components).values(
         name=name, pid=os.getpid(), state=state, detail=detail, updated_at=at
     )
     conn.execute(
