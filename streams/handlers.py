@@ -32,13 +32,19 @@ from pingan.core.dispatch import (
 from pingan.core.events import BadEvent, ClockTick, ReportReceived
 from pingan.core.matching import match
 from pingan.dispatch.requests import request_dispatch, restaffs_pending
-from pingan.dispatch.staffing import dispatch_for_level, follow_assignments, restaffable_incidents
+from pingan.dispatch.staffing import (
+    dispatch_for_level,
+    follow_assignments,
+    read_dispatch_ahead,
+    restaffable_incidents,
+)
 from pingan.dispatch.timers import alert_staff
 from pingan.intake.location import place_near
 from pingan.intake.warnings import WarningInvalid, signal_from_event, threshold_from_event
 from pingan.links import CrewLinks
 from pingan.queries import first_report
 from pingan.store import SYSTEM, Store, as_utc, claim_event, claim_events, emit, record_audit
+from pingan.store.db import read_ahead, take_read_ahead
 from pingan.store.incidents import (
     apply_decisions,
     load_open_incidents,
@@ -72,6 +78,8 @@ PROGRESS = "incident-progress"
 
 # Built once (see pingan/store/incidents.py): these run for every event of a storm.
 _REPORT = select(reports).where(reports.c.id == bindparam("report_id"))
+_REPORTS = select(reports).where(reports.c.id.in_(bindparam("ids", expanding=True)))
+_REPORT_AHEAD = "report"
 _FIRST_UNIT = (
     select(crews.c.unit)
     .join(assignments, assignments.c.crew_id == crews.c.id)
@@ -145,8 +153,45 @@ def apply_batch(
     with store.transaction() as conn:
         ids = [e["event_id"] for e in events if isinstance(e.get("event_id"), str)]
         claim_events(conn, consumer, ids, now)
+        _read_batch_ahead(conn, consumer, events)
         for event in events:
             apply(conn, event, now)
+
+
+# The dispatch events that staff an incident (dispatch_for_level).
+_STAFFING = frozenset(
+    {
+        "incident.opened",
+        "incident.upgraded",
+        "incident.dispatch",
+        "incident.reopened",
+        "incident.restaff",
+    }
+)
+
+
+def _read_batch_ahead(conn: Connection, consumer: str, events: Sequence[dict[str, Any]]) -> None:
+    """Read for the whole batch, in a statement or three, what each of its events would
+    read for itself: a storm's reports, the incidents to staff. A malformed event is
+    left to its handler to refuse."""
+    if consumer == INCIDENTS:
+        ids = _ids(events, "report_id")
+        if ids:
+            rows = conn.execute(_REPORTS, {"ids": ids})
+            read_ahead(conn, _REPORT_AHEAD, {r.id: r for r in rows})
+    elif consumer == DISPATCH:
+        staffing = [e for e in events if e.get("type") in _STAFFING]
+        read_dispatch_ahead(conn, _ids(staffing, "incident_id"))
+
+
+def _ids(events: Sequence[dict[str, Any]], field: str) -> list[int]:
+    found = []
+    for event in events:
+        try:
+            found.append(int(event[field]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return sorted(set(found))
 
 
 def handle_report_accepted(
@@ -162,7 +207,9 @@ def apply_report_accepted(
     report_id = int(_field(event, "report_id"))
     if not claim_event(conn, INCIDENTS, _field(event, "event_id"), now):
         return
-    report = conn.execute(_REPORT, {"report_id": report_id}).first()
+    report = take_read_ahead(conn, _REPORT_AHEAD, report_id)
+    if report is None:
+        report = conn.execute(_REPORT, {"report_id": report_id}).first()
     if report is None:
         raise BadEvent(f"report {report_id} does not exist")
     if report.incident_id is not None:

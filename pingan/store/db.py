@@ -215,6 +215,24 @@ def scratch(conn: Connection) -> dict[str, Any]:
     return found if found is not None else {}
 
 
+# Rows a batch read at its start for all its events at once (streams/handlers.py):
+# kind -> {key: row}. Each is taken once, by the first of the batch's events that needs
+# it; a later event for the same key reads afresh, since the first may have changed it.
+_READ_AHEAD = "read_ahead"
+
+
+def read_ahead(conn: Connection, kind: str, rows: dict[Any, Any]) -> None:
+    """Keep `rows` for this transaction's events to take (see take_read_ahead)."""
+    memo = conn.info.get(SCRATCH)
+    if memo is not None:
+        memo.setdefault(_READ_AHEAD, {})[kind] = rows
+
+
+def take_read_ahead(conn: Connection, kind: str, key: Any) -> Any | None:
+    """The row read ahead for `key`, once; None when there is none (read it then)."""
+    return scratch(conn).get(_READ_AHEAD, {}).get(kind, {}).pop(key, None)
+
+
 def crews_freed(conn: Connection) -> None:
     """Assignments were cancelled in this transaction: the next dispatch in it reads
     the crews' load afresh."""

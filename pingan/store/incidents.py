@@ -94,6 +94,14 @@ _ROW_COLUMNS = [
 ]
 _INCIDENT_ROW = select(*_ROW_COLUMNS).where(incidents.c.id == bindparam("incident_id"))
 _INCIDENT_ROW_LOCKED = _INCIDENT_ROW.with_for_update()
+# Locked in id order: two transactions locking overlapping sets then never deadlock
+# on each other's incidents.
+_INCIDENT_ROWS_LOCKED = (
+    select(*_ROW_COLUMNS)
+    .where(incidents.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(incidents.c.id)
+    .with_for_update()
+)
 
 
 def incident_row(conn: Connection, incident_id: int, *, lock: bool = False) -> Any:
@@ -101,6 +109,12 @@ def incident_row(conn: Connection, incident_id: int, *, lock: bool = False) -> A
     (PostgreSQL; SQLite has one writer), held to the end of the transaction."""
     statement = _INCIDENT_ROW_LOCKED if lock else _INCIDENT_ROW
     return conn.execute(statement, {"incident_id": incident_id}).first()
+
+
+def locked_incident_rows(conn: Connection, incident_ids: Iterable[int]) -> list[Any]:
+    """Several incidents' rows (as incident_row reads one), locked in id order."""
+    ids = sorted(set(incident_ids))
+    return conn.execute(_INCIDENT_ROWS_LOCKED, {"ids": ids}).all() if ids else []
 
 
 OPEN_STATUSES = tuple(s.value for s in IncidentStatus if s != IncidentStatus.RESOLVED)

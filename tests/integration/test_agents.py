@@ -11,14 +11,15 @@ import uuid
 from collections import Counter
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select, text
 
 from alerts.channels.local_outbox import LocalOutboxChannel
 from pingan.core import topics
 from pingan.intake.accept import accept_report
 from pingan.settings import Settings
 from pingan.store import Store
-from pingan.store.schema import assignments, audit, incidents, outbox
+from pingan.store.schema import assignments, audit, incidents, outbox, staff_alerts
 from streams.app import build_app
 from tests.conftest import NOW, fresh_postgres_database
 from tests.integration.test_handlers import draft
@@ -113,7 +114,6 @@ def test_a_batch_claims_its_events_in_one_statement_and_applies_each_once(
     """A batch claims all its events at once; a second copy of an event in the same
     batch (the relay published it twice) and the whole batch delivered again change
     nothing."""
-    from sqlalchemy import event as sa_event
 
     from pingan.store.schema import processed_events
     from streams import handlers
@@ -143,7 +143,9 @@ def test_a_batch_claims_its_events_in_one_statement_and_applies_each_once(
 def test_dispatch_in_one_batch_assigns_as_one_at_a_time_would(registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Dispatch keeps the crews' load within a batch's transaction: twelve incidents
     opened at once are staffed exactly as if each had its own transaction (no crew
-    sent past its capacity because the batch read the load once)."""
+    sent past its capacity because the batch read the load once). The batch reads its
+    incidents ahead in one statement; a second event for an incident already staffed
+    in the batch reads it afresh (not as it was before its crew was sent)."""
     from pingan.actions import sync_roster
     from pingan.crews import load_roster
     from streams import handlers
@@ -162,13 +164,27 @@ def test_dispatch_in_one_batch_assigns_as_one_at_a_time_would(registry, tmp_path
                     select(outbox.c.payload).where(outbox.c.topic == topics.INCIDENTS)
                 ).scalars()
             ]
-        return store, opened
+        again = {
+            "event_id": "again-1",
+            "type": "incident.dispatch",
+            "incident_id": opened[0]["incident_id"],
+            "occasion": "need",
+        }
+        return store, [opened[0], again, *opened[1:]]
 
     one_by_one, events = staffed_incidents("single.db")
     for event in events:
         handlers.handle_incident_event(one_by_one, event, NOW)
     batched, events = staffed_incidents("batch.db")
+    reads: list[str] = []
+
+    def count_reads(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("SELECT") and "FROM incidents" in statement:
+            reads.append(statement)
+
+    sa_event.listen(batched.engine, "before_cursor_execute", count_reads)
     handlers.apply_batch(batched, handlers.DISPATCH, handlers.apply_incident_event, events, NOW)
+    sa_event.remove(batched.engine, "before_cursor_execute", count_reads)
 
     def assigned(store: Store) -> list[tuple]:
         with store.read() as conn:
@@ -181,8 +197,20 @@ def test_dispatch_in_one_batch_assigns_as_one_at_a_time_would(registry, tmp_path
                 )
             ]
 
-    assert len(events) == 12
+    def flagged(store: Store) -> tuple[list[int], int]:
+        with store.read() as conn:
+            unstaffed = conn.execute(
+                select(incidents.c.id).where(incidents.c.unstaffed == 1).order_by(incidents.c.id)
+            )
+            alerts = conn.execute(select(func.count()).select_from(staff_alerts)).scalar_one()
+            return list(unstaffed.scalars()), alerts
+
+    assert len(events) == 13
     assert assigned(batched) == assigned(one_by_one)
+    assert flagged(batched) == flagged(one_by_one)
+    assert len(flagged(batched)[0]) == 10
+    # All twelve read ahead at once; the second event's incident read again alone.
+    assert len(reads) == 2, reads
     # The load mattered: the two crews ran out of capacity long before the incidents.
     assert Counter(crew for _, crew in assigned(batched)) == {"tree-near": 1, "tree-far": 1}
 
