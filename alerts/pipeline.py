@@ -549,11 +549,16 @@ class Sender:
             if not (done.sent or done.failed or done.retry):
                 return total
 
+    def wake(self) -> None:
+        """Something was queued: the worker's loop makes a pass now."""
+        if self._wake is not None:
+            self._wake.set()
+
     async def queued(self, only: ColumnElement[bool], now: datetime) -> PassResult:
         """Something was queued: in the worker, wake the loop (the caller does not wait
         for the provider); elsewhere (tests, the simulation), send it now."""
         if self._wake is not None:
-            self._wake.set()
+            self.wake()
             return PassResult()
         return await self.drain(now, only)
 

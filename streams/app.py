@@ -1,8 +1,8 @@
 """The Faust app and its agents. Each agent is a loop that hands its events to a
 handler in streams/handlers.py: in batches, one transaction each, where the handler
-only writes (reports, weather, dispatch, crew progress); one at a time where it queues
-a message, which the sender (alerts/pipeline.py, a task of this app) sends, so no
-agent waits on a provider. Nothing else lives here.
+only writes (reports, weather, dispatch, crew progress, messages queued in the ledger,
+which the sender, alerts/pipeline.py, a task of this app, sends: no agent waits on a
+provider); one at a time for calls and warning chunks. Nothing else lives here.
 
 Agents run with concurrency=1: faust can commit past an in-flight message with more,
 and we prefer at-least-once delivery plus idempotent handlers."""
@@ -181,13 +181,15 @@ def build_app(
         ),
         handlers.DISPATCH: (topics.INCIDENTS, handlers.apply_incident_event),
         handlers.PROGRESS: (topics.CREW_EVENTS, handlers.apply_crew_event),
-    }
-    # These send messages, one event at a time (a send is not undone with a rollback).
-    routes: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
-        "notify": (
+        # Queues messages in the ledger; the sender, woken after each batch, sends them.
+        handlers.NOTIFY: (
             topics.NOTIFICATIONS,
-            lambda e: handlers.handle_notification(store, sender, e, utcnow(), links=links),
+            lambda conn, e, now: handlers.apply_notification(conn, e, now, links),
         ),
+    }
+    # These go one event at a time: a call is placed before its event is claimed, and a
+    # chunk's rendering of thousands of messages is a transaction on its own.
+    routes: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
         "calls": (
             topics.CALLS,
             lambda e: calls.handle_call(
@@ -210,7 +212,16 @@ def build_app(
     }
     batch = (settings.worker_batch_max, settings.worker_batch_wait_ms / 1000)
     agents |= {
-        consumer: _batch_agent(app, topic(name), store, consumer, apply, watchdog, batch)
+        consumer: _batch_agent(
+            app,
+            topic(name),
+            store,
+            consumer,
+            apply,
+            watchdog,
+            batch,
+            after=sender.wake if consumer == handlers.NOTIFY else None,
+        )
         for consumer, (name, apply) in batched.items()
     }
 
@@ -283,7 +294,9 @@ def _batch_agent(
     apply: handlers.Apply,
     watchdog: Watchdog,
     batch: tuple[int, float],
+    after: Callable[[], None] | None = None,
 ) -> Any:
+    """`after`: called once a batch is applied (the sender's wake-up, for messages)."""
     most, within = batch
 
     async def agent(stream: faust.StreamT) -> Any:
@@ -291,6 +304,8 @@ def _batch_agent(
         # so offsets are committed past events that were applied.
         async for events in stream.take(most, within=within):
             await _apply_batch(store, consumer, events, apply, watchdog)
+            if after is not None:
+                after()
             for event in events:
                 yield event
 

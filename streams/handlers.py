@@ -55,7 +55,6 @@ from pingan.store.schema import (
     crews,
     incident_warnings,
     incidents,
-    processed_events,
     reports,
     road_segments,
     staff_alerts,
@@ -74,6 +73,7 @@ INCIDENTS = "incidents"
 WEATHER = "weather"
 DISPATCH = "dispatch"
 PROGRESS = "incident-progress"
+NOTIFY = "notify"
 
 
 # Built once (see pingan/store/incidents.py): these run for every event of a storm.
@@ -101,10 +101,6 @@ _ASSIGNMENT_TO_TELL = (
     .join(crews, crews.c.id == assignments.c.crew_id)
     .join(incidents, incidents.c.id == assignments.c.incident_id)
     .where(assignments.c.id == bindparam("assignment_id"))
-)
-_NOTIFIED = select(processed_events.c.event_id).where(
-    processed_events.c.event_id == bindparam("event_id"),
-    processed_events.c.consumer == "notify",
 )
 
 
@@ -468,6 +464,46 @@ def _citizen_message(
     return Message(f"report:{report_id}:{kind}", phone, body)
 
 
+def apply_notification(
+    conn: Connection, event: dict[str, Any], now: datetime, links: CrewLinks | None = None
+) -> str | None:
+    """Render one message (to a crew, staff or a citizen) and queue it in the ledger,
+    claiming the event in the same transaction: from then on the message is the
+    pipeline's (alerts/pipeline.py), pending until a provider takes it, refuses it for
+    good or a dispatcher gives up, retried across restarts. No agent waits on a
+    provider: the sender sends it. Returns the message's key when one was queued."""
+    event_id = _field(event, "event_id")
+    kind = _field(event, "type")
+    if not claim_event(conn, NOTIFY, event_id, now):
+        return None
+    if kind in ("crew.assignment", "crew.reminder"):
+        entity, entity_id = "assignment", int(_field(event, "assignment_id"))
+        message: Message | None = _crew_message(
+            conn, entity_id, links, reminder=kind == "crew.reminder"
+        )
+    elif kind == "staff.digest":
+        entity, entity_id = "staff", 0
+        message = _digest_message(conn, str(_field(event, "digest_key")))
+    elif kind in ("citizen.received", "citizen.resolved"):
+        entity, entity_id = "report", int(_field(event, "report_id"))
+        message = _citizen_message(conn, kind, entity_id, event.get("outcome"))
+    else:
+        raise BadEvent(f"event {event_id} has unknown type {kind!r}")
+    if message is None:
+        return None
+    queue(conn, [Outgoing(message, FIRST_CHANNEL)], now)
+    record_audit(
+        conn,
+        now,
+        SYSTEM,
+        f"{kind}.queued",
+        entity,
+        entity_id,
+        {"channel": FIRST_CHANNEL},  # (not the key: a digest's names a phone)
+    )
+    return message.idempotency_key
+
+
 async def handle_notification(
     store: Store,
     sender: Sender,
@@ -475,43 +511,12 @@ async def handle_notification(
     now: datetime,
     links: CrewLinks | None = None,
 ) -> None:
-    """Render one message (to a crew, staff or a citizen) and queue it in the ledger,
-    claiming the event in the same transaction: from then on the message is the
-    pipeline's (alerts/pipeline.py), pending until a provider takes it, refuses it for
-    good or a dispatcher gives up, retried across restarts. The agent never waits on a
-    provider; outside the worker the sender sends it before this returns."""
-    event_id = _field(event, "event_id")
-    kind = _field(event, "type")
-    with store.read() as conn:
-        if conn.execute(_NOTIFIED, {"event_id": event_id}).first():
-            return
-        if kind in ("crew.assignment", "crew.reminder"):
-            entity, entity_id = "assignment", int(_field(event, "assignment_id"))
-            message: Message | None = _crew_message(
-                conn, entity_id, links, reminder=kind == "crew.reminder"
-            )
-        elif kind == "staff.digest":
-            entity, entity_id = "staff", 0
-            message = _digest_message(conn, str(_field(event, "digest_key")))
-        elif kind in ("citizen.received", "citizen.resolved"):
-            entity, entity_id = "report", int(_field(event, "report_id"))
-            message = _citizen_message(conn, kind, entity_id, event.get("outcome"))
-        else:
-            raise BadEvent(f"event {event_id} has unknown type {kind!r}")
+    """apply_notification in a transaction of its own, then the sender is told (outside
+    the worker it sends the message before this returns)."""
     with store.transaction() as conn:
-        if not claim_event(conn, "notify", event_id, now) or message is None:
-            return
-        queue(conn, [Outgoing(message, FIRST_CHANNEL)], now)
-        record_audit(
-            conn,
-            now,
-            SYSTEM,
-            f"{kind}.queued",
-            entity,
-            entity_id,
-            {"channel": FIRST_CHANNEL},  # (not the key: a digest's names a phone)
-        )
-    await sender.queued(of_key(message.idempotency_key), now)
+        key = apply_notification(conn, event, now, links)
+    if key is not None:
+        await sender.queued(of_key(key), now)
 
 
 def handle_crew_event(store: Store, event: dict[str, Any], now: datetime) -> None:

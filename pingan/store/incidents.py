@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, bindparam, cast, func, insert, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, func, insert, select, text, update
 
 from pingan.city import load_city
 from pingan.core import topics
@@ -33,6 +33,8 @@ from pingan.store import SYSTEM, as_utc, emit, record_audit
 from pingan.store.assignments import cancel_open_assignments
 from pingan.store.db import insert_at_commit, scratch
 from pingan.store.schema import (
+    OPEN_SITE,
+    OPEN_SITE_WITH_RADIUS,
     incident_history,
     incident_warnings,
     incidents,
@@ -134,17 +136,17 @@ def _view_columns() -> list[Any]:
     ]
 
 
+# Open site incidents, in the words of the partial indexes that hold them (as text: a
+# bound parameter would hide from the planner that the index covers the query).
+_OPEN_SITE = text(OPEN_SITE)
 _CANDIDATES = select(*_view_columns()).where(
     incidents.c.playbook_id.in_(bindparam("playbook_ids", expanding=True)),
-    incidents.c.scope == "site",
-    incidents.c.status.in_(OPEN_STATUSES),
+    _OPEN_SITE,
     incidents.c.lat.between(bindparam("lat_lo"), bindparam("lat_hi")),
     incidents.c.lon.between(bindparam("lon_lo"), bindparam("lon_hi")),
 )
 _LARGEST_RADIUS = select(func.max(incidents.c.correlation_radius_m)).where(
-    incidents.c.playbook_id == bindparam("playbook_id"),
-    incidents.c.scope == "site",
-    incidents.c.status == bindparam("status"),
+    incidents.c.playbook_id == bindparam("playbook_id"), text(OPEN_SITE_WITH_RADIUS)
 )
 _REPORT_COUNTS = (
     select(
@@ -204,13 +206,9 @@ def _largest_radius(conn: Connection, playbook_id: str) -> float:
     (matching measures the real distance)."""
     memo = scratch(conn).setdefault(_RADIUS, {})
     if playbook_id not in memo:
-        radius = 0.0
-        for status in OPEN_STATUSES:  # one index seek each (max over an index suffix)
-            found = conn.execute(
-                _LARGEST_RADIUS, {"playbook_id": playbook_id, "status": status}
-            ).scalar()
-            radius = max(radius, found or 0.0)
-        memo[playbook_id] = radius
+        # One index seek: the largest at the end of the playbook's part of the index.
+        found = conn.execute(_LARGEST_RADIUS, {"playbook_id": playbook_id}).scalar()
+        memo[playbook_id] = found or 0.0
     return float(memo[playbook_id])
 
 

@@ -20,9 +20,19 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
+
+# The open site incidents, the only ones a report can join (pingan/store/incidents.py
+# asks with these very predicates, so the planner knows the partial indexes below hold
+# every row it wants). The radius index's own is narrower, so a search for candidates
+# near a point can only use the index by position (with both usable, a fresh table's
+# missing statistics made them tie, and PostgreSQL read every open incident of the
+# playbook through the radius index).
+OPEN_SITE = "scope = 'site' AND status <> 'resolved'"
+OPEN_SITE_WITH_RADIUS = OPEN_SITE + " AND correlation_radius_m IS NOT NULL"
 
 reports = Table(
     "reports",
@@ -79,8 +89,24 @@ incidents = Table(
     # From the snapshot, so correlation finds its candidates through the indexes below
     # instead of reading every open incident (site incidents only).
     Column("correlation_radius_m", Float),
-    Index("ix_incidents_near", "playbook_id", "scope", "status", "lat"),
-    Index("ix_incidents_radius", "playbook_id", "scope", "status", "correlation_radius_m"),
+    # Partial: they hold a storm's open incidents, not years of resolved ones, and
+    # PostgreSQL picks the right one even before a new table has statistics (on
+    # columns only, it scanned every incident of the playbook until autovacuum had
+    # analysed the table).
+    Index(
+        "ix_incidents_open_near",
+        "playbook_id",
+        "lat",
+        postgresql_where=text(OPEN_SITE),
+        sqlite_where=text(OPEN_SITE),
+    ),
+    Index(
+        "ix_incidents_open_radius",
+        "playbook_id",
+        "correlation_radius_m",
+        postgresql_where=text(OPEN_SITE_WITH_RADIUS),
+        sqlite_where=text(OPEN_SITE_WITH_RADIUS),
+    ),
 )
 
 incident_history = Table(

@@ -70,3 +70,51 @@ def test_candidates_decide_what_the_full_scan_decides(store: Store, index: Playb
             outcomes[kind] = outcomes.get(kind, 0) + 1
     # The sample holds both answers (joins, mostly to the wide old snapshots, and opens).
     assert outcomes.get("AttachToIncident", 0) > 5 and outcomes.get("OpenIncident", 0) > 5
+
+
+def test_a_fresh_table_finds_candidates_through_the_open_incidents_index(
+    store: Store, index: PlaybookIndex
+) -> None:
+    """A storm on a new database: thousands of incidents before autovacuum has analysed
+    the table. Without statistics PostgreSQL once searched through the radius index and
+    read every open incident of the playbook for each report; the candidates' search
+    must go by position, and the largest radius by its own index."""
+    from sqlalchemy import event as sa_event
+
+    trees = index.for_report("fallen_tree")
+    assert trees is not None
+    with store.transaction() as conn:
+        if not store.is_sqlite:  # no analysis behind the test's back
+            conn.exec_driver_sql("ALTER TABLE incidents SET (autovacuum_enabled = false)")
+        for n in range(500):
+            insert_incident(
+                conn,
+                category="fallen_tree",
+                level="routine",
+                scope="site",
+                district=None,
+                playbook=trees,
+                lat=33.50 + (n % 25) * 0.006,
+                lon=113.95 + (n // 25) * 0.007,
+                now=NOW,
+            )
+    asked: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, *args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("SELECT") and "FROM incidents" in statement:
+            asked.append((statement, parameters))
+
+    sa_event.listen(store.engine, "before_cursor_execute", capture)
+    with store.transaction() as conn:
+        report = ReportReceived(1, "fallen_tree", 33.55, 114.0, NOW)
+        load_report_candidates(conn, report, [trees.id])
+    sa_event.remove(store.engine, "before_cursor_execute", capture)
+    plans = {}
+    with store.read() as conn:
+        for statement, parameters in asked:
+            explain = "EXPLAIN QUERY PLAN " if store.is_sqlite else "EXPLAIN "
+            rows = conn.exec_driver_sql(explain + statement, parameters).all()
+            kind = "radius" if "max(" in statement else "near"
+            plans[kind] = " ".join(str(r[-1]) for r in rows)
+    assert "ix_incidents_open_near" in plans["near"], plans["near"]
+    assert "ix_incidents_open_radius" in plans["radius"], plans["radius"]
