@@ -4,6 +4,8 @@ an audit row, and an outbox event announcing it, all in one transaction."""
 from __future__ import annotations
 
 import fcntl
+import functools
+import json
 import os
 import socket
 import threading
@@ -15,15 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Connection,
     Engine,
     Row,
+    Table,
+    TextClause,
     create_engine,
     event,
     insert,
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -195,8 +201,8 @@ DISPATCH_CONTEXT = "dispatch_context"
 
 # Outbox, audit and history rows are only read by other transactions (the relay, the
 # console), so a Store transaction writes them when it commits, each table's rows in
-# one multi-row insert in the order they were added, instead of a statement per row: a
-# storm writes several of each for every report.
+# one statement in the order they were added, instead of a statement per row: a storm
+# writes several of each for every report.
 _DEFERRED = "rows_inserted_at_commit"
 
 
@@ -212,7 +218,35 @@ def insert_at_commit(conn: Connection, statement: Any, row: dict[str, Any]) -> N
 
 def _insert_deferred(conn: Connection) -> None:
     for statement, rows in conn.info[SCRATCH].pop(_DEFERRED, {}).items():
-        conn.execute(statement, rows)
+        columns = tuple(rows[0])
+        if conn.dialect.name == "postgresql" and all(tuple(r) == columns for r in rows[1:]):
+            table = statement.table
+            conn.execute(
+                _unnest_insert(table, columns),
+                {c: _as_array(table.c[c], [r[c] for r in rows]) for c in columns},
+            )
+        else:
+            conn.execute(statement, rows)
+
+
+@functools.cache
+def _unnest_insert(table: Table, columns: tuple[str, ...]) -> TextClause:
+    """PostgreSQL: any number of rows in one statement whose text never changes, each
+    column's values one array: prepared once per connection, where a multi-row VALUES
+    is a new statement for the server to parse and the driver to rewrite every time."""
+    arrays = ", ".join(
+        f"CAST(:{c} AS TEXT[])::JSON[]"
+        if isinstance(table.c[c].type, JSON)
+        else f"CAST(:{c} AS {table.c[c].type.compile(dialect=postgresql.dialect())}[])"
+        for c in columns
+    )
+    return text(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})")
+
+
+def _as_array(column: Any, values: list[Any]) -> list[Any]:
+    if isinstance(column.type, JSON):
+        return [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+    return values
 
 
 def scratch(conn: Connection) -> dict[str, Any]:
