@@ -220,33 +220,44 @@ def _insert_deferred(conn: Connection) -> None:
     for statement, rows in conn.info[SCRATCH].pop(_DEFERRED, {}).items():
         columns = tuple(rows[0])
         if conn.dialect.name == "postgresql" and all(tuple(r) == columns for r in rows[1:]):
-            table = statement.table
-            conn.execute(
-                _unnest_insert(table, columns),
-                {c: _as_array(table.c[c], [r[c] for r in rows]) for c in columns},
-            )
+            conn.execute(*_unnest_insert(statement.table, rows))
         else:
             conn.execute(statement, rows)
 
 
+def _unnest_insert(
+    table: Table, rows: list[dict[str, Any]], tail: str = ""
+) -> tuple[TextClause, dict[str, list[Any]]]:
+    """PostgreSQL: rows (all with the same keys) in one statement whose text never
+    changes, each column's values one array: prepared once per connection, where a
+    multi-row VALUES is a new statement for the server to parse and for the driver to
+    rewrite every time. `tail`: what follows the insert (ON CONFLICT, RETURNING)."""
+    columns = tuple(rows[0])
+    arrays = {
+        c: [
+            v if v is None or not isinstance(table.c[c].type, JSON) else _json_text(v)
+            for v in (r[c] for r in rows)
+        ]
+        for c in columns
+    }
+    return _unnest_statement(table, columns, tail), arrays
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)  # Chinese stays readable in psql
+
+
 @functools.cache
-def _unnest_insert(table: Table, columns: tuple[str, ...]) -> TextClause:
-    """PostgreSQL: any number of rows in one statement whose text never changes, each
-    column's values one array: prepared once per connection, where a multi-row VALUES
-    is a new statement for the server to parse and the driver to rewrite every time."""
-    arrays = ", ".join(
-        f"CAST(:{c} AS TEXT[])::JSON[]"
+def _unnest_statement(table: Table, columns: tuple[str, ...], tail: str) -> TextClause:
+    casts = ", ".join(
+        f"CAST(:{c} AS TEXT[])::JSON[]"  # JSON as its text (no driver adapts a dict array)
         if isinstance(table.c[c].type, JSON)
         else f"CAST(:{c} AS {table.c[c].type.compile(dialect=postgresql.dialect())}[])"
         for c in columns
     )
-    return text(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})")
-
-
-def _as_array(column: Any, values: list[Any]) -> list[Any]:
-    if isinstance(column.type, JSON):
-        return [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
-    return values
+    return text(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({casts}) {tail}"
+    )
 
 
 def scratch(conn: Connection) -> dict[str, Any]:
@@ -339,7 +350,11 @@ def claim_events(conn: Connection, consumer: str, event_ids: list[str], now: dat
     wanted = list(dict.fromkeys(event_ids))
     if wanted:
         rows = [{"event_id": e, "consumer": consumer, "at": now} for e in wanted]
-        claimed = set(conn.execute(_CLAIM[conn.dialect.name], rows).scalars().all())
+        if conn.dialect.name == "postgresql":
+            statement = _unnest_insert(schema.processed_events, rows, _CLAIM_TAIL)
+            claimed = set(conn.execute(*statement).scalars().all())
+        else:
+            claimed = set(conn.execute(_CLAIM[conn.dialect.name], rows).scalars().all())
         memo.setdefault(_CLAIMED_AHEAD, {})[consumer] = (set(wanted), claimed)
 
 
@@ -366,6 +381,7 @@ def insert_or_ignore_prebuilt(table: Any, returning: Any) -> dict[str, Any]:
 
 
 _CLAIM = insert_or_ignore_prebuilt(schema.processed_events, schema.processed_events.c.event_id)
+_CLAIM_TAIL = "ON CONFLICT DO NOTHING RETURNING event_id"
 
 
 def mark_component(
