@@ -316,7 +316,12 @@ def restaffable_incidents(
     """Open, unheld incidents flagged unstaffed for which the policy would now find at
     least one crew (a crew came on shift, finished other work, or joined the roster).
     After a storm thousands may wait: the shared state is read once, the incidents in
-    bulk, and nothing at all while no crew is free."""
+    bulk, and none of them at all while no crew is free (the clock asks every 15 s,
+    through the whole storm)."""
+    context = load_dispatch_context(conn, now)
+    load = context["active_load"]
+    if not any(c.on_shift(now) and load.get(c.id, 0) < c.capacity for c in context["crews"]):
+        return []
     rows = [
         r
         for r in conn.execute(
@@ -340,10 +345,6 @@ def restaffable_incidents(
         if r.id not in skip
     ]
     if not rows:
-        return []
-    context = load_dispatch_context(conn, now)
-    load = context["active_load"]
-    if not any(c.on_shift(now) and load.get(c.id, 0) < c.capacity for c in context["crews"]):
         return []
     found = []
     for row, view in zip(rows, _incident_views(conn, rows), strict=True):
