@@ -47,6 +47,7 @@ from pingan.store import SYSTEM, Store, as_utc, claim_event, claim_events, emit,
 from pingan.store.db import read_ahead, take_read_ahead
 from pingan.store.incidents import (
     apply_decisions,
+    linked_in_transaction,
     load_open_incidents,
     load_report_candidates,
 )
@@ -208,7 +209,7 @@ def apply_report_accepted(
         report = conn.execute(_REPORT, {"report_id": report_id}).first()
     if report is None:
         raise BadEvent(f"report {report_id} does not exist")
-    if report.incident_id is not None:
+    if report.incident_id is not None or linked_in_transaction(conn, report_id):
         return
     received = ReportReceived(
         report.id, report.service_code, report.lat, report.lon, as_utc(report.received_at)

@@ -19,7 +19,7 @@ from pingan.core.escalation import EscalationDecision, arrival_check, escalation
 from pingan.dispatch.requests import request_dispatch
 from pingan.store import SYSTEM, Store, emit, record_audit
 from pingan.store.assignments import move_assignment
-from pingan.store.db import insert_at_commit, insert_or_ignore_prebuilt, scratch
+from pingan.store.db import insert_or_ignore_prebuilt, scratch, write_at_commit
 from pingan.store.schema import assignments, crews, staff, staff_alerts, timers
 from pingan.vocabulary import AssignmentState
 
@@ -125,7 +125,7 @@ def alert_staff(
         log.error("nobody to alert role=%s unit=%s: %s", role, unit, text)
         return None
     # Read only by the digest when it fires, in a transaction of its own.
-    insert_at_commit(
+    write_at_commit(
         conn,
         _STAFF_ALERT_INSERT,
         dict(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     JSON,
     Connection,
     Engine,
+    Insert,
     Row,
     Table,
     TextClause,
@@ -99,7 +100,7 @@ class Store:
             conn.info[SCRATCH] = {}
             try:
                 yield conn
-                _insert_deferred(conn)
+                _write_deferred(conn)
             finally:
                 conn.info.pop(SCRATCH, None)
                 emitted = bool(conn.info.pop("emitted", False))
@@ -179,7 +180,7 @@ def emit(
     conn.info["emitted"] = True
     # Values as parameters, not in the statement: the compiled insert is cached once,
     # instead of a cache key built over every payload (the hottest write there is).
-    insert_at_commit(
+    write_at_commit(
         conn,
         _OUTBOX_INSERT,
         {"event_id": event_id, "topic": topic, "key": key, "payload": body, "created_at": now},
@@ -199,16 +200,17 @@ SCRATCH = "pingan.transaction_scratch"
 DISPATCH_CONTEXT = "dispatch_context"
 
 
-# Outbox, audit and history rows are only read by other transactions (the relay, the
-# console), so a Store transaction writes them when it commits, each table's rows in
-# one statement in the order they were added, instead of a statement per row: a storm
-# writes several of each for every report.
-_DEFERRED = "rows_inserted_at_commit"
+# Outbox, audit and history rows (and a report's link to its incident) are only read by
+# other transactions (the relay, the console, dispatch), so a Store transaction writes
+# them when it commits: each statement's rows at once, in the order they were added,
+# instead of a statement per row (a storm writes several of each for every report), and
+# on PostgreSQL all of them in one round trip.
+_DEFERRED = "rows_written_at_commit"
 
 
-def insert_at_commit(conn: Connection, statement: Any, row: dict[str, Any]) -> None:
-    """Insert `row` when the Store transaction commits (at once outside one): for rows
-    nothing in the same transaction reads."""
+def write_at_commit(conn: Connection, statement: Any, row: dict[str, Any]) -> None:
+    """Execute `statement` (an INSERT or UPDATE) with `row` when the Store transaction
+    commits (at once outside one): for rows nothing in the same transaction reads."""
     memo = conn.info.get(SCRATCH)
     if memo is None:  # not in a Store transaction: nobody would flush it
         conn.execute(statement, row)
@@ -216,13 +218,22 @@ def insert_at_commit(conn: Connection, statement: Any, row: dict[str, Any]) -> N
     memo.setdefault(_DEFERRED, {}).setdefault(statement, []).append(row)
 
 
-def _insert_deferred(conn: Connection) -> None:
-    for statement, rows in conn.info[SCRATCH].pop(_DEFERRED, {}).items():
-        columns = tuple(rows[0])
-        if conn.dialect.name == "postgresql" and all(tuple(r) == columns for r in rows[1:]):
-            conn.execute(*_unnest_insert(statement.table, rows))
-        else:
+def _write_deferred(conn: Connection) -> None:
+    deferred = conn.info[SCRATCH].pop(_DEFERRED, {})
+    if not deferred:
+        return
+    if conn.dialect.name != "postgresql":
+        for statement, rows in deferred.items():
             conn.execute(statement, rows)
+        return
+    # No statement's result is needed: psycopg's pipeline sends them all and waits once.
+    with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+        for statement, rows in deferred.items():
+            columns = tuple(rows[0])
+            if isinstance(statement, Insert) and all(tuple(r) == columns for r in rows[1:]):
+                conn.execute(*_unnest_insert(statement.table, rows))
+            else:
+                conn.execute(statement, rows)
 
 
 def _unnest_insert(
@@ -303,7 +314,7 @@ def record_audit(
     entity_id: str | int,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    insert_at_commit(
+    write_at_commit(
         conn,
         _AUDIT_INSERT,
         {

@@ -31,7 +31,7 @@ from pingan.core.events import (
 )
 from pingan.store import SYSTEM, as_utc, emit, record_audit
 from pingan.store.assignments import cancel_open_assignments
-from pingan.store.db import insert_at_commit, scratch
+from pingan.store.db import SCRATCH, scratch, write_at_commit
 from pingan.store.schema import (
     OPEN_SITE,
     OPEN_SITE_WITH_RADIUS,
@@ -63,7 +63,7 @@ def set_incident_status(
     if new == IncidentStatus.RESOLVED:
         values["resolved_at"] = now
     conn.execute(UPDATE_INCIDENT, {"incident_key": incident_id, **values})
-    insert_at_commit(
+    write_at_commit(
         conn,
         _HISTORY_INSERT,
         dict(incident_id=incident_id, at=now, from_status=old, to_status=new, reason=reason),
@@ -222,6 +222,12 @@ def _views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]:
     counts = {
         r.incident_id: (r.n, as_utc(r.last_at)) for r in conn.execute(_REPORT_COUNTS, {"ids": ids})
     }
+    # Reports this transaction linked, written only when it commits (_link_report).
+    wanted = set(ids)
+    for incident_id, at in scratch(conn).get(_LINKED, {}).values():
+        if incident_id in wanted:
+            n, last = counts.get(incident_id, (0, None))
+            counts[incident_id] = (n + 1, at if last is None or at > last else last)
     warnings: dict[int, dict[str, datetime | None]] = {}
     for w in conn.execute(_ACTIVE_WARNINGS, {"ids": ids}):
         warnings.setdefault(w.incident_id, {})[w.warning_id] = as_utc(w.expires_at)
@@ -246,10 +252,31 @@ def _views(conn: Connection, rows: Sequence[Any]) -> list[IncidentView]:
     return views
 
 
+# Reports linked in this transaction, whose links are written when it commits:
+# report id -> (incident id, when the report came).
+_LINKED = "reports_linked"
+
+
+def _link_report(conn: Connection, report: ReportReceived, incident_id: int) -> None:
+    """A report joins its incident. Nothing else in a batch of reports reads the link but
+    the incidents' report counts (_views) and whether a report is linked already
+    (linked_in_transaction), which see it before it is written with the commit."""
+    link = {"report_key": report.report_id, "incident_id": incident_id}
+    write_at_commit(conn, _LINK_REPORT, link)
+    memo = conn.info.get(SCRATCH)
+    if memo is not None:
+        memo.setdefault(_LINKED, {})[report.report_id] = (incident_id, report.at)
+
+
+def linked_in_transaction(conn: Connection, report_id: int) -> bool:
+    """Whether this transaction has already linked the report (not yet written)."""
+    return report_id in scratch(conn).get(_LINKED, {})
+
+
 def _link_source(conn: Connection, incident_id: int, event: Event) -> None:
     """Record what drives the incident: the report, the warning, or a threshold."""
     if isinstance(event, ReportReceived):
-        conn.execute(_LINK_REPORT, {"report_key": event.report_id, "incident_id": incident_id})
+        _link_report(conn, event, incident_id)
     elif isinstance(event, WarningSignal):
         exists = conn.execute(
             select(incident_warnings.c.state).where(
@@ -346,7 +373,7 @@ def _open(conn: Connection, decision: OpenIncident, category: str, now: datetime
         lon=lon,
         now=now,
     )
-    insert_at_commit(
+    write_at_commit(
         conn,
         _HISTORY_INSERT,
         dict(
@@ -421,7 +448,7 @@ def apply_decisions(
                 status = conn.execute(
                     select(incidents.c.status).where(incidents.c.id == incident_id)
                 ).scalar_one()
-                insert_at_commit(
+                write_at_commit(
                     conn,
                     _HISTORY_INSERT,
                     dict(

@@ -140,6 +140,72 @@ def test_a_batch_claims_its_events_in_one_statement_and_applies_each_once(
     assert marks == [handlers.INCIDENTS, handlers.INCIDENTS]
 
 
+def test_reports_in_one_batch_decide_as_one_at_a_time_would(registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A batch links its reports when it commits: the incidents' report counts must still
+    see the reports linked earlier in the batch, so the fifth report of one dark street
+    upgrades its incident in a batch as it does alone, and a report announced twice is
+    linked once."""
+    from pingan.intake.reports import ReportDraft
+    from pingan.store.schema import incident_history, reports
+    from streams import handlers
+
+    def accepted(name: str) -> tuple[Store, list[dict]]:
+        store = Store(f"sqlite:///{tmp_path / name}")
+        store.create_schema()
+        for n in range(9):  # six along one street, three along another
+            lat = 33.5712 + (0.0002 * n if n < 6 else 0.03 + 0.0002 * n)
+            light = ReportDraft("streetlight", lat, 114.0153, None, f"路灯不亮 {n}", None, {})
+            accept_report(store, light, "open311", "test", NOW)
+        with store.read() as conn:
+            found = [
+                dict(p)
+                for p in conn.execute(
+                    select(outbox.c.payload)
+                    .where(outbox.c.topic == topics.REPORTS)
+                    .order_by(outbox.c.id)
+                ).scalars()
+            ]
+        again = found[2] | {"event_id": "announced-again"}
+        return store, [*found[:4], again, *found[4:]]
+
+    def apply(conn, event, now) -> None:  # type: ignore[no-untyped-def]
+        handlers.apply_report_accepted(conn, registry.index, event, now)
+
+    one_by_one, events = accepted("single.db")
+    for event in events:
+        handlers.in_transaction(one_by_one, apply, event, NOW)
+    batched, events = accepted("batch.db")
+    handlers.apply_batch(batched, handlers.INCIDENTS, apply, events, NOW)
+
+    def outcome(store: Store) -> tuple[list[tuple], ...]:
+        with store.read() as conn:
+            trail = conn.execute(
+                select(audit.c.action, audit.c.entity_id)
+                .where(audit.c.action.like("incident.%"))
+                .order_by(audit.c.id)
+            ).all()
+            opened = conn.execute(
+                select(incidents.c.id, incidents.c.level).order_by(incidents.c.id)
+            ).all()
+            links = conn.execute(
+                select(reports.c.id, reports.c.incident_id).order_by(reports.c.id)
+            ).all()
+            history = conn.execute(
+                select(incident_history.c.incident_id, incident_history.c.reason).order_by(
+                    incident_history.c.id
+                )
+            ).all()
+        return tuple([tuple(r) for r in rows] for rows in (opened, links, history, trail))
+
+    assert len(events) == 10
+    assert outcome(batched) == outcome(one_by_one)
+    opened, links, history, trail = outcome(batched)
+    assert len([a for a, _ in trail if a in ("incident.attached", "incident.upgraded")]) == 7
+    assert [level for _, level in opened] == ["blue", "routine"]
+    assert all(incident is not None for _, incident in links)
+    assert any("5 reports corroborate" in reason for _, reason in history)
+
+
 def test_dispatch_in_one_batch_assigns_as_one_at_a_time_would(registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Dispatch keeps the crews' load within a batch's transaction: twelve incidents
     opened at once are staffed exactly as if each had its own transaction (no crew
