@@ -40,6 +40,7 @@ from pingan.store.incidents import (
     incident_row,
     locked_incident_rows,
     set_incident_status,
+    set_unstaffed,
 )
 from pingan.store.schema import (
     assignments,
@@ -274,9 +275,7 @@ def write_dispatch_plan(
                 now,
             )
     if incident.unstaffed != plan.unstaffed:
-        conn.execute(
-            UPDATE_INCIDENT, {"incident_key": incident.id, "unstaffed": int(plan.unstaffed)}
-        )
+        set_unstaffed(conn, incident.id, plan.unstaffed)
     if incident.unstaffed and not plan.unstaffed:
         record_audit(
             conn, now, SYSTEM, "incident.staffed", "incident", incident.id, {"crews": plan.crews}

@@ -110,13 +110,51 @@ def incident_row(conn: Connection, incident_id: int, *, lock: bool = False) -> A
     """The incident's row (None if there is none); `lock` takes its row lock
     (PostgreSQL; SQLite has one writer), held to the end of the transaction."""
     statement = _INCIDENT_ROW_LOCKED if lock else _INCIDENT_ROW
-    return conn.execute(statement, {"incident_id": incident_id}).first()
+    return _amended(conn, conn.execute(statement, {"incident_id": incident_id}).first())
 
 
 def locked_incident_rows(conn: Connection, incident_ids: Iterable[int]) -> list[Any]:
     """Several incidents' rows (as incident_row reads one), locked in id order."""
     ids = sorted(set(incident_ids))
-    return conn.execute(_INCIDENT_ROWS_LOCKED, {"ids": ids}).all() if ids else []
+    rows = conn.execute(_INCIDENT_ROWS_LOCKED, {"ids": ids}).all() if ids else []
+    return [_amended(conn, r) for r in rows]
+
+
+# Whether an incident is short of crews is written when the transaction commits (a
+# storm's dispatch batch flags one incident after another): incident id -> the flag.
+_UNSTAFFED = "unstaffed_at_commit"
+_SET_UNSTAFFED = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("incident_key"))
+    .values(unstaffed=bindparam("flag"))
+)
+
+
+def set_unstaffed(conn: Connection, incident_id: int, unstaffed: bool) -> None:
+    """Flag the incident as short of crews (or not), written at commit; the rows this
+    transaction reads meanwhile (incident_row) show it already."""
+    write_at_commit(conn, _SET_UNSTAFFED, {"incident_key": incident_id, "flag": int(unstaffed)})
+    memo = conn.info.get(SCRATCH)
+    if memo is not None:
+        memo.setdefault(_UNSTAFFED, {})[incident_id] = int(unstaffed)
+
+
+class _Amended:
+    """An incident's row as this transaction has changed it, before the change is
+    written (set_unstaffed)."""
+
+    def __init__(self, row: Any, unstaffed: int) -> None:
+        self._row, self.unstaffed = row, unstaffed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+def _amended(conn: Connection, row: Any) -> Any:
+    if row is None:
+        return None
+    pending = scratch(conn).get(_UNSTAFFED, {})
+    return _Amended(row, pending[row.id]) if row.id in pending else row
 
 
 OPEN_STATUSES = tuple(s.value for s in IncidentStatus if s != IncidentStatus.RESOLVED)

@@ -210,8 +210,9 @@ def test_dispatch_in_one_batch_assigns_as_one_at_a_time_would(registry, tmp_path
     """Dispatch keeps the crews' load within a batch's transaction: twelve incidents
     opened at once are staffed exactly as if each had its own transaction (no crew
     sent past its capacity because the batch read the load once). The batch reads its
-    incidents ahead in one statement; a second event for an incident already staffed
-    in the batch reads it afresh (not as it was before its crew was sent)."""
+    incidents ahead in one statement; a second event for an incident already handled
+    in the batch reads it afresh (not as it was before its crew was sent, nor before
+    it was found short of crews)."""
     from pingan.actions import sync_roster
     from pingan.crews import load_roster
     from streams import handlers
@@ -236,7 +237,14 @@ def test_dispatch_in_one_batch_assigns_as_one_at_a_time_would(registry, tmp_path
             "incident_id": opened[0]["incident_id"],
             "occasion": "need",
         }
-        return store, [opened[0], again, *opened[1:]]
+        # A retry for an incident the batch has just found short of crews: it must see
+        # the flag the batch set (not yet written), or its supervisor hears twice.
+        retry = again | {
+            "event_id": "again-2",
+            "incident_id": opened[-1]["incident_id"],
+            "occasion": "restaff",
+        }
+        return store, [opened[0], again, *opened[1:], retry]
 
     one_by_one, events = staffed_incidents("single.db")
     for event in events:
@@ -271,12 +279,12 @@ def test_dispatch_in_one_batch_assigns_as_one_at_a_time_would(registry, tmp_path
             alerts = conn.execute(select(func.count()).select_from(staff_alerts)).scalar_one()
             return list(unstaffed.scalars()), alerts
 
-    assert len(events) == 13
+    assert len(events) == 14
     assert assigned(batched) == assigned(one_by_one)
     assert flagged(batched) == flagged(one_by_one)
     assert len(flagged(batched)[0]) == 10
-    # All twelve read ahead at once; the second event's incident read again alone.
-    assert len(reads) == 2, reads
+    # All twelve read ahead at once; the later events' incidents read again alone.
+    assert len(reads) == 3, reads
     # The load mattered: the two crews ran out of capacity long before the incidents.
     assert Counter(crew for _, crew in assigned(batched)) == {"tree-near": 1, "tree-far": 1}
 
