@@ -44,12 +44,14 @@ from pingan.intake.warnings import WarningInvalid, signal_from_event, threshold_
 from pingan.links import CrewLinks
 from pingan.queries import first_report
 from pingan.store import SYSTEM, Store, as_utc, claim_event, claim_events, emit, record_audit
-from pingan.store.db import read_ahead, take_read_ahead
+from pingan.store.db import read_ahead, rows_read_ahead, scratch, take_read_ahead
 from pingan.store.incidents import (
     apply_decisions,
     linked_in_transaction,
     load_open_incidents,
     load_report_candidates,
+    note_changes,
+    read_candidates_ahead,
 )
 from pingan.store.schema import (
     assignments,
@@ -211,12 +213,30 @@ def apply_report_accepted(
         raise BadEvent(f"report {report_id} does not exist")
     if report.incident_id is not None or linked_in_transaction(conn, report_id):
         return
-    received = ReportReceived(
+    received = _received(report)
+    if not scratch(conn).get(_CANDIDATES_READ):  # the batch's first report: all at once
+        scratch(conn)[_CANDIDATES_READ] = True
+        others = rows_read_ahead(conn, _REPORT_AHEAD).values()
+        wanted = [_received(r) for r in (report, *others) if r.incident_id is None]
+        read_candidates_ahead(conn, [(r, _playbook_ids(index, r)) for r in wanted])
+    candidates = load_report_candidates(conn, received, _playbook_ids(index, received))
+    decisions = match(received, candidates, index, now)
+    apply_decisions(conn, received, decisions, now)
+    note_changes(conn, decisions, candidates)
+
+
+_CANDIDATES_READ = "candidates_read_ahead"
+
+
+def _received(report: Any) -> ReportReceived:
+    return ReportReceived(
         report.id, report.service_code, report.lat, report.lon, as_utc(report.received_at)
     )  # type: ignore[arg-type]
-    playbook = index.for_report(received.category)
-    candidates = load_report_candidates(conn, received, [playbook.id] if playbook else [])
-    apply_decisions(conn, received, match(received, candidates, index, now), now)
+
+
+def _playbook_ids(index: PlaybookIndex, report: ReportReceived) -> list[str]:
+    playbook = index.for_report(report.category)
+    return [playbook.id] if playbook else []
 
 
 def handle_weather_event(

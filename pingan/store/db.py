@@ -290,6 +290,11 @@ def read_ahead(conn: Connection, kind: str, rows: dict[Any, Any]) -> None:
         memo.setdefault(_READ_AHEAD, {})[kind] = rows
 
 
+def rows_read_ahead(conn: Connection, kind: str) -> dict[Any, Any]:
+    """What is read ahead of `kind` and not yet taken (to read more ahead from it)."""
+    return dict(scratch(conn).get(_READ_AHEAD, {}).get(kind, {}))
+
+
 def take_read_ahead(conn: Connection, kind: str, key: Any) -> Any | None:
     """The row read ahead for `key`, once; None when there is none (read it then)."""
     return scratch(conn).get(_READ_AHEAD, {}).get(kind, {}).pop(key, None)

@@ -31,7 +31,7 @@ from pingan.core.events import (
 )
 from pingan.store import SYSTEM, as_utc, emit, record_audit
 from pingan.store.assignments import cancel_open_assignments
-from pingan.store.db import SCRATCH, scratch, write_at_commit
+from pingan.store.db import SCRATCH, read_ahead, scratch, take_read_ahead, write_at_commit
 from pingan.store.schema import (
     OPEN_SITE,
     OPEN_SITE_WITH_RADIUS,
@@ -216,25 +216,113 @@ def load_report_candidates(
 ) -> list[IncidentView]:
     """The open site incidents a report could belong to: of its playbooks, within the
     largest correlation radius any of them has. Both lookups go through indexes, so a
-    report costs the same with ten open incidents or ten thousand."""
-    if event.lat is None or event.lon is None or not playbook_ids:
+    report costs the same with ten open incidents or ten thousand. Read ahead for the
+    batch (read_candidates_ahead) unless this transaction has opened or changed an
+    incident inside the report's box since."""
+    box = _search_box(conn, event, playbook_ids)
+    if box is None:
         return []
+    ahead = take_read_ahead(conn, _CANDIDATES_AHEAD, event.report_id)
+    if ahead is not None and not _changed_inside(conn, box):
+        return list(ahead)
+    rows = conn.execute(_CANDIDATES, {"playbook_ids": list(playbook_ids), **box}).all()
+    return _views(conn, rows)
+
+
+def _search_box(
+    conn: Connection, event: ReportReceived, playbook_ids: Sequence[str]
+) -> dict[str, float] | None:
+    if event.lat is None or event.lon is None or not playbook_ids:
+        return None
     radius = max(_largest_radius(conn, playbook_id) for playbook_id in playbook_ids)
     if radius <= 0:
-        return []
+        return None
     dlat = radius / _M_PER_DEG_LAT
     dlon = radius / (_M_PER_DEG_LAT * max(math.cos(math.radians(event.lat)), 0.01))
+    return {
+        "lat_lo": event.lat - dlat,
+        "lat_hi": event.lat + dlat,
+        "lon_lo": event.lon - dlon,
+        "lon_hi": event.lon + dlon,
+    }
+
+
+# PostgreSQL: every box of a batch in one statement. OFFSET 0 keeps the subquery a
+# subquery, so each box is one search of the open-incidents index, whatever the planner
+# guesses of a table it may not have analysed yet.
+_CANDIDATES_OF_BOXES = text(
+    "SELECT b.n, c.* FROM unnest(CAST(:n AS INTEGER[]), CAST(:playbook AS VARCHAR[]), "
+    "CAST(:lat_lo AS FLOAT8[]), CAST(:lat_hi AS FLOAT8[]), CAST(:lon_lo AS FLOAT8[]), "
+    "CAST(:lon_hi AS FLOAT8[])) AS b(n, playbook, lat_lo, lat_hi, lon_lo, lon_hi) "
+    "CROSS JOIN LATERAL (SELECT incidents.id, incidents.level, incidents.scope, "
+    "incidents.district, incidents.lat, incidents.lon, incidents.thresholds_active, "
+    "CAST(incidents.playbook_snapshot AS TEXT) AS snapshot FROM incidents "
+    f"WHERE incidents.playbook_id = b.playbook AND {OPEN_SITE} "
+    "AND incidents.lat BETWEEN b.lat_lo AND b.lat_hi "
+    "AND incidents.lon BETWEEN b.lon_lo AND b.lon_hi OFFSET 0) AS c"
+)
+_CANDIDATES_AHEAD = "report_candidates"
+# Where this transaction opened or changed an incident: (lat, lon) of each.
+_CHANGED = "incidents_changed_at"
+
+
+def read_candidates_ahead(
+    conn: Connection, wanted: Sequence[tuple[ReportReceived, Sequence[str]]]
+) -> None:
+    """A batch of reports' candidates in one statement (PostgreSQL, where each is a
+    round trip; SQLite answers them in-process), each taken by load_report_candidates."""
+    if conn.dialect.name != "postgresql":
+        return
+    boxes = {}
+    for event, playbook_ids in wanted:
+        box = _search_box(conn, event, playbook_ids) if len(playbook_ids) == 1 else None
+        if box is not None:
+            boxes[event.report_id] = (playbook_ids[0], box)
+    if not boxes:
+        return
+    columns = ("lat_lo", "lat_hi", "lon_lo", "lon_hi")
     rows = conn.execute(
-        _CANDIDATES,
+        _CANDIDATES_OF_BOXES,
         {
-            "playbook_ids": list(playbook_ids),
-            "lat_lo": event.lat - dlat,
-            "lat_hi": event.lat + dlat,
-            "lon_lo": event.lon - dlon,
-            "lon_hi": event.lon + dlon,
+            "n": list(boxes),
+            "playbook": [playbook for playbook, _ in boxes.values()],
+            **{c: [box[c] for _, box in boxes.values()] for c in columns},
         },
     ).all()
-    return _views(conn, rows)
+    views = {v.id: v for v in _views(conn, list({r.id: r for r in rows}.values()))}
+    found: dict[int, list[IncidentView]] = {report_id: [] for report_id in boxes}
+    for r in rows:
+        found[r.n].append(views[r.id])
+    read_ahead(conn, _CANDIDATES_AHEAD, found)
+
+
+def note_changes(
+    conn: Connection, decisions: Sequence[Decision], candidates: Sequence[IncidentView]
+) -> None:
+    """Remember where a report's decisions opened or changed an incident: a later report
+    of the batch whose box holds one asks the database again instead of using what was
+    read ahead (which did not know of it)."""
+    memo = conn.info.get(SCRATCH)
+    if memo is None:
+        return
+    where = {c.id: (c.lat, c.lon) for c in candidates}
+    for decision in decisions:
+        if isinstance(decision, OpenIncident):
+            point = (decision.lat, decision.lon)
+        elif isinstance(decision, AttachToIncident | UpgradeIncident):
+            point = where.get(decision.incident_id, (None, None))
+        else:
+            continue
+        memo.setdefault(_CHANGED, []).append(point)
+
+
+def _changed_inside(conn: Connection, box: dict[str, float]) -> bool:
+    for lat, lon in scratch(conn).get(_CHANGED, ()):
+        if lat is None or lon is None:
+            return True  # somewhere unknown: could be anywhere
+        if box["lat_lo"] <= lat <= box["lat_hi"] and box["lon_lo"] <= lon <= box["lon_hi"]:
+            return True
+    return False
 
 
 def _largest_radius(conn: Connection, playbook_id: str) -> float:

@@ -4,11 +4,13 @@ handlers, survive malformed events, and reject them once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event as sa_event
@@ -140,18 +142,35 @@ def test_a_batch_claims_its_events_in_one_statement_and_applies_each_once(
     assert marks == [handlers.INCIDENTS, handlers.INCIDENTS]
 
 
-def test_reports_in_one_batch_decide_as_one_at_a_time_would(registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _another_store(like: Store, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
+    """A second, empty store on the same database system as `like`."""
+    if like.is_sqlite:
+        other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+        other.create_schema()
+        yield other
+        other.dispose()
+        return
+    with fresh_postgres_database() as url:
+        other = Store(url)
+        other.create_schema()
+        yield other
+        other.dispose()
+
+
+def test_reports_in_one_batch_decide_as_one_at_a_time_would(  # type: ignore[no-untyped-def]
+    store: Store, registry, tmp_path
+) -> None:
     """A batch links its reports when it commits: the incidents' report counts must still
     see the reports linked earlier in the batch, so the fifth report of one dark street
     upgrades its incident in a batch as it does alone, and a report announced twice is
-    linked once."""
+    linked once. On PostgreSQL the batch reads every report's candidates at once: a
+    report near an incident the batch has just opened or changed must ask again."""
     from pingan.intake.reports import ReportDraft
     from pingan.store.schema import incident_history, reports
     from streams import handlers
 
-    def accepted(name: str) -> tuple[Store, list[dict]]:
-        store = Store(f"sqlite:///{tmp_path / name}")
-        store.create_schema()
+    def accepted(store: Store) -> list[dict]:
         for n in range(9):  # six along one street, three along another
             lat = 33.5712 + (0.0002 * n if n < 6 else 0.03 + 0.0002 * n)
             light = ReportDraft("streetlight", lat, 114.0153, None, f"路灯不亮 {n}", None, {})
@@ -166,16 +185,10 @@ def test_reports_in_one_batch_decide_as_one_at_a_time_would(registry, tmp_path) 
                 ).scalars()
             ]
         again = found[2] | {"event_id": "announced-again"}
-        return store, [*found[:4], again, *found[4:]]
+        return [*found[:4], again, *found[4:]]
 
     def apply(conn, event, now) -> None:  # type: ignore[no-untyped-def]
         handlers.apply_report_accepted(conn, registry.index, event, now)
-
-    one_by_one, events = accepted("single.db")
-    for event in events:
-        handlers.in_transaction(one_by_one, apply, event, NOW)
-    batched, events = accepted("batch.db")
-    handlers.apply_batch(batched, handlers.INCIDENTS, apply, events, NOW)
 
     def outcome(store: Store) -> tuple[list[tuple], ...]:
         with store.read() as conn:
@@ -197,8 +210,18 @@ def test_reports_in_one_batch_decide_as_one_at_a_time_would(registry, tmp_path) 
             ).all()
         return tuple([tuple(r) for r in rows] for rows in (opened, links, history, trail))
 
+    batched = store
+    events = accepted(batched)
+    # The first alone, so the batch starts with an open incident (and a search radius).
+    handlers.in_transaction(batched, apply, events[0], NOW)
+    handlers.apply_batch(batched, handlers.INCIDENTS, apply, events[1:], NOW)
+    with _another_store(store, tmp_path) as one_by_one:
+        for event in accepted(one_by_one):
+            handlers.in_transaction(one_by_one, apply, event, NOW)
+        alone = outcome(one_by_one)
+
     assert len(events) == 10
-    assert outcome(batched) == outcome(one_by_one)
+    assert outcome(batched) == alone
     opened, links, history, trail = outcome(batched)
     assert len([a for a, _ in trail if a in ("incident.attached", "incident.upgraded")]) == 7
     assert [level for _, level in opened] == ["blue", "routine"]
