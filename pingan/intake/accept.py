@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,22 +19,31 @@ from pingan.intake.classify import normalise_text
 from pingan.intake.location import Located, locate
 from pingan.intake.reports import ReportDraft
 from pingan.intake.warnings import signal_to_event
-from pingan.store import Store, emit, record_audit
+from pingan.store import Store, as_utc, emit, record_audit
 from pingan.store.schema import (
     reports,
     warning_messages,
 )
 
 DUPLICATE_WINDOW = timedelta(minutes=2)
-# Built once (see pingan/store/incidents.py): every report of a storm runs both.
-_RECENT_FROM_CALLER = (
-    select(reports.c.id, reports.c.description, reports.c.service_code)
+# Built once (see pingan/store/incidents.py): every group of a storm's reports runs both.
+_RECENT_FROM_CALLERS = (
+    select(
+        reports.c.id,
+        reports.c.caller_hash,
+        reports.c.description,
+        reports.c.service_code,
+        reports.c.received_at,
+    )
     .where(
-        reports.c.caller_hash == bindparam("caller"), reports.c.received_at >= bindparam("since")
+        reports.c.caller_hash.in_(bindparam("callers", expanding=True)),
+        reports.c.received_at >= bindparam("since"),
     )
     .order_by(reports.c.id)
 )
-_REPORT_INSERT = insert(reports)
+# Ids come back in the order the rows were given (SQLAlchemy sorts a multi-row insert's
+# RETURNING by parameter order).
+_REPORT_INSERT = insert(reports).returning(reports.c.id, sort_by_parameter_order=True)
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,10 @@ def accept_report(
     sending the same text again within two minutes gets the first report's id. A report
     that cannot be placed (or was unsure of its category) waits for review."""
     placed = place(draft, review_reason)  # outside the write lock: no database needed
+    arrival = Arrival(draft, placed, source, actor, now, classification)
     with store.transaction() as conn:
-        return accept_report_in(conn, draft, placed, source, actor, now, classification)
+        [accepted] = accept_reports_in(conn, [arrival])
+        return accepted
 
 
 def accept_reports(
@@ -73,12 +85,9 @@ def accept_reports(
 ) -> list[Accepted]:
     """Several reports in one transaction (one write lock, one commit): a platform's
     batch, or a load test that must outpace the worker."""
-    placed = [place(draft) for draft in drafts]
+    arrivals = [Arrival(draft, place(draft), source, actor, now) for draft in drafts]
     with store.transaction() as conn:
-        return [
-            accept_report_in(conn, draft, where, source, actor, now)
-            for draft, where in zip(drafts, placed, strict=True)
-        ]
+        return accept_reports_in(conn, arrivals)
 
 
 @dataclass(frozen=True)
@@ -106,66 +115,113 @@ def place(draft: ReportDraft, review_reason: str | None = None) -> Placed:
     return Placed(located, by, review_reason)
 
 
-def accept_report_in(
-    conn: Connection,
-    draft: ReportDraft,
-    placed: Placed,
-    source: str,
-    actor: str,
-    now: datetime,
-    classification: dict[str, object] | None = None,
-) -> Accepted:
-    """accept_report inside the caller's transaction."""
-    located, by, review_reason = placed.located, placed.by, placed.review_reason
-    caller = caller_hash(draft.contact.get("phone"))
-    text = normalise_text(draft.description)
-    if caller:
-        recent = conn.execute(
-            _RECENT_FROM_CALLER, {"caller": caller, "since": now - DUPLICATE_WINDOW}
-        ).all()
-        for row in recent:
-            if row.service_code == draft.service_code and normalise_text(row.description) == text:
-                record_audit(
-                    conn,
-                    now,
-                    actor,
-                    "report.duplicate_folded",
-                    "report",
-                    row.id,
-                    {"source": source},
-                )
-                return Accepted(row.id, duplicate=True)
-    report_id = conn.execute(
-        _REPORT_INSERT,
-        dict(
-            received_at=now,
-            source=source,
-            service_code=draft.service_code,
-            lat=located.lat,
-            lon=located.lon,
-            address=draft.address,
-            description=draft.description,
-            media_url=draft.media_url,
-            contact=draft.contact,
-            district=located.district,
-            segment=located.segment,
-            located_by=by,
-            attributes=draft.attributes,
-            classification=classification,
-            review_reason=review_reason,
-            caller_hash=caller,
-        ),
-    ).inserted_primary_key[0]
+@dataclass(frozen=True)
+class Arrival:
+    """A report as it came in, placed, waiting to be accepted."""
+
+    draft: ReportDraft
+    placed: Placed
+    source: str
+    actor: str
+    now: datetime
+    classification: dict[str, object] | None = None
+
+
+def accept_reports_in(conn: Connection, arrivals: Sequence[Arrival]) -> list[Accepted]:
+    """Accept reports inside the caller's transaction, in order: a statement for the
+    callers' recent reports and one inserting every new report, however many there are
+    (a storm's requests gather into one commit, GroupCommit). A report repeating its
+    caller's report of the last two minutes, earlier in the same batch or before, is
+    folded into that one."""
+    callers = [caller_hash(a.draft.contact.get("phone")) for a in arrivals]
+    earlier: dict[str, list[tuple[int | None, int, str, str, datetime]]] = {}
+    wanted = sorted({c for c in callers if c})
+    if wanted:
+        since = min(a.now for a in arrivals) - DUPLICATE_WINDOW
+        for row in conn.execute(_RECENT_FROM_CALLERS, {"callers": wanted, "since": since}):
+            earlier.setdefault(row.caller_hash, []).append(
+                (row.id, -1, row.service_code, normalise_text(row.description), row.received_at)
+            )
+    folded_into: dict[int, tuple[int | None, int]] = {}  # arrival -> (report id, arrival)
+    new: list[int] = []
+    for n, (arrival, caller) in enumerate(zip(arrivals, callers, strict=True)):
+        if caller:
+            text = normalise_text(arrival.draft.description)
+            since = arrival.now - DUPLICATE_WINDOW
+            same = next(
+                (
+                    (report_id, first)
+                    for report_id, first, code, said, at in earlier.get(caller, [])
+                    if code == arrival.draft.service_code
+                    and said == text
+                    and (as_utc(at) or arrival.now) >= since
+                ),
+                None,
+            )
+            if same is not None:
+                folded_into[n] = same
+                continue
+            earlier.setdefault(caller, []).append(
+                (None, n, arrival.draft.service_code, text, arrival.now)
+            )
+        new.append(n)
+    rows = [_report_row(arrivals[n], callers[n]) for n in new]
+    inserted = conn.execute(_REPORT_INSERT, rows).scalars().all() if rows else []
+    report_ids = dict(zip(new, (int(i) for i in inserted), strict=True))
+    answers = []
+    for n, arrival in enumerate(arrivals):
+        if n in folded_into:
+            report_id, first = folded_into[n]
+            report_id = report_id if report_id is not None else report_ids[first]
+            record_audit(
+                conn,
+                arrival.now,
+                arrival.actor,
+                "report.duplicate_folded",
+                "report",
+                report_id,
+                {"source": arrival.source},
+            )
+            answers.append(Accepted(report_id, duplicate=True))
+        else:
+            answers.append(_announce(conn, arrival, report_ids[n], callers[n] is not None))
+    return answers
+
+
+def _report_row(arrival: Arrival, caller: str | None) -> dict[str, object]:
+    draft, placed = arrival.draft, arrival.placed
+    return dict(
+        received_at=arrival.now,
+        source=arrival.source,
+        service_code=draft.service_code,
+        lat=placed.located.lat,
+        lon=placed.located.lon,
+        address=draft.address,
+        description=draft.description,
+        media_url=draft.media_url,
+        contact=draft.contact,
+        district=placed.located.district,
+        segment=placed.located.segment,
+        located_by=placed.by,
+        attributes=draft.attributes,
+        classification=arrival.classification,
+        review_reason=placed.review_reason,
+        caller_hash=caller,
+    )
+
+
+def _announce(conn: Connection, arrival: Arrival, report_id: int, has_caller: bool) -> Accepted:
+    located, review_reason, now = arrival.placed.located, arrival.placed.review_reason, arrival.now
     record_audit(
         conn,
         now,
-        actor,
+        arrival.actor,
         "report.accepted",
         "report",
         report_id,
         {
-            "service_code": draft.service_code,
-            "source": source,
+            "service_code": arrival.draft.service_code,
+            "source": arrival.source,
             "district": located.district,
             "review": review_reason,
         },
@@ -178,7 +234,7 @@ def accept_report_in(
             {"type": "report.accepted", "report_id": report_id},
             now,
         )
-    if caller and source != "sms":  # an SMS gets its answer in the webhook reply
+    if has_caller and arrival.source != "sms":  # an SMS gets its answer in the webhook reply
         emit(
             conn,
             topics.NOTIFICATIONS,
@@ -186,8 +242,7 @@ def accept_report_in(
             {"type": "citizen.received", "report_id": report_id},
             now,
         )
-
-    return Accepted(int(report_id), review_reason=review_reason)
+    return Accepted(report_id, review_reason=review_reason)
 
 
 def accept_warning(
@@ -292,9 +347,8 @@ class GroupCommit:
                     one.answer.set_result(answer)
 
     def _commit(self, batch: list[_Waiting]) -> list[Accepted]:
-        placed = [place(one.draft) for one in batch]  # outside the write lock
+        arrivals = [  # placed outside the write lock
+            Arrival(one.draft, place(one.draft), one.source, one.actor, one.now) for one in batch
+        ]
         with self._store.transaction() as conn:
-            return [
-                accept_report_in(conn, one.draft, where, one.source, one.actor, one.now)
-                for one, where in zip(batch, placed, strict=True)
-            ]
+            return accept_reports_in(conn, arrivals)
