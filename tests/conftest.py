@@ -75,12 +75,11 @@ def drop_database(admin: Engine, name: str) -> None:
             time.sleep(0.5)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """The store on both databases we support. PostgreSQL runs where
-    PINGAN_TEST_POSTGRES_URL is set (`make test` starts a local server and sets it)."""
-    if request.param == "sqlite":
-        s = Store(f"sqlite:///{tmp_path / 'test.db'}")
+@contextmanager
+def new_store(sqlite: bool, tmp_path: Path, name: str = "test.db") -> Iterator[Store]:
+    """An empty store: SQLite in `tmp_path`, else a fresh PostgreSQL database."""
+    if sqlite:
+        s = Store(f"sqlite:///{tmp_path / name}")
         s.create_schema()
         yield s
         s.dispose()
@@ -90,6 +89,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         pg.create_schema()
         yield pg
         pg.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The store on both databases we support. PostgreSQL runs where
+    PINGAN_TEST_POSTGRES_URL is set (`make test` starts a local server and sets it)."""
+    with new_store(request.param == "sqlite", tmp_path) as s:
+        yield s
 
 
 @pytest.fixture

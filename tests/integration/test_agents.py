@@ -4,13 +4,11 @@ handlers, survive malformed events, and reject them once."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event as sa_event
@@ -23,7 +21,7 @@ from pingan.settings import Settings
 from pingan.store import Store
 from pingan.store.schema import assignments, audit, incidents, outbox, staff_alerts
 from streams.app import build_app
-from tests.conftest import NOW, fresh_postgres_database
+from tests.conftest import NOW, fresh_postgres_database, new_store
 from tests.integration.test_handlers import draft
 
 
@@ -142,22 +140,6 @@ def test_a_batch_claims_its_events_in_one_statement_and_applies_each_once(
     assert marks == [handlers.INCIDENTS, handlers.INCIDENTS]
 
 
-@contextlib.contextmanager
-def _another_store(like: Store, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
-    """A second, empty store on the same database system as `like`."""
-    if like.is_sqlite:
-        other = Store(f"sqlite:///{tmp_path / 'other.db'}")
-        other.create_schema()
-        yield other
-        other.dispose()
-        return
-    with fresh_postgres_database() as url:
-        other = Store(url)
-        other.create_schema()
-        yield other
-        other.dispose()
-
-
 def test_reports_in_one_batch_decide_as_one_at_a_time_would(  # type: ignore[no-untyped-def]
     store: Store, registry, tmp_path
 ) -> None:
@@ -215,7 +197,7 @@ def test_reports_in_one_batch_decide_as_one_at_a_time_would(  # type: ignore[no-
     # The first alone, so the batch starts with an open incident (and a search radius).
     handlers.in_transaction(batched, apply, events[0], NOW)
     handlers.apply_batch(batched, handlers.INCIDENTS, apply, events[1:], NOW)
-    with _another_store(store, tmp_path) as one_by_one:
+    with new_store(store.is_sqlite, tmp_path, "other.db") as one_by_one:
         for event in accepted(one_by_one):
             handlers.in_transaction(one_by_one, apply, event, NOW)
         alone = outcome(one_by_one)

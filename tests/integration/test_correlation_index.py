@@ -15,6 +15,20 @@ from playbooks.index import PlaybookIndex
 from tests.conftest import NOW
 
 
+def _open_tree_incident(conn, playbook, place: tuple[float, float]) -> None:  # type: ignore[no-untyped-def]
+    insert_incident(
+        conn,
+        category="fallen_tree",
+        level="routine",
+        scope="site",
+        district=None,
+        playbook=playbook,
+        lat=place[0],
+        lon=place[1],
+        now=NOW,
+    )
+
+
 def test_candidates_decide_what_the_full_scan_decides(store: Store, index: PlaybookIndex) -> None:
     trees = index.for_report("fallen_tree")
     assert trees is not None and trees.correlation is not None
@@ -27,17 +41,8 @@ def test_candidates_decide_what_the_full_scan_decides(store: Store, index: Playb
     rng = random.Random(7)
     with store.transaction() as conn:
         for n in range(300):
-            insert_incident(
-                conn,
-                category="fallen_tree",
-                level="routine",
-                scope="site",
-                district=None,
-                playbook=wide if n % 50 == 0 else trees,
-                lat=33.50 + rng.random() * 0.16,
-                lon=113.95 + rng.random() * 0.14,
-                now=NOW,
-            )
+            place = (33.50 + rng.random() * 0.16, 113.95 + rng.random() * 0.14)
+            _open_tree_incident(conn, wide if n % 50 == 0 else trees, place)
         # District-wide incidents never take a report by distance.
         insert_incident(
             conn,
@@ -87,17 +92,7 @@ def test_a_fresh_table_finds_candidates_through_the_open_incidents_index(
         if not store.is_sqlite:  # no analysis behind the test's back
             conn.exec_driver_sql("ALTER TABLE incidents SET (autovacuum_enabled = false)")
         for n in range(500):
-            insert_incident(
-                conn,
-                category="fallen_tree",
-                level="routine",
-                scope="site",
-                district=None,
-                playbook=trees,
-                lat=33.50 + (n % 25) * 0.006,
-                lon=113.95 + (n // 25) * 0.007,
-                now=NOW,
-            )
+            _open_tree_incident(conn, trees, (33.50 + (n % 25) * 0.006, 113.95 + (n // 25) * 0.007))
     asked: list[tuple[str, object]] = []
 
     def capture(conn, cursor, statement, parameters, *args) -> None:  # type: ignore[no-untyped-def]
