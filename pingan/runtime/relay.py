@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kafka.serializer import DefaultSerializer
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, text, update
 
 from pingan.clock import utcnow
 from pingan.core.topics import CONSUMER_GROUP
@@ -29,6 +29,13 @@ from pingan.store.schema import outbox, processed_events
 
 log = logging.getLogger("pingan.relay")
 BATCH = 500
+# PostgreSQL: a batch's rows marked in one statement, where each is (partition, offset).
+_MARK_PUBLISHED = text(
+    "UPDATE outbox SET published_at = :now, kafka_partition = placed.partition, "
+    "kafka_offset = placed.kafka_offset FROM unnest(CAST(:ids AS INTEGER[]), "
+    "CAST(:partitions AS INTEGER[]), CAST(:offsets AS BIGINT[])) "
+    "AS placed(id, partition, kafka_offset) WHERE outbox.id = placed.id"
+)
 PRUNE_EVERY = timedelta(hours=1)
 
 
@@ -78,19 +85,30 @@ class OutboxRelay:
         placed = [(r.id, f.get(timeout=10)) for r, f in zip(rows, futures, strict=True)]
         now = utcnow()
         with self.store.transaction() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id == bindparam("row_id"))
-                .values(
-                    published_at=now,
-                    kafka_partition=bindparam("partition"),
-                    kafka_offset=bindparam("offset"),
-                ),
-                [
-                    {"row_id": row_id, "partition": meta.partition, "offset": meta.offset}
-                    for row_id, meta in placed
-                ],
-            )
+            if conn.dialect.name == "postgresql":  # one statement, not one per row
+                conn.execute(
+                    _MARK_PUBLISHED,
+                    {
+                        "now": now,
+                        "ids": [row_id for row_id, _ in placed],
+                        "partitions": [meta.partition for _, meta in placed],
+                        "offsets": [meta.offset for _, meta in placed],
+                    },
+                )
+            else:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id == bindparam("row_id"))
+                    .values(
+                        published_at=now,
+                        kafka_partition=bindparam("partition"),
+                        kafka_offset=bindparam("offset"),
+                    ),
+                    [
+                        {"row_id": row_id, "partition": meta.partition, "offset": meta.offset}
+                        for row_id, meta in placed
+                    ],
+                )
         return len(rows)
 
     def committed_offsets(self) -> dict[tuple[str, int], int]:
