@@ -79,12 +79,6 @@ class Store:
             event.listen(self.read_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
-            # Many rows inserted at once (the rows written at commit, a warning's
-            # messages) go as multi-row INSERTs, as SQLAlchemy's psycopg2 dialect does,
-            # not one statement per row in a pipeline: a storm writes several audit and
-            # outbox rows per report, and each statement costs the server a parse and
-            # an execution of its own.
-            self.engine.dialect.use_insertmanyvalues_wo_returning = True
             self.read_engine = self.engine
 
     def create_schema(self) -> None:
